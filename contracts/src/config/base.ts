@@ -1,0 +1,38 @@
+import { DEFAULT_NAMESPACE, isValidNamespace } from '../names/names.js';
+
+/** Settings every service and command reads. Package configs extend this. */
+export interface BaseConfig {
+  natsUrl: string;
+  databaseUrl: string;
+  namespace: string;
+  logLevel: string;
+}
+
+export const BASE_DEFAULTS: BaseConfig = {
+  natsUrl: 'nats://127.0.0.1:4222',
+  databaseUrl: 'postgres://root@127.0.0.1:5432/kaching',
+  namespace: DEFAULT_NAMESPACE,
+  logLevel: 'info',
+};
+
+export function baseConfig(env: NodeJS.ProcessEnv = process.env): BaseConfig {
+  const namespace = env.KACHING_NAMESPACE || BASE_DEFAULTS.namespace;
+  if (!isValidNamespace(namespace)) {
+    throw new Error(`KACHING_NAMESPACE="${namespace}" is invalid: lower-case letter first, then [a-z0-9_], at most 31 characters`);
+  }
+  return {
+    natsUrl: env.NATS_URL || BASE_DEFAULTS.natsUrl,
+    databaseUrl: env.DATABASE_URL || BASE_DEFAULTS.databaseUrl,
+    namespace,
+    logLevel: env.LOG_LEVEL || BASE_DEFAULTS.logLevel,
+  };
+}
+
+/** Reads a positive integer setting, failing loudly on garbage instead of silently using NaN. */
+export function intFromEnv(env: NodeJS.ProcessEnv, key: string, fallback: number): number {
+  const raw = env[key];
+  if (raw === undefined || raw === '') return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 0) throw new Error(`${key}="${raw}" must be a non-negative integer`);
+  return n;
+}

@@ -1,0 +1,49 @@
+import pg from 'pg';
+import { names } from '../names/names.js';
+
+// Return bigint columns (count(*), sums of bigint) as strings: the caller decides, we never lose digits.
+export interface PoolOptions {
+  databaseUrl: string;
+  namespace: string;
+  max?: number;
+  applicationName?: string;
+}
+
+/** A pg pool whose every connection works inside the installation's schema. */
+export function createPool(opts: PoolOptions): pg.Pool {
+  const schema = names(opts.namespace).dbSchema;
+  return new pg.Pool({
+    connectionString: opts.databaseUrl,
+    max: opts.max ?? 10,
+    application_name: opts.applicationName ?? 'kaching',
+    options: `-c search_path=${schema},public`,
+  });
+}
+
+/** Runs fn inside one transaction; rolls back on throw. */
+export async function inTransaction<T>(pool: pg.Pool, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+  const client = await pool.connect();
+  try {
+    await client.query('begin');
+    const result = await fn(client);
+    await client.query('commit');
+    return result;
+  } catch (err) {
+    await client.query('rollback').catch(() => undefined);
+    throw err;
+  } finally {
+    client.release();
+  }
+}
+
+/**
+ * Runs fn as the row-level-security role with the caller's org set, in one transaction:
+ * whatever fn queries, Postgres itself hides other orgs' rows.
+ */
+export async function asOrg<T>(pool: pg.Pool, orgId: string, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+  return inTransaction(pool, async (client) => {
+    await client.query('set local role kaching_org_reader');
+    await client.query(`select set_config('kaching.org_id', $1, true)`, [orgId]);
+    return fn(client);
+  });
+}

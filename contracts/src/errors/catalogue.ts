@@ -1,0 +1,58 @@
+/**
+ * The one error catalogue. Codes are stable: clients and scripts match on them.
+ * Adding a code is fine; renaming or re-numbering one is a breaking change.
+ */
+export const ERROR_CATALOGUE = {
+  // request shape
+  MALFORMED_JSON: { status: 400, message: 'The body is not valid JSON' },
+  UNSUPPORTED_MEDIA_TYPE: { status: 415, message: 'Send application/json' },
+  SCHEMA_UNKNOWN: { status: 400, message: 'The `schema` field names no schema this endpoint accepts' },
+  FIELD_REQUIRED: { status: 400, message: 'A required field is missing' },
+  FIELD_UNKNOWN: { status: 400, message: 'A field is not part of the schema' },
+  FIELD_TYPE: { status: 400, message: 'A field has the wrong type' },
+  FIELD_FORMAT: { status: 400, message: 'A field does not match its format' },
+  FIELD_RANGE: { status: 400, message: 'A number is negative, not finite or above its bound' },
+  FIELD_LENGTH: { status: 400, message: 'A string or list is too long or too short' },
+  FIELD_ENUM: { status: 400, message: 'A field has a value outside its allowed set' },
+  CLOCK_SKEW_TOO_LARGE: { status: 400, message: 'ended_at is before started_at by more than the tolerated skew' },
+  TIMESTAMP_IN_FUTURE: { status: 400, message: 'A timestamp lies too far in the future' },
+  TIMESTAMP_TOO_OLD: { status: 400, message: 'A timestamp is older than the stream keeps events' },
+  BAD_BASE64: { status: 400, message: 'A field that must be base64 is not' },
+  BODY_TOO_LARGE: { status: 413, message: 'The body exceeds the size limit' },
+  BATCH_TOO_LARGE: { status: 413, message: 'A batch holds more events than allowed' },
+  BATCH_EMPTY: { status: 400, message: 'A batch must hold at least one event' },
+  DEPLOYMENT_MISMATCH: { status: 403, message: 'The event names a deployment the credential does not belong to' },
+  // ingest tokens
+  TOKEN_MISSING: { status: 401, message: 'Authorization: Bearer <ingest token> is required' },
+  TOKEN_INVALID: { status: 401, message: 'The ingest token is not known' },
+  TOKEN_EXPIRED: { status: 401, message: 'The ingest token has expired' },
+  TOKEN_REVOKED: { status: 401, message: 'The ingest token was revoked' },
+  TOKEN_SCOPE: { status: 403, message: 'The ingest token lacks the scope this endpoint needs' },
+  // agent signatures
+  SIGNATURE_INVALID: { status: 401, message: 'The Ed25519 signature does not verify over the canonical event' },
+  SIGNATURE_ALGO: { status: 400, message: 'Only ed25519 signatures are accepted' },
+  KEY_UNKNOWN: { status: 401, message: 'The key_id is not registered for this deployment' },
+  KEY_REVOKED: { status: 401, message: 'The signing key was revoked' },
+  KEY_EXPIRED: { status: 401, message: 'The signing key is outside its validity window' },
+  // api
+  API_KEY_MISSING: { status: 401, message: 'Authorization: Bearer <api key> is required' },
+  API_KEY_INVALID: { status: 401, message: 'The API key is not known, expired or revoked' },
+  API_KEY_SCOPE: { status: 403, message: 'The API key lacks the scope this endpoint needs' },
+  NOT_FOUND: { status: 404, message: 'No such resource (or not visible to this organisation)' },
+  CONFLICT: { status: 409, message: 'The change conflicts with the current state' },
+  LICENSE_INVALID: { status: 400, message: 'The license blob does not verify against the vendor key' },
+  LICENSE_EXPIRED: { status: 400, message: 'The license is outside its validity window' },
+  BUDGET_DENIED: { status: 402, message: 'The job would exceed the remaining budget' },
+  PRICE_UNKNOWN: { status: 422, message: 'No price is known for this model' },
+  // flow control
+  RATE_LIMITED: { status: 429, message: 'Too many requests for this token; retry after the indicated delay' },
+  STREAM_UNAVAILABLE: { status: 503, message: 'JetStream cannot take the event now; nothing was stored, retry' },
+  DATABASE_UNAVAILABLE: { status: 503, message: 'Postgres is not reachable now; retry' },
+  INTERNAL: { status: 500, message: 'Unexpected error' },
+} as const satisfies Record<string, { status: number; message: string }>;
+
+export type ErrorCode = keyof typeof ERROR_CATALOGUE;
+
+export function statusOf(code: ErrorCode): number {
+  return ERROR_CATALOGUE[code].status;
+}

@@ -1,0 +1,108 @@
+/** Wire types of the KACHING events. They mirror the JSON Schemas in `../schemas/` exactly. */
+
+export const USAGE_SCHEMA = 'kaching.v1.usage' as const;
+export const JOB_STATUS_SCHEMA = 'kaching.v1.job_status' as const;
+export const POLICY_DECISION_SCHEMA = 'kaching.v1.policy_decision' as const;
+
+export type JobStatus = 'running' | 'succeeded' | 'failed' | 'canceled';
+
+export interface AgentRef {
+  agent_id: string; // uuid
+  agent_type: string;
+  version?: string;
+}
+
+export interface NodeRef {
+  node_id: string; // uuid
+  hostname: string;
+  hw_class?: string;
+}
+
+export interface Signature {
+  algo: 'ed25519';
+  key_id: string;
+  signature: string; // base64 of the 64-byte detached signature
+}
+
+export interface UsageMetrics {
+  cpu_seconds: number;
+  gpu_seconds: number;
+  ram_mb_peak: number;
+  disk_io_mb: number;
+  net_in_mb: number;
+  net_out_mb: number;
+  context_reads: number;
+  context_writes: number;
+  context_bytes_read: number;
+  context_bytes_written: number;
+}
+
+export interface LlmUsage {
+  model_name: string;
+  provider: string;
+  tokens_in: number;
+  tokens_out: number;
+  /** Part of tokens_in served from the provider's prompt cache. */
+  tokens_cached_in?: number;
+  /** Reasoning/thinking tokens, billed as output by most providers. */
+  tokens_reasoning?: number;
+}
+
+export interface UsageJob {
+  job_id: string; // uuid
+  correlation_id: string;
+  ucxl_addr: string;
+  started_at: string; // RFC 3339
+  ended_at?: string; // RFC 3339; absent while running
+  status: JobStatus;
+  meta?: Record<string, string>;
+}
+
+export interface UsageEvent {
+  schema: typeof USAGE_SCHEMA;
+  deployment_id: string; // uuid
+  agent: AgentRef;
+  node: NodeRef;
+  job: UsageJob;
+  metrics: UsageMetrics;
+  llm?: LlmUsage;
+  sig: Signature;
+}
+
+/** A heartbeat or status change of a job, without metrics. */
+export interface JobStatusEvent {
+  schema: typeof JOB_STATUS_SCHEMA;
+  deployment_id: string;
+  agent: AgentRef;
+  node: NodeRef;
+  job: {
+    job_id: string;
+    correlation_id: string;
+    ucxl_addr?: string;
+    started_at: string;
+    status: JobStatus;
+  };
+  observed_at: string; // RFC 3339: when the agent saw this status
+  sig: Signature;
+}
+
+export type SignedEvent = UsageEvent | JobStatusEvent;
+/** What is signed: the event without its `sig` member. */
+export type Unsigned<E extends SignedEvent> = Omit<E, 'sig'>;
+
+/** Facts the ingest service adds when it accepts an event. Not covered by the agent's signature. */
+export interface IngestFacts {
+  received_at: string; // RFC 3339, ingest clock
+  org_id: string; // uuid, from the token's deployment
+  /** ended_at before started_at by this many ms (accepted small skew), else 0. */
+  clock_skew_ms: number;
+  /** ucxl_addr segments replaced by the redaction policy (names only, never values). */
+  redacted_segments: string[];
+  /** Free-form markers, e.g. "clock_skew", "redacted". */
+  flags: string[];
+}
+
+/** One message on the events stream. */
+export type StreamRecord =
+  | { kind: 'usage'; ingest: IngestFacts; usage: UsageEvent }
+  | { kind: 'job_status'; ingest: IngestFacts; job_status: JobStatusEvent };

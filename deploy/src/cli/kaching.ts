@@ -1,0 +1,17 @@
+import { commands as contractsCommands, type Command } from '@kaching/contracts';
+import { dispatch } from './dispatch.js';
+
+/** Every package contributes its commands; this file only routes. */
+async function allCommands(): Promise<Command[]> {
+  const packages = await Promise.all([
+    import('@kaching/ingest'),
+    import('@kaching/projector'),
+    import('@kaching/enforcer'),
+    import('@kaching/api'),
+    import('../up/commands.js'),
+  ]);
+  return [...contractsCommands, ...packages.flatMap((p) => ((p as { commands?: Command[] }).commands ?? []))];
+}
+
+const code = await dispatch(await allCommands(), process.argv.slice(2));
+process.exitCode = code;

@@ -1,0 +1,3 @@
+import type { Command } from '@kaching/contracts';
+
+export const commands: Command[] = [];

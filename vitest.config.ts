@@ -1,0 +1,29 @@
+import { fileURLToPath } from 'node:url';
+import { defineConfig } from 'vitest/config';
+
+// Tests import package sources directly, so `vitest` needs no build; child processes use dist/.
+const pkg = (name: string) => fileURLToPath(new URL(`./${name}/src/mod.ts`, import.meta.url));
+const alias = {
+  '@kaching/contracts': pkg('contracts'),
+  '@kaching/ingest': pkg('ingest'),
+  '@kaching/projector': pkg('projector'),
+  '@kaching/enforcer': pkg('enforcer'),
+  '@kaching/api': pkg('api'),
+};
+const exclude = ['**/node_modules/**', '**/dist/**'];
+
+export default defineConfig({
+  test: {
+    projects: [
+      { resolve: { alias }, test: { name: 'unit', include: ['**/*.unit.spec.ts'], exclude } },
+      {
+        resolve: { alias },
+        test: { name: 'int', include: ['**/*.int.spec.ts'], exclude, testTimeout: 60_000, hookTimeout: 60_000 },
+      },
+      {
+        resolve: { alias },
+        test: { name: 'e2e', include: ['**/*.e2e.spec.ts'], exclude, testTimeout: 180_000, hookTimeout: 120_000 },
+      },
+    ],
+  },
+});
