@@ -9,3 +9,6 @@ export * from './db/pool.js';
 export * from './db/migrate.js';
 export * from './cli/command.js';
 export { commands } from './cli/commands.js';
+export * from './nats/streams.js';
+export * from './nats/messages.js';
+export * from './logging/logger.js';

@@ -1,0 +1,108 @@
+import { jetstreamManager, DiscardPolicy, RetentionPolicy, StorageType, type StreamConfig } from '@nats-io/jetstream';
+import { Kvm, type KV } from '@nats-io/kv';
+import type { NatsConnection } from '@nats-io/transport-node';
+import type { Names } from '../names/names.js';
+
+const NS_PER_MS = 1_000_000;
+
+export interface EventsStreamOptions {
+  /** Exact resends inside this window are dropped by JetStream itself (kept in server memory: minutes). */
+  duplicateWindowMs: number;
+  /** How long the stream keeps events for replay. Projections keep their data beyond it. */
+  maxAgeMs: number;
+  /** Hard cap on stream size; when full, new appends are refused (never silently dropping acked events). */
+  maxBytes: number;
+  replicas: number;
+}
+
+export const EVENTS_STREAM_DEFAULTS: EventsStreamOptions = {
+  duplicateWindowMs: 2 * 60_000,
+  maxAgeMs: 30 * 24 * 3_600_000,
+  maxBytes: -1,
+  replicas: 1,
+};
+
+export function eventsStreamConfig(n: Names, o: EventsStreamOptions = EVENTS_STREAM_DEFAULTS): Partial<StreamConfig> & { name: string } {
+  return {
+    name: n.eventsStream,
+    subjects: [n.eventsWildcard],
+    storage: StorageType.File,
+    retention: RetentionPolicy.Limits,
+    // Discard new: a full stream refuses appends (ingest answers 503) instead of deleting acked usage.
+    discard: DiscardPolicy.New,
+    duplicate_window: o.duplicateWindowMs * NS_PER_MS,
+    max_age: o.maxAgeMs * NS_PER_MS,
+    max_bytes: o.maxBytes,
+    num_replicas: o.replicas,
+  };
+}
+
+/** Creates the events stream, or updates its limits when they changed. */
+export async function ensureEventsStream(nc: NatsConnection, n: Names, o: EventsStreamOptions = EVENTS_STREAM_DEFAULTS): Promise<void> {
+  const jsm = await jetstreamManager(nc);
+  const cfg = eventsStreamConfig(n, o);
+  try {
+    const info = await jsm.streams.info(n.eventsStream);
+    const c = info.config;
+    if (c.duplicate_window !== cfg.duplicate_window || c.max_age !== cfg.max_age || c.max_bytes !== cfg.max_bytes) {
+      await jsm.streams.update(n.eventsStream, { ...c, duplicate_window: cfg.duplicate_window, max_age: cfg.max_age, max_bytes: cfg.max_bytes });
+    }
+  } catch (err) {
+    if (!isNotFound(err)) throw err;
+    await jsm.streams.add(cfg).catch(async (e) => {
+      // another process created it between our info() and add(): fine if it exists now
+      if (!(await streamExists(nc, n.eventsStream))) throw e;
+    });
+  }
+}
+
+/** Decisions keep their history on the control subjects; deduplicated by decision id (Nats-Msg-Id). */
+export async function ensureDecisionsStream(nc: NatsConnection, n: Names): Promise<void> {
+  const jsm = await jetstreamManager(nc);
+  if (await streamExists(nc, n.decisionsStream)) return;
+  await jsm.streams
+    .add({
+      name: n.decisionsStream,
+      subjects: [n.controlWildcard],
+      storage: StorageType.File,
+      retention: RetentionPolicy.Limits,
+      duplicate_window: 60 * 60_000 * NS_PER_MS,
+      max_age: 90 * 24 * 3_600_000 * NS_PER_MS,
+    })
+    .catch(async (e) => {
+      if (!(await streamExists(nc, n.decisionsStream))) throw e;
+    });
+}
+
+/** The KV bucket holding the current decision per (deployment, scope). */
+export async function decisionsBucket(nc: NatsConnection, n: Names): Promise<KV> {
+  return new Kvm(nc).create(n.decisionsBucket, { history: 5 });
+}
+
+export async function streamExists(nc: NatsConnection, name: string): Promise<boolean> {
+  const jsm = await jetstreamManager(nc);
+  try {
+    await jsm.streams.info(name);
+    return true;
+  } catch (err) {
+    if (isNotFound(err)) return false;
+    throw err;
+  }
+}
+
+function isNotFound(err: unknown): boolean {
+  const e = err as { api_error?: { err_code?: number }; code?: string | number; message?: string };
+  return e?.api_error?.err_code === 10059 || e?.code === 404 || e?.code === '404' || /not found/i.test(e?.message ?? '');
+}
+
+/** Server version as [major, minor, patch], to gate features newer than 2.9 (DESIGN: "behind a version check"). */
+export function serverVersion(nc: NatsConnection): [number, number, number] {
+  const v = nc.info?.version ?? '0.0.0';
+  const [a, b, c] = v.split('.').map((x) => parseInt(x, 10) || 0);
+  return [a ?? 0, b ?? 0, c ?? 0];
+}
+
+export function serverAtLeast(nc: NatsConnection, major: number, minor: number): boolean {
+  const [a, b] = serverVersion(nc);
+  return a > major || (a === major && b >= minor);
+}
