@@ -1,1 +1,15 @@
-export const commands: import('@kaching/contracts').Command[] = [];
+// @kaching/ingest — HTTP bridge and NATS ingest service: the only way events enter the stream.
+export { loadConfig, type IngestConfig } from './config.js';
+export { start, type IngestHandle } from './service.js';
+export { commands } from './cli/commands.js';
+export { issueIngestToken, type IssueIngestTokenInput, type IssuedIngestToken } from './routines/issueIngestToken.js';
+export { revokeIngestToken } from './routines/revokeIngestToken.js';
+export { registerAgentKey, type RegisterAgentKeyInput, type RegisteredAgentKey } from './routines/registerAgentKey.js';
+export { revokeAgentKey } from './routines/revokeAgentKey.js';
+export { parseIngestToken, INGEST_SCOPES, type IngestScope } from './auth/tokenFormat.js';
+export { redactUcxl, REDACTED, type RedactionResult } from './pipeline/redact.js';
+export { auditVerify, type AuditResult, type AuditVerdict } from './audit/verifyStored.js';
+export { ENDPOINT_HEADER } from './nats/service.js';
+export { benchIngest, type BenchIngestOptions, type BenchIngestReport } from './bench/benchIngest.js';
+export { selfBenchIngest } from './bench/selfBench.js';
+export * from './sdk/mod.js';

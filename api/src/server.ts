@@ -1,0 +1,126 @@
+import Fastify, { LogController, type FastifyInstance } from 'fastify';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import type { KV } from '@nats-io/kv';
+import { Counter, Histogram, Registry } from 'prom-client';
+import type pg from 'pg';
+import { createLogger, createPool, decisionsBucket, KachingError, names } from '@kaching/contracts';
+import type { ApiConfig } from './config.js';
+import type { ApiContext } from './http/context.js';
+import { installErrorHandling } from './http/errors.js';
+import { installCaching } from './http/cache.js';
+import { buildOpenApi, collectRoutes, docsPage, type CollectedRoute } from './http/openapi.js';
+import { readRoutes } from './http/routes/read.js';
+import { adminRoutes } from './http/routes/admin.js';
+import { exportRoutes } from './http/routes/export.js';
+import { authenticateApiKey, hasScope } from './routines/apikeys.js';
+import { DASHBOARD_HTML, DASHBOARD_JS } from './dashboard/assets.js';
+
+export interface ApiHandle {
+  url: string;
+  app: FastifyInstance;
+  /** Every documented route (method + url) as registered. */
+  routes: CollectedRoute[];
+  close(): Promise<void>;
+}
+
+export const API_VERSION = '0.1.0';
+
+export async function start(config: ApiConfig, deps: { pool?: pg.Pool; nc?: NatsConnection } = {}): Promise<ApiHandle> {
+  const log = createLogger('kaching-api', config.logLevel);
+  const n = names(config.namespace);
+  const pool = deps.pool ?? createPool({ databaseUrl: config.databaseUrl, namespace: config.namespace, applicationName: 'kaching-api' });
+  const nc = deps.nc ?? (await connect({ servers: config.natsUrl, name: 'kaching-api' }));
+  let kv: Promise<KV> | undefined;
+  const ctx: ApiContext = {
+    config,
+    pool,
+    nc,
+    names: n,
+    decisions: () => {
+      kv ??= decisionsBucket(nc, n).catch((e: unknown) => {
+        kv = undefined;
+        throw e;
+      });
+      return kv;
+    },
+  };
+
+  const registry = new Registry();
+  const requests = new Counter({ name: 'kaching_api_requests_total', help: 'HTTP requests by route and status', labelNames: ['method', 'route', 'status'], registers: [registry] });
+  const latency = new Histogram({
+    name: 'kaching_api_request_seconds', help: 'HTTP request latency', labelNames: ['method', 'route'],
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5], registers: [registry],
+  });
+
+  const app: FastifyInstance = Fastify({
+    loggerInstance: log,
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: config.bodyLimit,
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true, allErrors: false } },
+  }) as unknown as FastifyInstance;
+  // Response schemas document the API; bodies are plain JSON (no field stripping by a compiled serializer).
+  app.setSerializerCompiler(() => (data) => JSON.stringify(data));
+  const routes = collectRoutes(app);
+  installErrorHandling(app);
+  installCaching(app);
+
+  app.addHook('onRequest', async (req) => {
+    const need = req.routeOptions.config?.auth;
+    if (!need || need === 'none') return;
+    const h = req.headers.authorization;
+    const raw = h?.startsWith('Bearer ') ? h.slice(7).trim() : undefined;
+    const caller = await authenticateApiKey(pool, raw);
+    if (!hasScope(caller, need)) throw new KachingError('API_KEY_SCOPE', { message: `This endpoint needs the "${need}" scope` });
+    req.caller = caller;
+  });
+  app.addHook('onResponse', async (req, reply) => {
+    const route = req.routeOptions.url ?? 'unmatched';
+    requests.inc({ method: req.method, route, status: String(reply.statusCode) });
+    latency.observe({ method: req.method, route }, reply.elapsedTime / 1000);
+  });
+
+  readRoutes(app, ctx);
+  exportRoutes(app, ctx);
+  adminRoutes(app, ctx);
+
+  let openapi: Record<string, unknown> | undefined;
+  const doc = () => (openapi ??= buildOpenApi(routes, { title: 'KACHING API', version: API_VERSION }));
+  const textOk = (produces: string) => ({ produces, response: { 200: { description: 'OK', type: 'string' } } });
+
+  app.get('/openapi.json', { schema: { summary: 'This OpenAPI document', tags: ['meta'], response: { 200: { description: 'OpenAPI 3.1 document', type: 'object' } } } }, async () => doc());
+  app.get('/docs', { schema: { summary: 'Human-readable list of operations', tags: ['meta'], ...textOk('text/html') } }, async (_req, reply) =>
+    reply.type('text/html; charset=utf-8').send(docsPage(doc())),
+  );
+  app.get('/healthz', { schema: { summary: 'Liveness', tags: ['meta'], response: { 200: { description: 'OK', type: 'object' } } } }, async () => ({ ok: true }));
+  app.get('/readyz', { schema: { summary: 'Readiness: Postgres and NATS reachable', tags: ['meta'], response: { 200: { description: 'Ready', type: 'object' }, 503: { description: 'Not ready', type: 'object' } } } }, async (_req, reply) => {
+    const pgOk = await pool.query('select 1').then(() => true, () => false);
+    const natsOk = !nc.isClosed();
+    return reply.code(pgOk && natsOk ? 200 : 503).send({ ok: pgOk && natsOk, postgres: pgOk, nats: natsOk });
+  });
+  app.get('/metrics', { schema: { summary: 'Prometheus metrics', tags: ['meta'], ...textOk('text/plain') } }, async (_req, reply) =>
+    reply.type(registry.contentType).send(await registry.metrics()),
+  );
+  app.get('/', { schema: { summary: 'Dashboard (HTML)', tags: ['dashboard'], ...textOk('text/html') } }, async (_req, reply) =>
+    reply.type('text/html; charset=utf-8').header('cache-control', 'no-cache').send(DASHBOARD_HTML),
+  );
+  app.get('/dashboard.js', { schema: { summary: 'Dashboard script', tags: ['dashboard'], ...textOk('text/javascript') } }, async (_req, reply) =>
+    reply.type('text/javascript; charset=utf-8').header('cache-control', 'no-cache').send(DASHBOARD_JS),
+  );
+
+  const address = await app.listen({ port: config.port, host: config.host });
+  log.info({ url: address }, 'api listening');
+  let closing: Promise<void> | undefined;
+  return {
+    url: address,
+    app,
+    routes,
+    close() {
+      closing ??= (async () => {
+        await app.close().catch(() => undefined);
+        if (!deps.nc) await nc.drain().catch(() => undefined);
+        if (!deps.pool) await pool.end().catch(() => undefined);
+      })();
+      return closing;
+    },
+  };
+}

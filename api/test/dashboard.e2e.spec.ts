@@ -1,0 +1,176 @@
+import { execSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { decisionsBucket } from '@kaching/contracts';
+import { loadConfig, start, type ApiHandle } from '@kaching/api';
+import { isolatedEnv, type IsolatedEnv } from '../../test/support/isolation.js';
+import { seedOrg, type SeededOrg } from './support/seed.js';
+
+const CHROMIUM = '/usr/bin/chromium';
+const ARTIFACTS = fileURLToPath(new URL('./artifacts/', import.meta.url));
+const FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+
+let env: IsolatedEnv;
+let api: ApiHandle;
+let A: SeededOrg;
+let userDataDir: string;
+let browser: BrowserContext;
+let page: Page;
+
+function ensureChromium(): void {
+  if (existsSync(CHROMIUM)) return;
+  if (process.getuid?.() !== 0) throw new Error(`${CHROMIUM} is missing; install Debian's chromium package (apt-get install -y chromium)`);
+  execSync('apt-get update && apt-get install -y chromium', { stdio: 'inherit', timeout: 600_000 });
+}
+
+/** A deployment with two weeks of rollups, caps, prices, alerts, a suggestion and a live decision. */
+async function seedDashboard(o: SeededOrg): Promise<void> {
+  const q = (sql: string, p: unknown[] = []) => env.pool.query(sql, p);
+  await q(`update deployment set name = 'Acme research fleet' where deployment_id = $1`, [o.deploymentId]);
+  // replace seedOrg's generic rows with the dashboard's story
+  await q(`delete from usage_rollup_daily where deployment_id = $1`, [o.deploymentId]);
+  await q(`delete from usage_rollup_hourly where deployment_id = $1`, [o.deploymentId]);
+  await q(`delete from usage_sample where deployment_id = $1`, [o.deploymentId]);
+  await q(`delete from alert where deployment_id = $1`, [o.deploymentId]);
+  await q(`delete from suggestion where deployment_id = $1`, [o.deploymentId]);
+  await q(`delete from quota where deployment_id = $1`, [o.deploymentId]);
+  await q(`delete from budget where deployment_id = $1`, [o.deploymentId]);
+  // 14 days: seats 4..8 (today 8 of 10), nodes today 3 of 4, 100 MB context and 250k tokens a day
+  await q(
+    `insert into usage_rollup_daily (deployment_id, day, org_id, jobs, context_bytes_written, model_tokens_in, model_tokens_out, seats_active, nodes_active)
+     select $1, current_date - i, $2, 120 + i * 3, 100000000, 200000, 50000, case when i = 0 then 8 else 4 + (13 - i) % 5 end, case when i = 0 then 3 else 2 + i % 2 end
+     from generate_series(0, 13) i`,
+    [o.deploymentId, o.orgId],
+  );
+  await q(`insert into quota (quota_id, deployment_id, org_id, name, metric, period, hard_limit, soft_threshold) values
+     (gen_random_uuid(), $1, $2, 'context-30d', 'context_bytes_written', 'rolling_30d', 2000000000, 1600000000),
+     (gen_random_uuid(), $1, $2, 'tokens-30d', 'model_tokens', 'rolling_30d', 4000000, 3200000)`, [o.deploymentId, o.orgId]);
+  await q(`insert into budget (budget_id, deployment_id, org_id, scope, metric, period, limit_units, action) values
+     (gen_random_uuid(), $1, $2, 'llm-spend', 'cost_micro_usd', 'rolling_30d', 40000000, 'block')`, [o.deploymentId, o.orgId]);
+  await q(`insert into model_price (provider, model_name, version, effective_from, input_per_1m_micro_usd, output_per_1m_micro_usd)
+     values ('anthropic', 'claude-x', 1, now() - interval '90 days', 3000000, 15000000)`);
+  // three more nodes and agents of three types
+  const types = ['planner', 'coder', 'reviewer'];
+  const nodes: string[] = [o.nodeId];
+  for (let n = 2; n <= 3; n++) {
+    const r = await q(`insert into node (deployment_id, node_id, org_id, hostname, hw_class, first_seen_at, last_seen_at)
+       values ($1, gen_random_uuid(), $2, $3, $4, now() - interval '10 days', now() - interval '2 minutes') returning node_id`,
+      [o.deploymentId, o.orgId, `gpu-node-${n}`, n === 2 ? 'gpu-a100' : 'cpu-epyc']);
+    nodes.push(r.rows[0].node_id);
+  }
+  for (let i = 0; i < 7; i++) {
+    await q(`insert into agent (deployment_id, agent_id, org_id, node_id, agent_type, version, first_seen_at, last_seen_at)
+       values ($1, gen_random_uuid(), $2, $3, $4, '2.3.' || $5::int, now() - interval '9 days', now() - make_interval(mins => $5::int))`,
+      [o.deploymentId, o.orgId, nodes[i % 3], types[i % 3], i]);
+  }
+  // 4 priced samples: 1M in + 200k out each = $3 + $3 = $6 → $24 of $40
+  for (let i = 1; i <= 4; i++) {
+    await q(`insert into usage_sample (deployment_id, correlation_id, started_at, org_id, job_id, agent_id, node_id, agent_type, status,
+         model_name, provider, model_tokens_in, model_tokens_out, revision, stream_seq)
+       values ($1, 'cost-' || $4::int, now() - make_interval(mins => $4::int * 20), $2, gen_random_uuid(), $5, $3, 'coder', 'succeeded', 'claude-x', 'anthropic', 1000000, 200000, 'r', $4::int)`,
+      [o.deploymentId, o.orgId, nodes[i % 3], i, o.agentId]);
+  }
+  // hourly rollups over the last 24 h per type: coder 5 jobs/h, planner 2, reviewer 3
+  await q(`insert into usage_rollup_hourly (deployment_id, bucket_start, agent_type, org_id, jobs, jobs_failed, cpu_seconds, context_bytes_written, model_tokens_in, model_tokens_out)
+     select $1, date_trunc('hour', now()) - make_interval(hours => h), t.agent_type, $2, t.jobs + (h % 4), (h % 7 = 0)::int, 40.5 * t.jobs, 4000000 * t.jobs, 8000 * t.jobs + h * 500, 2000 * t.jobs
+     from generate_series(1, 24) h cross join (values ('coder', 5), ('planner', 2), ('reviewer', 3)) t(agent_type, jobs)`, [o.deploymentId, o.orgId]);
+  // this week: the spend budget blocked 3 times, context neared its quota once
+  for (let i = 0; i < 3; i++) {
+    await q(`insert into alert (alert_id, deployment_id, org_id, decision_id, created_at, severity, code, message, context)
+       values (gen_random_uuid(), $1, $2, 'blk-' || $3::int, now() - make_interval(hours => 30 * $3::int + 1), 'error', 'BUDGET_EXCEEDED', 'Budget llm-spend exhausted — new LLM jobs blocked', '{"action":"block"}')`,
+      [o.deploymentId, o.orgId, i]);
+  }
+  await q(`insert into alert (alert_id, deployment_id, org_id, decision_id, created_at, severity, code, message, context)
+     values (gen_random_uuid(), $1, $2, 'near-1', now() - interval '5 hours', 'warn', 'QUOTA_NEARING', 'Context volume at 70% of the 30-day quota', '{"action":"warn"}')`, [o.deploymentId, o.orgId]);
+  await q(`insert into suggestion (suggestion_id, deployment_id, org_id, decision_id, kind, rationale, target_plan, diffs)
+     values (gen_random_uuid(), $1, $2, 'sug-1', 'upgrade_tier', '30-day context is 1.8× your cap; Business raises the cap 3×', 'Business',
+       '{"context_cap": "2 GB → 6 GB", "seats": "10 → 50", "price_delta_usd_year": "+4,800"}')`, [o.deploymentId, o.orgId]);
+  const kv = await decisionsBucket(await env.nats(), env.names);
+  await kv.put(env.names.decisionKey(o.deploymentId, 'llm-spend'), JSON.stringify({
+    schema: 'kaching.v1.policy_decision', decision_id: 'blk-0', deployment_id: o.deploymentId, org_id: o.orgId, code: 'BUDGET_EXCEEDED', scope: 'llm-spend',
+    state: 'active', action: 'block', enforcement: 'hard', severity: 'error', message: 'LLM spend budget exhausted for this period', issued_at: new Date().toISOString(),
+  }));
+}
+
+beforeAll(async () => {
+  ensureChromium();
+  env = await isolatedEnv();
+  A = await seedOrg(env.pool, 'acme');
+  await seedDashboard(A);
+  api = await start({ ...loadConfig(env.env), port: 0 }, { pool: env.pool, nc: await env.nats() });
+  userDataDir = mkdtempSync(join(tmpdir(), 'kaching-chromium-'));
+  browser = await chromium.launchPersistentContext(userDataDir, {
+    executablePath: CHROMIUM, headless: true, args: FLAGS, viewport: { width: 1440, height: 1000 }, deviceScaleFactor: 1,
+  });
+  page = browser.pages()[0] ?? (await browser.newPage());
+});
+
+afterAll(async () => {
+  await browser?.close();
+  if (userDataDir) rmSync(userDataDir, { recursive: true, force: true });
+  await api?.close();
+  await env?.cleanup();
+});
+
+const text = (id: string) => page.getByTestId(id).innerText();
+
+describe('dashboard in a real browser', () => {
+  it('shows the tier cards with the right numbers and % of cap, alerts, bottlenecks and the upgrade offer', async () => {
+    await page.goto(`${api.url}/#key=${encodeURIComponent(A.readKey)}&deployment=${A.deploymentId}&refresh=1000`);
+    await page.getByTestId('card-cost-pct').waitFor();
+    // the key moved to localStorage and out of the address bar
+    expect(page.url()).not.toContain('ka_');
+    expect(await page.evaluate(() => localStorage.getItem('kaching.apiKey'))).toBe(A.readKey);
+    expect(await text('deployment-name')).toBe('Acme research fleet');
+
+    expect(await text('card-seats-value')).toBe('8');
+    expect(await text('card-seats-cap')).toContain('of 10');
+    expect(await text('card-seats-pct')).toBe('80.0% of cap');
+    expect(await text('card-nodes-value')).toBe('3');
+    expect(await text('card-nodes-pct')).toBe('75.0% of cap');
+    expect(await text('card-context-value')).toBe('1.4 GB');
+    expect(await text('card-context-cap')).toContain('of 2 GB');
+    expect(await text('card-context-pct')).toBe('70.0% of cap');
+    expect(await text('card-tokens-value')).toBe('3.5M');
+    expect(await text('card-tokens-pct')).toBe('87.5% of cap');
+    expect(await text('card-cost-value')).toBe('$24.00');
+    expect(await text('card-cost-cap')).toContain('of $40.00');
+    expect(await text('card-cost-pct')).toBe('60.0% of cap');
+    for (const k of ['seats', 'nodes', 'context', 'tokens', 'cost']) {
+      expect(await page.getByTestId(`card-${k}-spark`).locator('polyline').count()).toBe(1);
+    }
+
+    expect(await text('bottleneck-BUDGET_EXCEEDED')).toContain('blocked 3× this week');
+    expect(await text('decision-llm-spend')).toContain('block on llm-spend');
+    expect(await page.getByTestId('alert').count()).toBe(4);
+    expect(await text('upgrade-cta')).toContain('Upgrade to Business');
+    expect(await text('upgrade-deltas')).toContain('2 GB → 6 GB');
+  });
+
+  it('drills down into an agent type and into nodes', async () => {
+    expect(await page.getByTestId('agent-type-row').count()).toBe(3);
+    await page.locator('[data-testid="agent-type-row"][data-type="coder"]').click();
+    await page.getByTestId('agent-type-detail').waitFor();
+    expect(await text('agent-type-name')).toBe('coder');
+    // 24 hours of 5 + (h % 4) jobs
+    const expectedJobs = Array.from({ length: 24 }, (_, i) => 5 + ((i + 1) % 4)).reduce((a, b) => a + b, 0);
+    expect(await text('agent-type-jobs')).toBe(String(expectedJobs));
+    expect(await text('agent-type-agents')).toBe('3'); // seedOrg's coder + two of the seven
+    mkdirSync(ARTIFACTS, { recursive: true });
+    await page.screenshot({ path: join(ARTIFACTS, 'dashboard.png'), fullPage: true });
+
+    await page.getByTestId('tab-nodes').click();
+    await page.getByTestId('nodes').waitFor();
+    expect(await page.getByTestId('node-row').count()).toBe(3);
+  });
+
+  it('refreshes itself: a new rollup shows up without a reload', async () => {
+    await env.pool.query(`update usage_rollup_daily set seats_active = 9 where deployment_id = $1 and day = current_date`, [A.deploymentId]);
+    await page.waitForFunction(() => document.querySelector('[data-testid="card-seats-pct"]')?.textContent === '90.0% of cap', undefined, { timeout: 15_000 });
+    expect(await text('card-seats-value')).toBe('9');
+  });
+});

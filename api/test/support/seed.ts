@@ -1,0 +1,114 @@
+import { randomUUID } from 'node:crypto';
+import type pg from 'pg';
+import { createDeployment, createOrg, issueApiKey } from '@kaching/api';
+
+export interface SeededOrg {
+  orgId: string;
+  deploymentId: string;
+  nodeId: string;
+  agentId: string;
+  alertId: string;
+  suggestionId: string;
+  quotaId: string;
+  budgetId: string;
+  tokenId: string;
+  readKey: string;
+  adminKey: string;
+}
+
+/** An org with one deployment and a row in every org-keyed table, written directly as the operator would. */
+export async function seedOrg(pool: pg.Pool, name: string, opts: { agentType?: string } = {}): Promise<SeededOrg> {
+  const org = await createOrg(pool, { name });
+  const dep = await createDeployment(pool, org.org_id, { name: `${name}-prod` });
+  const orgId = org.org_id;
+  const deploymentId = String(dep.deployment_id);
+  const nodeId = randomUUID();
+  const agentId = randomUUID();
+  const agentType = opts.agentType ?? 'coder';
+  await pool.query(
+    `insert into node (deployment_id, node_id, org_id, hostname, hw_class, first_seen_at, last_seen_at) values ($1, $2, $3, $4, 'gpu-a100', now() - interval '3 days', now())`,
+    [deploymentId, nodeId, orgId, `${name}-node-1`],
+  );
+  await pool.query(
+    `insert into agent (deployment_id, agent_id, org_id, node_id, agent_type, version, first_seen_at, last_seen_at) values ($1, $2, $3, $4, $5, '1.0.0', now() - interval '3 days', now())`,
+    [deploymentId, agentId, orgId, nodeId, agentType],
+  );
+  await pool.query(`select ensure_usage_partitions((now() - interval '2 days')::date, 4)`);
+  await pool.query(
+    `insert into job (deployment_id, correlation_id, org_id, job_id, agent_id, node_id, agent_type, ucxl_addr, started_at, ended_at, status, revision, stream_seq)
+     values ($1, 'corr-1', $2, $3, $4, $5, $6, 'ucxl://x', now() - interval '1 hour', now(), 'succeeded', 'r1', 1)`,
+    [deploymentId, orgId, randomUUID(), agentId, nodeId, agentType],
+  );
+  await pool.query(
+    `insert into usage_sample (deployment_id, correlation_id, started_at, org_id, job_id, agent_id, node_id, agent_type, status, cpu_seconds,
+       context_bytes_written, model_name, provider, model_tokens_in, model_tokens_out, revision, stream_seq)
+     values ($1, 'corr-1', now() - interval '1 hour', $2, $3, $4, $5, $6, 'succeeded', 12.5, 1000, 'gpt-x', 'openai', 1000, 500, 'r1', 1)`,
+    [deploymentId, orgId, randomUUID(), agentId, nodeId, agentType],
+  );
+  await pool.query(
+    `insert into usage_rollup_hourly (deployment_id, bucket_start, agent_type, org_id, jobs, model_tokens_in, model_tokens_out, context_bytes_written)
+     values ($1, date_trunc('hour', now() - interval '1 hour'), $3, $2, 1, 1000, 500, 1000)`,
+    [deploymentId, orgId, agentType],
+  );
+  await pool.query(
+    `insert into usage_rollup_daily (deployment_id, day, org_id, jobs, model_tokens_in, model_tokens_out, context_bytes_written, seats_active, nodes_active)
+     values ($1, current_date, $2, 1, 1000, 500, 1000, 1, 1)`,
+    [deploymentId, orgId],
+  );
+  await pool.query(`insert into concurrency_minute (deployment_id, minute, org_id, jobs_running) values ($1, date_trunc('minute', now() - interval '5 minutes'), $2, 3)`, [deploymentId, orgId]);
+  const alertId = randomUUID();
+  await pool.query(
+    `insert into alert (alert_id, deployment_id, org_id, decision_id, severity, code, message, context) values ($1, $2, $3, $4, 'warn', 'QUOTA_NEARING', 'context at 85%', '{"action":"warn"}')`,
+    [alertId, deploymentId, orgId, `dec-${alertId}`],
+  );
+  const suggestionId = randomUUID();
+  await pool.query(
+    `insert into suggestion (suggestion_id, deployment_id, org_id, decision_id, kind, rationale, target_plan, diffs) values ($1, $2, $3, $4, 'upgrade_tier', 'context is 1.8x your cap', 'business', '{"context_cap":"3x"}')`,
+    [suggestionId, deploymentId, orgId, `sdec-${suggestionId}`],
+  );
+  const quotaId = randomUUID();
+  await pool.query(
+    `insert into quota (quota_id, deployment_id, org_id, name, metric, period, hard_limit, soft_threshold) values ($1, $2, $3, 'context', 'context_bytes_written', 'monthly', 100000, 80000)`,
+    [quotaId, deploymentId, orgId],
+  );
+  const budgetId = randomUUID();
+  await pool.query(
+    `insert into budget (budget_id, deployment_id, org_id, scope, metric, period, limit_units, action) values ($1, $2, $3, 'llm', 'cost_micro_usd', 'monthly', 5000000, 'block')`,
+    [budgetId, deploymentId, orgId],
+  );
+  await pool.query(`insert into pricing_plan (plan_id, name, rank) values ('team', 'Team', 1) on conflict do nothing`);
+  await pool.query(
+    `insert into license (license_id, org_id, deployment_id, plan_id, seats_limit, nodes_limit, valid_from, valid_to, signed_blob) values ($1, $2, $3, 'team', 10, 4, now() - interval '1 day', now() + interval '300 days', '\\x00')`,
+    [randomUUID(), orgId, deploymentId],
+  );
+  await pool.query(`insert into feature_flag (deployment_id, org_id, flag, enabled) values ($1, $2, 'otlp', true)`, [deploymentId, orgId]);
+  const tokenId = randomUUID();
+  await pool.query(`insert into ingest_token (token_id, deployment_id, org_id, token_hash, scopes) values ($1, $2, $3, '\\x00', '{ingest:usage}')`, [tokenId, deploymentId, orgId]);
+  await pool.query(`insert into agent_key (deployment_id, key_id, org_id, public_key) values ($1, 'k1', $2, $3)`, [deploymentId, orgId, Buffer.alloc(32, 7)]);
+  const readKey = (await issueApiKey(pool, { orgId, scopes: ['read'] })).apiKey;
+  const adminKey = (await issueApiKey(pool, { orgId, scopes: ['read', 'admin'] })).apiKey;
+  return { orgId, deploymentId, nodeId, agentId, alertId, suggestionId, quotaId, budgetId, tokenId, readKey, adminKey };
+}
+
+export const ORG_TABLES = [
+  'org', 'deployment', 'node', 'agent', 'job', 'usage_sample', 'usage_rollup_hourly', 'usage_rollup_daily', 'concurrency_minute',
+  'license', 'quota', 'budget', 'feature_flag', 'alert', 'suggestion', 'ingest_token', 'api_key', 'agent_key',
+] as const;
+
+export function client(baseUrl: string, key?: string) {
+  return async (method: string, path: string, body?: unknown, headers: Record<string, string> = {}) => {
+    const res = await fetch(baseUrl + path, {
+      method,
+      headers: { ...(key ? { authorization: `Bearer ${key}` } : {}), ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...headers },
+      ...(body !== undefined ? { body: typeof body === 'string' ? body : JSON.stringify(body) } : {}),
+    });
+    const text = await res.text();
+    let json: any;
+    try {
+      json = text ? JSON.parse(text) : undefined;
+    } catch {
+      json = undefined;
+    }
+    return { status: res.status, headers: res.headers, text, json };
+  };
+}

@@ -1,0 +1,58 @@
+import avro from 'avsc';
+import type { StreamRecord } from '../types/usage.js';
+import { STREAM_RECORD_AVRO_SCHEMA } from './stream.avsc.js';
+
+/** NATS header carrying the Avro schema fingerprint of the payload. */
+export const SCHEMA_FINGERPRINT_HEADER = 'Kaching-Schema';
+
+// Compiled once: encoding and decoding sit on the hot path.
+const streamType = avro.Type.forSchema(STREAM_RECORD_AVRO_SCHEMA as unknown as avro.Schema, { omitRecordMethods: true });
+
+/** Hex SHA-256 of the schema's Parsing Canonical Form. */
+export const STREAM_SCHEMA_FINGERPRINT: string = streamType.fingerprint('sha256').toString('hex');
+
+/** Every stream schema this build can read, by fingerprint (older versions join here when the schema evolves). */
+const readers = new Map<string, avro.Type>([[STREAM_SCHEMA_FINGERPRINT, streamType]]);
+
+export class UnknownSchemaError extends Error {
+  constructor(readonly fingerprint: string) {
+    super(
+      `Stream message uses Avro schema ${fingerprint}, unknown to this build (knows ${[...readers.keys()].join(', ')}); upgrade the consumer`,
+    );
+    this.name = 'UnknownSchemaError';
+  }
+}
+
+export function encodeStreamRecord(rec: StreamRecord): Uint8Array {
+  const other = rec.kind === 'usage' ? 'job_status' : 'usage';
+  if ((rec as unknown as Record<string, unknown>)[other] !== undefined) {
+    throw new TypeError(`StreamRecord of kind ${rec.kind} must not carry ${other}`);
+  }
+  if ((rec as unknown as Record<string, unknown>)[rec.kind] === undefined) {
+    throw new TypeError(`StreamRecord of kind ${rec.kind} lacks its ${rec.kind} member`);
+  }
+  return streamType.toBuffer(rec);
+}
+
+export function decodeStreamRecord(bytes: Uint8Array, fingerprint?: string): StreamRecord {
+  let type = streamType;
+  if (fingerprint !== undefined && fingerprint !== STREAM_SCHEMA_FINGERPRINT) {
+    const t = readers.get(fingerprint);
+    if (!t) throw new UnknownSchemaError(fingerprint);
+    type = t;
+  }
+  const buf = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length);
+  return plain(type.fromBuffer(buf)) as StreamRecord;
+}
+
+/** Avro nulls stand for absent optional members: drop them so the JSON shape comes back exactly. */
+function plain(v: unknown): unknown {
+  if (v === null || typeof v !== 'object') return v;
+  if (Array.isArray(v)) return v.map(plain);
+  const out: Record<string, unknown> = {};
+  for (const k of Object.keys(v)) {
+    const x = (v as Record<string, unknown>)[k];
+    if (x !== null) out[k] = plain(x);
+  }
+  return out;
+}

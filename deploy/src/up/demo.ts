@@ -1,0 +1,226 @@
+import { generateKeyPairSync, createPrivateKey, randomBytes, sign } from 'node:crypto';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import type pg from 'pg';
+import { canonicalize } from '@kaching/contracts';
+import { issueIngestToken, registerAgentKey, uuidV5 } from '@kaching/ingest';
+
+/**
+ * The demo world `kaching up --demo` seeds, idempotently (fixed ids, upserts): one org, one
+ * deployment with hard enforcement, the plan ladder, a vendor-signed license, quotas and budgets
+ * tight enough that the simulated fleet crosses them within a minute, model prices, and fresh
+ * credentials (ingest token, agent key, API key) for this run.
+ */
+const DEMO_NS = 'f5b4a1c6-8eb1-5a5c-9d7e-af60c2408e55';
+export const DEMO_ORG_ID = uuidV5('demo-org', DEMO_NS);
+export const DEMO_DEPLOYMENT_ID = uuidV5('demo-deployment', DEMO_NS);
+
+export interface DemoSeed {
+  orgId: string;
+  deploymentId: string;
+  token: string;
+  keyId: string;
+  secretKey: string;
+  apiKey?: string;
+  license: 'activated' | 'inserted';
+  vendorPublicKey: string;
+}
+
+export interface VendorKey {
+  publicKey: string;
+  /** libsodium layout: seed ‖ public key, base64. */
+  secretKey: string;
+}
+
+const PKCS8_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex');
+
+function keyPair(): VendorKey {
+  const { privateKey, publicKey } = generateKeyPairSync('ed25519');
+  const seed = Buffer.from((privateKey.export({ format: 'jwk' }) as { d: string }).d, 'base64url');
+  const pub = Buffer.from((publicKey.export({ format: 'jwk' }) as { x: string }).x, 'base64url');
+  return { publicKey: pub.toString('base64'), secretKey: Buffer.concat([seed, pub]).toString('base64') };
+}
+
+/** A key pair kept in the state dir (KACHING_HOME, default ./.kaching), created on first use. */
+export async function stateKey(home: string, file: string): Promise<VendorKey> {
+  const p = path.join(home, file);
+  try {
+    return JSON.parse(await readFile(p, 'utf8')) as VendorKey;
+  } catch {
+    await mkdir(home, { recursive: true, mode: 0o700 });
+    const k = keyPair();
+    await writeFile(p, JSON.stringify(k, null, 2) + '\n', { mode: 0o600, flag: 'wx' }).catch(async (e: NodeJS.ErrnoException) => {
+      if (e.code !== 'EEXIST') throw e;
+    });
+    return JSON.parse(await readFile(p, 'utf8')) as VendorKey;
+  }
+}
+
+function detachedSign(message: Buffer, secretKeyB64: string): string {
+  const seed = Buffer.from(secretKeyB64, 'base64').subarray(0, 32);
+  const key = createPrivateKey({ key: Buffer.concat([PKCS8_PREFIX, seed]), format: 'der', type: 'pkcs8' });
+  return sign(null, message, key).toString('base64');
+}
+
+export const PLAN_LADDER = [
+  {
+    plan_id: 'demo-starter',
+    name: 'Starter',
+    rank: 1,
+    meta: { rank: 1, price_usd_year: 0, limits: { seats: 5, nodes: 2, cpu_seconds: 2_000, context_bytes_written: 50_000_000, model_tokens: 2_000_000 }, features: { sso: false } },
+  },
+  {
+    plan_id: 'demo-team',
+    name: 'Team',
+    rank: 2,
+    meta: { rank: 2, price_usd_year: 6_000, limits: { seats: 20, nodes: 4, cpu_seconds: 6_000, context_bytes_written: 150_000_000, model_tokens: 6_000_000 }, features: { sso: false } },
+  },
+  {
+    plan_id: 'demo-business',
+    name: 'Business',
+    rank: 3,
+    meta: { rank: 3, price_usd_year: 24_000, limits: { seats: 100, nodes: 16, cpu_seconds: 30_000, context_bytes_written: 450_000_000, model_tokens: 30_000_000 }, features: { sso: true } },
+  },
+  {
+    plan_id: 'demo-enterprise',
+    name: 'Enterprise',
+    rank: 4,
+    meta: { rank: 4, price_usd_year: 120_000, limits: { seats: 1000, nodes: 200, cpu_seconds: 500_000, context_bytes_written: 5_000_000_000, model_tokens: 500_000_000 }, features: { sso: true, audit_export: true } },
+  },
+];
+
+/** Quotas: the fleet (~20 jobs/s, ~3 cpu-s and ~2.3k tokens a job) nears them in seconds and crosses them within a minute. */
+export const DEMO_QUOTAS = [
+  { name: 'cpu-daily', metric: 'cpu_seconds', period: 'daily', hard_limit: 2_500, soft_threshold: 1_000 },
+  { name: 'context-writes-monthly', metric: 'context_bytes_written', period: 'monthly', hard_limit: 120_000_000, soft_threshold: 60_000_000 },
+];
+export const DEMO_BUDGETS = [
+  { scope: 'deployment', metric: 'model_tokens', period: 'daily', limit_units: 1_500_000, action: 'throttle', action_params: { max_concurrency: 4 } },
+  { scope: 'agent_type:coder', metric: 'cost_micro_usd', period: 'daily', limit_units: 5_000_000, action: 'fallback_model', action_params: { model: 'llama3.1:8b-q4' } },
+];
+export const DEMO_PRICES = [
+  { provider: 'anthropic', model_name: 'claude-sonnet-4', input_per_1m_micro_usd: 3_000_000, output_per_1m_micro_usd: 15_000_000 },
+  { provider: 'openai', model_name: 'gpt-4o', input_per_1m_micro_usd: 2_500_000, output_per_1m_micro_usd: 10_000_000 },
+  { provider: 'local', model_name: 'llama3.1:70b', input_per_1m_micro_usd: 0, output_per_1m_micro_usd: 0, gpu_second_micro_usd: 800 },
+];
+
+type Loose = Record<string, unknown>;
+const fn = (m: Loose, name: string) => (typeof m[name] === 'function' ? (m[name] as (...a: unknown[]) => Promise<unknown>) : undefined);
+
+async function tableExists(pool: pg.Pool, table: string): Promise<boolean> {
+  const r = await pool.query('select to_regclass($1) as t', [table]);
+  return r.rows[0]?.t != null;
+}
+
+export async function seedDemo(pool: pg.Pool, home: string): Promise<DemoSeed> {
+  const orgId = DEMO_ORG_ID;
+  const deploymentId = DEMO_DEPLOYMENT_ID;
+  await pool.query('insert into org (org_id, name) values ($1, $2) on conflict (org_id) do nothing', [orgId, 'Demo Org']);
+  await pool.query(
+    `insert into deployment (deployment_id, org_id, name, timezone, enforcement)
+     values ($1, $2, 'demo-fleet', 'UTC', 'hard')
+     on conflict (deployment_id) do update set enforcement = 'hard'`,
+    [deploymentId, orgId],
+  );
+  for (const p of PLAN_LADDER) {
+    await pool.query(
+      `insert into pricing_plan (plan_id, name, rank, meta) values ($1, $2, $3, $4)
+       on conflict (plan_id) do update set name = excluded.name, rank = excluded.rank, meta = excluded.meta`,
+      [p.plan_id, p.name, p.rank, JSON.stringify(p.meta)],
+    );
+  }
+  for (const q of DEMO_QUOTAS) {
+    await pool.query(
+      `insert into quota (quota_id, deployment_id, org_id, name, metric, period, hard_limit, soft_threshold)
+       values ($1, $2, $3, $4, $5, $6, $7, $8)
+       on conflict (deployment_id, name) do update set metric = excluded.metric, period = excluded.period,
+         hard_limit = excluded.hard_limit, soft_threshold = excluded.soft_threshold, updated_at = now()`,
+      [uuidV5(`quota/${q.name}`, DEMO_NS), deploymentId, orgId, q.name, q.metric, q.period, q.hard_limit, q.soft_threshold],
+    );
+  }
+  for (const b of DEMO_BUDGETS) {
+    await pool.query(
+      `insert into budget (budget_id, deployment_id, org_id, scope, metric, period, limit_units, action, action_params)
+       values ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+       on conflict (deployment_id, scope) do update set metric = excluded.metric, period = excluded.period,
+         limit_units = excluded.limit_units, action = excluded.action, action_params = excluded.action_params, updated_at = now()`,
+      [uuidV5(`budget/${b.scope}`, DEMO_NS), deploymentId, orgId, b.scope, b.metric, b.period, b.limit_units, b.action, JSON.stringify(b.action_params)],
+    );
+  }
+
+  const vendor = await stateKey(home, 'demo-vendor.json');
+  const license = await seedLicense(pool, orgId, deploymentId, vendor);
+  await seedPrices(pool);
+
+  const token = await issueIngestToken(pool, { deploymentId, label: 'kaching up --demo' });
+  const agentKey = await stateKey(home, 'demo-agent.json');
+  const keyId = 'demo-simulator';
+  await registerAgentKey(pool, { deploymentId, keyId, publicKey: agentKey.publicKey });
+  let apiKey: string | undefined;
+  const api = (await import('@kaching/api')) as unknown as Loose;
+  const issue = fn(api, 'issueApiKey');
+  if (issue) {
+    const k = (await issue(pool, { orgId, scopes: ['read', 'admin'], label: 'kaching up --demo' })) as { apiKey: string };
+    apiKey = k.apiKey;
+  }
+  return { orgId, deploymentId, token: token.token, keyId, secretKey: agentKey.secretKey, apiKey, license, vendorPublicKey: vendor.publicKey };
+}
+
+async function seedLicense(pool: pg.Pool, orgId: string, deploymentId: string, vendor: VendorKey): Promise<'activated' | 'inserted'> {
+  const existing = await pool.query('select 1 from license where deployment_id = $1 and valid_to > now()', [deploymentId]);
+  if (existing.rowCount) return 'activated';
+  const validFrom = new Date(Date.now() - 86_400_000);
+  const validTo = new Date(Date.now() + 365 * 86_400_000);
+  const enforcer = (await import('@kaching/enforcer')) as unknown as Loose;
+  const issue = fn(enforcer, 'issueLicense');
+  const activate = fn(enforcer, 'activateLicense');
+  if (issue && activate) {
+    const payload = {
+      license_id: uuidV5(`license/${deploymentId}`, DEMO_NS),
+      org_id: orgId,
+      deployment_id: deploymentId,
+      plan_id: 'demo-starter',
+      seats_limit: 5,
+      nodes_limit: 2,
+      features: { sso: false },
+      valid_from: validFrom.toISOString(),
+      valid_to: validTo.toISOString(),
+    };
+    const blob = await issue(payload, Buffer.from(vendor.secretKey, 'base64'));
+    await activate(pool, typeof blob === 'string' ? blob : (blob as { blob: string }).blob, vendor.publicKey);
+    return 'activated';
+  }
+  // Without the enforcer's license routines: the same facts, signed by the demo vendor key.
+  const body = {
+    license_id: uuidV5(`license/${deploymentId}`, DEMO_NS),
+    org_id: orgId,
+    deployment_id: deploymentId,
+    plan_id: 'demo-starter',
+    seats_limit: 5,
+    nodes_limit: 2,
+    features: { sso: false },
+    valid_from: validFrom.toISOString(),
+    valid_to: validTo.toISOString(),
+    nonce: randomBytes(8).toString('hex'),
+  };
+  const canon = Buffer.from(canonicalize(body));
+  const blob = `${canon.toString('base64')}.${detachedSign(canon, vendor.secretKey)}`;
+  await pool.query(
+    `insert into license (license_id, org_id, deployment_id, plan_id, seats_limit, nodes_limit, features, valid_from, valid_to, signed_blob)
+     values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) on conflict (license_id) do nothing`,
+    [body.license_id, orgId, deploymentId, body.plan_id, body.seats_limit, body.nodes_limit, JSON.stringify(body.features), validFrom, validTo, Buffer.from(blob)],
+  );
+  return 'inserted';
+}
+
+async function seedPrices(pool: pg.Pool): Promise<void> {
+  if (!(await tableExists(pool, 'model_price'))) return;
+  for (const p of DEMO_PRICES) {
+    const has = await pool.query('select 1 from model_price where provider = $1 and model_name = $2', [p.provider, p.model_name]);
+    if (has.rowCount) continue;
+    const enforcer = (await import('@kaching/enforcer')) as unknown as Loose;
+    const api = (await import('@kaching/api')) as unknown as Loose;
+    const set = fn(enforcer, 'setModelPrice') ?? fn(api, 'addModelPrice');
+    if (set) await set(pool, p);
+  }
+}

@@ -1,0 +1,79 @@
+import { jetstreamManager } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/transport-node';
+import type pg from 'pg';
+import {
+  SCHEMA_FINGERPRINT_HEADER,
+  cryptoReady,
+  decodeStreamRecord,
+  verifyEventSignature,
+  type JobStatusEvent,
+  type Names,
+  type UsageEvent,
+} from '@kaching/contracts';
+import { fetchAgentKey, inWindow } from '../auth/keys.js';
+
+export type AuditVerdict =
+  | 'verified'
+  /** The stored ucxl_addr was redacted: the signed original is not stored, so it cannot be re-verified. */
+  | 'unverifiable_redacted'
+  /** Not agent-signed (e.g. mapped from OTLP). */
+  | 'unverifiable_unsigned'
+  | 'signature_invalid'
+  | 'key_unknown'
+  | 'key_not_valid_at_signing'
+  | 'not_found';
+
+export interface AuditResult {
+  seq: number;
+  verdict: AuditVerdict;
+  /** true when the verdict is a real failure (exit non-zero). */
+  failed: boolean;
+  deployment_id?: string;
+  correlation_id?: string;
+  key_id?: string;
+  signed_at?: string;
+  received_at?: string;
+  key_revoked_at?: string | null;
+  detail: string;
+}
+
+/** Re-verifies a stored event's signature against the key that was valid when it was signed. */
+export async function auditVerify(nc: NatsConnection, pool: pg.Pool, n: Names, seq: number): Promise<AuditResult> {
+  const jsm = await jetstreamManager(nc);
+  const sm = await jsm.streams.getMessage(n.eventsStream, { seq }).catch(() => null);
+  if (!sm) return { seq, verdict: 'not_found', failed: true, detail: `no message with seq ${seq} in ${n.eventsStream}` };
+  const fp = sm.header?.get(SCHEMA_FINGERPRINT_HEADER) || undefined;
+  const rec = decodeStreamRecord(sm.data, fp);
+  const event: UsageEvent | JobStatusEvent = rec.kind === 'usage' ? rec.usage : rec.job_status;
+  const signedAtIso = rec.kind === 'usage' ? (rec.usage.job.ended_at ?? rec.usage.job.started_at) : rec.job_status.observed_at;
+  const base = {
+    seq,
+    deployment_id: event.deployment_id,
+    correlation_id: event.job.correlation_id,
+    key_id: event.sig.key_id,
+    signed_at: signedAtIso,
+    received_at: rec.ingest.received_at,
+  };
+  if (rec.ingest.flags.includes('unsigned_otlp')) {
+    return { ...base, verdict: 'unverifiable_unsigned', failed: false, detail: 'mapped from OTLP spans: not agent-signed, nothing to re-verify' };
+  }
+  if (rec.ingest.redacted_segments.length) {
+    return {
+      ...base,
+      verdict: 'unverifiable_redacted',
+      failed: false,
+      detail: `cannot be re-verified: ucxl_addr segments [${rec.ingest.redacted_segments.join(', ')}] were redacted before append and the original value is not stored (its signature was checked at ingest)`,
+    };
+  }
+  const key = await fetchAgentKey(pool, event.deployment_id, event.sig.key_id);
+  if (!key) return { ...base, verdict: 'key_unknown', failed: true, detail: `key ${event.sig.key_id} is not registered for ${event.deployment_id}` };
+  const keyRevokedAt = key.revokedAt === null ? null : new Date(key.revokedAt).toISOString();
+  if (!inWindow(key, Date.parse(signedAtIso))) {
+    return { ...base, key_revoked_at: keyRevokedAt, verdict: 'key_not_valid_at_signing', failed: true, detail: `key ${key.keyId} was not inside its validity window at ${signedAtIso}` };
+  }
+  await cryptoReady();
+  const ok = verifyEventSignature(event, key.publicKey);
+  if (!ok) return { ...base, key_revoked_at: keyRevokedAt, verdict: 'signature_invalid', failed: true, detail: 'the signature does not verify over the stored event' };
+  const note = keyRevokedAt ? ` (the key was revoked later, at ${keyRevokedAt})` : '';
+  return { ...base, key_revoked_at: keyRevokedAt, verdict: 'verified', failed: false, detail: `signature verifies with key ${key.keyId}, valid at ${signedAtIso}${note}` };
+}

@@ -1,0 +1,155 @@
+import { randomBytes } from 'node:crypto';
+import { jetstream, jetstreamManager, StorageType } from '@nats-io/jetstream';
+import { connect, headers as natsHeaders, type NatsConnection } from '@nats-io/transport-node';
+import { names, type UsageEvent } from '@kaching/contracts';
+import { signedUsage } from './events.js';
+
+export interface BenchIngestOptions {
+  /** Base URL of a running ingest bridge (its NATS service serves `names.ingestSubject`). */
+  ingestUrl: string;
+  natsUrl: string;
+  namespace: string;
+  deploymentId: string;
+  /** An ingest token of that deployment with scope ingest:usage and a rate limit that does not bind. */
+  token: string;
+  keyId: string;
+  secretKey: Uint8Array;
+  /** Events per measured path (default 20000; single and NATS use a quarter). */
+  events?: number;
+  batchSize?: number;
+  /** Requests in flight: batches / singles. */
+  batchConcurrency?: number;
+  singleConcurrency?: number;
+  /** Raw publish messages in flight. */
+  rawInFlight?: number;
+  paths?: ('raw' | 'batch' | 'single' | 'nats')[];
+  progress?(line: string): void;
+}
+
+export interface PathResult {
+  events: number;
+  seconds: number;
+  perSecond: number;
+  p50Ms: number;
+  p99Ms: number;
+}
+
+export interface BenchIngestReport {
+  messageBytes: number;
+  raw?: PathResult;
+  batch?: PathResult;
+  single?: PathResult;
+  nats?: PathResult;
+  /** batch / raw: the issue's target is >= 0.6 */
+  batchToRaw?: number;
+}
+
+function summarise(events: number, ms: number, lat: number[]): PathResult {
+  lat.sort((a, b) => a - b);
+  const q = (p: number) => lat.length ? Math.round(lat[Math.min(lat.length - 1, Math.floor(p * lat.length))]! * 100) / 100 : 0;
+  return { events, seconds: Math.round(ms) / 1000, perSecond: Math.round((events / ms) * 1000), p50Ms: q(0.5), p99Ms: q(0.99) };
+}
+
+/** Runs `n` tasks with at most `c` in flight. */
+async function pool(n: number, c: number, task: (i: number) => Promise<void>): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(c, n) }, async () => {
+      while (next < n) await task(next++);
+    }),
+  );
+}
+
+/**
+ * Measures, in one run: raw JetStream async publish of same-size messages (the ceiling), signed
+ * events through the batch endpoint, the single endpoint and the NATS request path.
+ */
+export async function benchIngest(o: BenchIngestOptions): Promise<BenchIngestReport> {
+  const total = o.events ?? 20_000;
+  const batchSize = o.batchSize ?? 1000;
+  const paths = o.paths ?? ['raw', 'batch', 'single', 'nats'];
+  const log = o.progress ?? (() => undefined);
+  const n = names(o.namespace);
+  const make = (count: number): UsageEvent[] => Array.from({ length: count }, () => signedUsage(o.deploymentId, o.keyId, o.secretKey));
+  const sample = JSON.stringify(make(1)[0]);
+  const report: BenchIngestReport = { messageBytes: Buffer.byteLength(sample) };
+  const nc: NatsConnection = await connect({ servers: o.natsUrl });
+  try {
+    if (paths.includes('raw')) {
+      // Same-size payloads with message ids into a scratch stream of the same storage type.
+      const stream = `${n.eventsStream}_BENCHRAW`;
+      const subject = `${n.namespace}.benchraw.x`;
+      const jsm = await jetstreamManager(nc);
+      await jsm.streams.delete(stream).catch(() => undefined);
+      await jsm.streams.add({ name: stream, subjects: [subject], storage: StorageType.File, duplicate_window: 120e9 });
+      const js = jetstream(nc);
+      const payload = new TextEncoder().encode(sample);
+      const inflight = o.rawInFlight ?? 2000;
+      const lat: number[] = [];
+      const t0 = performance.now();
+      const tag = randomBytes(4).toString('hex');
+      await pool(total, inflight, async (i) => {
+        const s = performance.now();
+        const h = natsHeaders();
+        h.set('Kaching-Schema', 'bench');
+        await js.publish(subject, payload, { msgID: `${tag}-${i}`, headers: h });
+        lat.push(performance.now() - s);
+      });
+      report.raw = summarise(total, performance.now() - t0, lat);
+      await jsm.streams.delete(stream).catch(() => undefined);
+      log(`raw publish: ${report.raw.perSecond}/s`);
+    }
+    const auth = { authorization: `Bearer ${o.token}`, 'content-type': 'application/json' };
+    if (paths.includes('batch')) {
+      const batches = Math.ceil(total / batchSize);
+      const bodies = Array.from({ length: batches }, () => JSON.stringify({ events: make(batchSize) }));
+      const lat: number[] = [];
+      const t0 = performance.now();
+      await pool(batches, o.batchConcurrency ?? 4, async (i) => {
+        const s = performance.now();
+        const r = await fetch(`${o.ingestUrl}/v1/ingest/batch`, { method: 'POST', headers: auth, body: bodies[i] });
+        if (r.status !== 207) throw new Error(`batch answered ${r.status}: ${(await r.text()).slice(0, 300)}`);
+        await r.arrayBuffer();
+        lat.push(performance.now() - s);
+      });
+      report.batch = summarise(batches * batchSize, performance.now() - t0, lat);
+      log(`batch endpoint: ${report.batch.perSecond}/s`);
+    }
+    const quarter = Math.max(1, Math.floor(total / 4));
+    if (paths.includes('single')) {
+      const bodies = make(quarter).map((e) => JSON.stringify(e));
+      const lat: number[] = [];
+      const t0 = performance.now();
+      await pool(quarter, o.singleConcurrency ?? 64, async (i) => {
+        const s = performance.now();
+        const r = await fetch(`${o.ingestUrl}/v1/ingest/usage`, { method: 'POST', headers: auth, body: bodies[i] });
+        if (r.status !== 202) throw new Error(`usage answered ${r.status}: ${(await r.text()).slice(0, 300)}`);
+        await r.arrayBuffer();
+        lat.push(performance.now() - s);
+      });
+      report.single = summarise(quarter, performance.now() - t0, lat);
+      log(`single endpoint: ${report.single.perSecond}/s`);
+    }
+    if (paths.includes('nats')) {
+      const bodies = make(quarter).map((e) => JSON.stringify(e));
+      const h = natsHeaders();
+      h.set('Authorization', `Bearer ${o.token}`);
+      const subject = n.ingestSubject(o.deploymentId);
+      const lat: number[] = [];
+      const t0 = performance.now();
+      await pool(quarter, o.singleConcurrency ?? 64, async (i) => {
+        const s = performance.now();
+        const m = await nc.request(subject, bodies[i]!, { headers: h, timeout: 10_000 });
+        const r = m.json<{ status: number }>();
+        if (r.status !== 202) throw new Error(`nats ingest answered ${JSON.stringify(r).slice(0, 300)}`);
+        lat.push(performance.now() - s);
+      });
+      report.nats = summarise(quarter, performance.now() - t0, lat);
+      log(`nats path: ${report.nats.perSecond}/s`);
+    }
+    if (report.raw && report.batch) report.batchToRaw = Math.round((report.batch.perSecond / report.raw.perSecond) * 100) / 100;
+    return report;
+  } finally {
+    await nc.close();
+  }
+}

@@ -1,0 +1,187 @@
+import { writeFile } from 'node:fs/promises';
+import { connect } from '@nats-io/transport-node';
+import {
+  UsageError,
+  createPool,
+  cryptoReady,
+  generateSigningKeyPair,
+  names,
+  publishConfigChange,
+  requireString,
+  type Command,
+  type CommandContext,
+} from '@kaching/contracts';
+import type pg from 'pg';
+import { auditVerify } from '../audit/verifyStored.js';
+import { loadConfig } from '../config.js';
+import { issueIngestToken } from '../routines/issueIngestToken.js';
+import { registerAgentKey } from '../routines/registerAgentKey.js';
+import { revokeAgentKey } from '../routines/revokeAgentKey.js';
+import { revokeIngestToken } from '../routines/revokeIngestToken.js';
+import { start } from '../service.js';
+
+async function withPool<T>(ctx: CommandContext, fn: (pool: pg.Pool) => Promise<T>): Promise<T> {
+  const pool = createPool({ databaseUrl: ctx.config.databaseUrl, namespace: ctx.config.namespace, max: 2, applicationName: 'kaching-cli' });
+  try {
+    return await fn(pool);
+  } finally {
+    await pool.end();
+  }
+}
+
+/** Tells a running enforcer/ingest about a change; best effort (the write itself already happened). */
+async function announce(ctx: CommandContext, deploymentId: string, kind: 'token' | 'key', id: string): Promise<void> {
+  const nc = await connect({ servers: ctx.config.natsUrl, timeout: 2000, maxReconnectAttempts: 0 }).catch(() => null);
+  if (!nc) return;
+  try {
+    publishConfigChange(nc, names(ctx.config.namespace), { deployment_id: deploymentId, kind, id });
+    await nc.flush();
+  } finally {
+    await nc.close();
+  }
+}
+
+/** `30d`, `12h`, `90m`, `45s` from now, or an RFC 3339 time. */
+export function parseExpiry(v: string, now = Date.now()): Date {
+  const m = /^(\d+)([smhd])$/.exec(v);
+  if (m) return new Date(now + Number(m[1]) * { s: 1e3, m: 60e3, h: 3600e3, d: 86400e3 }[m[2] as 's' | 'm' | 'h' | 'd']);
+  const t = Date.parse(v);
+  if (Number.isNaN(t)) throw new UsageError(`--expires "${v}": use e.g. 30d, 12h or an RFC 3339 time`);
+  return new Date(t);
+}
+
+function optTime(ctx: CommandContext, key: string): Date | undefined {
+  const v = ctx.args[key];
+  if (typeof v !== 'string' || v === '') return undefined;
+  const t = Date.parse(v);
+  if (Number.isNaN(t)) throw new UsageError(`--${key} "${v}" is not an RFC 3339 time`);
+  return new Date(t);
+}
+
+function b64(u: Uint8Array): string {
+  return Buffer.from(u).toString('base64');
+}
+
+export const commands: Command[] = [
+  {
+    name: 'token issue',
+    summary: 'Issue an ingest token for a deployment (printed once; only its hash is stored)',
+    options: {
+      deployment: { type: 'string', description: 'deployment id', required: true },
+      scopes: { type: 'string', description: 'comma-separated scopes', default: 'ingest:usage,ingest:jobs' },
+      expires: { type: 'string', description: 'lifetime (30d, 12h) or RFC 3339 time; default: never' },
+      label: { type: 'string', description: 'free-form label' },
+    },
+    async run(ctx) {
+      const deploymentId = requireString(ctx, 'deployment');
+      const scopesArg = typeof ctx.args.scopes === 'string' ? ctx.args.scopes : 'ingest:usage,ingest:jobs';
+      const scopes = scopesArg.split(',').map((s) => s.trim()).filter(Boolean);
+      const expiresAt = typeof ctx.args.expires === 'string' && ctx.args.expires ? parseExpiry(ctx.args.expires) : null;
+      const label = typeof ctx.args.label === 'string' ? ctx.args.label : null;
+      const t = await withPool(ctx, (pool) => issueIngestToken(pool, { deploymentId, scopes, expiresAt, label }));
+      return {
+        data: { token_id: t.tokenId, token: t.token, deployment_id: t.deploymentId, scopes: t.scopes, expires_at: t.expiresAt?.toISOString() ?? null },
+        text: `${t.token}\n(token id ${t.tokenId}; scopes ${t.scopes.join(',')}; ${t.expiresAt ? `expires ${t.expiresAt.toISOString()}` : 'no expiry'}. Store it now: it is not shown again.)`,
+      };
+    },
+  },
+  {
+    name: 'token revoke',
+    summary: 'Revoke an ingest token (ingest caches honour it within INGEST_AUTH_CACHE_TTL_MS)',
+    options: { 'token-id': { type: 'string', description: 'token id (uuid)', required: true } },
+    async run(ctx) {
+      const tokenId = requireString(ctx, 'token-id');
+      const r = await withPool(ctx, (pool) => revokeIngestToken(pool, { tokenId }));
+      await announce(ctx, r.deploymentId, 'token', tokenId);
+      return { data: { token_id: r.tokenId, revoked_at: r.revokedAt.toISOString() }, text: `token ${r.tokenId} revoked at ${r.revokedAt.toISOString()}` };
+    },
+  },
+  {
+    name: 'key gen',
+    summary: 'Generate an Ed25519 agent signing keypair (public key: base64 of the raw 32 bytes)',
+    options: { out: { type: 'string', description: 'write the secret key (base64) to this file, mode 0600' } },
+    async run(ctx) {
+      await cryptoReady();
+      const kp = generateSigningKeyPair();
+      const publicKey = b64(kp.publicKey);
+      const secretKey = b64(kp.secretKey);
+      const out = typeof ctx.args.out === 'string' && ctx.args.out ? ctx.args.out : null;
+      if (out) {
+        await writeFile(out, `${secretKey}\n`, { mode: 0o600, flag: 'wx' }).catch((e: NodeJS.ErrnoException) => {
+          if (e.code === 'EEXIST') throw new UsageError(`${out} exists; not overwriting a secret key`);
+          throw e;
+        });
+        return { data: { public_key: publicKey, secret_key_file: out }, text: `public key: ${publicKey}\nsecret key written to ${out}` };
+      }
+      return { data: { public_key: publicKey, secret_key: secretKey }, text: `public key: ${publicKey}\nsecret key: ${secretKey}` };
+    },
+  },
+  {
+    name: 'key register',
+    summary: "Register an agent's public key for a deployment",
+    options: {
+      deployment: { type: 'string', description: 'deployment id', required: true },
+      'key-id': { type: 'string', description: 'key id the agent puts in sig.key_id', required: true },
+      'public-key': { type: 'string', description: 'raw 32-byte Ed25519 public key, base64', required: true },
+      'valid-from': { type: 'string', description: 'RFC 3339; default now' },
+      'valid-to': { type: 'string', description: 'RFC 3339; default open-ended' },
+    },
+    async run(ctx) {
+      const deploymentId = requireString(ctx, 'deployment');
+      const keyId = requireString(ctx, 'key-id');
+      const publicKey = requireString(ctx, 'public-key');
+      const k = await withPool(ctx, (pool) =>
+        registerAgentKey(pool, { deploymentId, keyId, publicKey, validFrom: optTime(ctx, 'valid-from') ?? null, validTo: optTime(ctx, 'valid-to') ?? null }),
+      );
+      await announce(ctx, deploymentId, 'key', keyId);
+      const data = { deployment_id: k.deploymentId, key_id: k.keyId, valid_from: k.validFrom.toISOString(), valid_to: k.validTo?.toISOString() ?? null };
+      return { data, text: `key ${k.keyId} registered for ${k.deploymentId} (valid from ${data.valid_from}${data.valid_to ? ` to ${data.valid_to}` : ''})` };
+    },
+  },
+  {
+    name: 'key revoke',
+    summary: 'Revoke an agent signing key',
+    options: {
+      deployment: { type: 'string', description: 'deployment id', required: true },
+      'key-id': { type: 'string', description: 'key id', required: true },
+    },
+    async run(ctx) {
+      const deploymentId = requireString(ctx, 'deployment');
+      const keyId = requireString(ctx, 'key-id');
+      const r = await withPool(ctx, (pool) => revokeAgentKey(pool, { deploymentId, keyId }));
+      await announce(ctx, deploymentId, 'key', keyId);
+      return { data: { deployment_id: deploymentId, key_id: keyId, revoked_at: r.revokedAt.toISOString() }, text: `key ${keyId} revoked at ${r.revokedAt.toISOString()}` };
+    },
+  },
+  {
+    name: 'audit verify',
+    summary: "Re-verify a stored event's signature against the key valid when it was signed",
+    options: { seq: { type: 'string', description: 'stream sequence number', required: true } },
+    async run(ctx) {
+      const seq = Number(requireString(ctx, 'seq'));
+      if (!Number.isSafeInteger(seq) || seq < 1) throw new UsageError('--seq must be a positive integer');
+      const nc = await connect({ servers: ctx.config.natsUrl, timeout: 5000 });
+      try {
+        const r = await withPool(ctx, (pool) => auditVerify(nc, pool, names(ctx.config.namespace), seq));
+        return { data: r, text: `seq ${seq}: ${r.verdict} — ${r.detail}`, exitCode: r.failed ? 1 : 0 };
+      } finally {
+        await nc.close();
+      }
+    },
+  },
+  {
+    name: 'ingest',
+    summary: 'Run the ingest service alone (HTTP bridge + NATS ingest) until interrupted',
+    async run(ctx) {
+      const config = { ...loadConfig(process.env), ...ctx.config };
+      const h = await start(config);
+      ctx.progress(`ingest listening on ${h.url} (namespace ${config.namespace})`);
+      await new Promise<void>((resolve) => {
+        if (ctx.signal.aborted) return resolve();
+        ctx.signal.addEventListener('abort', () => resolve(), { once: true });
+      });
+      await h.close();
+      return { data: { stopped: true, url: h.url }, text: 'ingest stopped' };
+    },
+  },
+];

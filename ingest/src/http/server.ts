@@ -1,0 +1,78 @@
+import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
+import { InputError, KachingError } from '@kaching/contracts';
+import type { IngestCore, Reply } from '../pipeline/ingestCore.js';
+import type { IngestMetrics } from '../metrics.js';
+
+export interface HttpDeps {
+  core: IngestCore;
+  metrics: IngestMetrics;
+  bodyLimitBytes: number;
+  ready(): Promise<{ ok: boolean; checks: Record<string, boolean> }>;
+}
+
+/** Fastify's own errors mapped onto the catalogue, so every 4xx has the catalogue body. */
+function fromFastifyError(err: { code?: string; statusCode?: number; message?: string }): KachingError {
+  switch (err.code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return new InputError('BODY_TOO_LARGE');
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
+      return new InputError('UNSUPPORTED_MEDIA_TYPE');
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+    case 'FST_ERR_CTP_INVALID_JSON_BODY':
+      return new InputError('MALFORMED_JSON');
+  }
+  if (err.statusCode === 413) return new InputError('BODY_TOO_LARGE');
+  if (err.statusCode === 415) return new InputError('UNSUPPORTED_MEDIA_TYPE');
+  if (err.statusCode && err.statusCode >= 400 && err.statusCode < 500) return new InputError('MALFORMED_JSON', { message: err.message });
+  return new KachingError('INTERNAL');
+}
+
+function send(reply: FastifyReply, r: Reply): FastifyReply {
+  if (r.headers) reply.headers(r.headers);
+  return reply.code(r.status).send(r.body);
+}
+
+export function buildHttp(deps: HttpDeps): FastifyInstance {
+  const app = Fastify({ bodyLimit: deps.bodyLimitBytes, logger: false, disableRequestLogging: true });
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, body, done) => {
+    try {
+      done(null, JSON.parse(body as string));
+    } catch {
+      done(new InputError('MALFORMED_JSON'), undefined);
+    }
+  });
+
+  app.setErrorHandler((err, _req, reply) => {
+    const e = err instanceof KachingError ? err : fromFastifyError(err as { code?: string; statusCode?: number });
+    deps.metrics.rejected.inc({ code: e.code, path: 'http' });
+    if (e.retryAfterS !== undefined) reply.header('retry-after', String(e.retryAfterS));
+    return reply.code(e.status).send(e.toBody());
+  });
+  app.setNotFoundHandler((_req, reply) => reply.code(404).send(new KachingError('NOT_FOUND').toBody()));
+
+  const auth = (h: string | string[] | undefined) => (Array.isArray(h) ? h[0] : h);
+  app.post('/v1/ingest/usage', async (req, reply) =>
+    send(reply, await deps.core.handle('usage', req.body, auth(req.headers.authorization), { path: 'http' })),
+  );
+  app.post('/v1/ingest/job-status', async (req, reply) =>
+    send(reply, await deps.core.handle('job-status', req.body, auth(req.headers.authorization), { path: 'http' })),
+  );
+  app.post('/v1/ingest/batch', async (req, reply) =>
+    send(reply, await deps.core.handle('batch', req.body, auth(req.headers.authorization), { path: 'http' })),
+  );
+
+  app.post('/v1/traces', async (req, reply) => send(reply, await deps.core.handleOtlp(req.body, auth(req.headers.authorization))));
+
+  app.get('/metrics', async (_req, reply) => {
+    reply.header('content-type', deps.metrics.registry.contentType);
+    return deps.metrics.registry.metrics();
+  });
+  app.get('/healthz', async () => ({ ok: true }));
+  app.get('/readyz', async (_req, reply) => {
+    const r = await deps.ready();
+    return reply.code(r.ok ? 200 : 503).send(r);
+  });
+  return app;
+}

@@ -1,0 +1,262 @@
+import {
+  AuthError,
+  InputError,
+  KachingError,
+  JOB_STATUS_SCHEMA,
+  USAGE_SCHEMA,
+  checkTimestamps,
+  decodeBase64Strict,
+  messageId,
+  signingBytes,
+  validateJobStatus,
+  validateUsage,
+  type ErrorBody,
+  type IngestFacts,
+  type JobStatusEvent,
+  type StreamRecord,
+  type UsageEvent,
+} from '@kaching/contracts';
+import type { Logger } from 'pino';
+import type { TokenAuthenticator, TokenPrincipal } from '../auth/tokens.js';
+import type { KeyStore } from '../auth/keys.js';
+import type { IngestConfig } from '../config.js';
+import type { IngestMetrics } from '../metrics.js';
+import type { Appender } from './appender.js';
+import type { RateLimiter } from './rateLimit.js';
+import type { Verifier } from './verifier.js';
+import { redactUcxl } from './redact.js';
+import { otlpToUsageEvents } from './otlp.js';
+
+export type Endpoint = 'usage' | 'job-status' | 'batch';
+export type Path = 'http' | 'nats' | 'otlp';
+
+/** A transport-neutral answer: HTTP sends it as is, NATS replies `{status, body}`. */
+export interface Reply {
+  status: number;
+  body: unknown;
+  headers?: Record<string, string>;
+}
+
+export interface ItemResult {
+  index: number;
+  status: number;
+  seq?: number;
+  duplicate?: boolean;
+  error?: ErrorBody['error'];
+}
+
+type Kind = 'usage' | 'job_status';
+const SCOPE: Record<Kind, string> = { usage: 'ingest:usage', job_status: 'ingest:jobs' };
+
+export interface IngestDeps {
+  config: IngestConfig;
+  tokens: TokenAuthenticator;
+  keys: KeyStore;
+  verifier: Verifier;
+  appender: Appender;
+  limiter: RateLimiter;
+  metrics: IngestMetrics;
+  log: Logger;
+}
+
+/** The ingest pipeline shared by the HTTP bridge and the NATS service. */
+export class IngestCore {
+  constructor(private readonly d: IngestDeps) {}
+
+  /** Handles one request. Never throws: every failure becomes a catalogue reply. */
+  async handle(
+    endpoint: Endpoint,
+    body: unknown,
+    authorization: string | undefined,
+    opts: { path: Path; subjectDeployment?: string; extraFlags?: string[]; requiredScope?: string },
+  ): Promise<Reply> {
+    try {
+      const principal = await this.d.tokens.authenticate(authorization);
+      if (opts.subjectDeployment !== undefined && opts.subjectDeployment !== principal.deploymentId) {
+        throw new AuthError('DEPLOYMENT_MISMATCH', { message: 'The ingest subject names a deployment the token does not belong to' });
+      }
+      if (opts.requiredScope && !principal.scopes.has(opts.requiredScope)) {
+        throw new AuthError('TOKEN_SCOPE', { rule: `scope:${opts.requiredScope}` });
+      }
+      if (endpoint === 'batch') return await this.batch(principal, body, opts);
+      const kind: Kind = endpoint === 'usage' ? 'usage' : 'job_status';
+      if (!principal.scopes.has(SCOPE[kind])) throw new AuthError('TOKEN_SCOPE', { rule: `scope:${SCOPE[kind]}` });
+      this.d.limiter.take(principal.tokenId, 1);
+      const r = await this.one(principal, body, kind, opts);
+      if (r.error) return this.errorReplyFromItem(r);
+      return { status: r.status, body: { seq: r.seq, duplicate: r.duplicate } };
+    } catch (err) {
+      return this.errorReply(err, opts.path);
+    }
+  }
+
+  /** OTLP/HTTP JSON traces: GenAI spans become unsigned usage events (scope ingest:otlp). */
+  async handleOtlp(body: unknown, authorization: string | undefined): Promise<Reply> {
+    try {
+      const principal = await this.d.tokens.authenticate(authorization);
+      if (!principal.scopes.has('ingest:otlp')) throw new AuthError('TOKEN_SCOPE', { rule: 'scope:ingest:otlp' });
+      const { events, ignoredSpans } = otlpToUsageEvents(body, principal.deploymentId);
+      if (events.length > this.d.config.batchMax) {
+        throw new InputError('BATCH_TOO_LARGE', { field: 'resourceSpans', rule: `maxItems:${this.d.config.batchMax}` });
+      }
+      if (events.length) this.d.limiter.take(principal.tokenId, events.length);
+      const opts = { path: 'otlp' as const, extraFlags: ['unsigned_otlp'], unsigned: true };
+      const results = await Promise.all(events.map((e, i) => this.one(principal, e, 'usage', opts, i)));
+      const unavailable = results.find((r) => r.status === 503);
+      if (unavailable) {
+        return { status: 503, body: { error: unavailable.error, results }, headers: { 'retry-after': String(this.d.config.retryAfterS) } };
+      }
+      const rejected = results.filter((r) => r.status >= 400);
+      const partialSuccess = rejected.length
+        ? { rejectedSpans: rejected.length, errorMessage: rejected.map((r) => `${r.index}:${r.error?.code}`).join(' ') }
+        : {};
+      return { status: 200, body: { partialSuccess, accepted: results.length - rejected.length, ignoredSpans, results } };
+    } catch (err) {
+      return this.errorReply(err, 'otlp');
+    }
+  }
+
+  private async batch(principal: TokenPrincipal, body: unknown, opts: { path: Path; extraFlags?: string[] }): Promise<Reply> {
+    if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+      throw new InputError('FIELD_TYPE', { field: 'events', rule: 'type:object', message: 'A batch is {"events":[...]}' });
+    }
+    for (const k of Object.keys(body)) {
+      if (k !== 'events') throw new InputError('FIELD_UNKNOWN', { field: k, rule: 'additionalProperties:false' });
+    }
+    const events = (body as { events?: unknown }).events;
+    if (!Array.isArray(events)) throw new InputError('FIELD_TYPE', { field: 'events', rule: 'type:array' });
+    if (events.length === 0) throw new InputError('BATCH_EMPTY', { field: 'events', rule: 'minItems:1' });
+    if (events.length > this.d.config.batchMax) {
+      throw new InputError('BATCH_TOO_LARGE', { field: 'events', rule: `maxItems:${this.d.config.batchMax}` });
+    }
+    this.d.limiter.take(principal.tokenId, events.length);
+    const results = await Promise.all(events.map((e, i) => this.one(principal, e, null, opts, i)));
+    const unavailable = results.find((r) => r.status === 503);
+    const out = { results };
+    if (unavailable) {
+      // Not every event is durable: the request as a whole must not look like a success.
+      const retry = String(this.d.config.retryAfterS);
+      return { status: 503, body: { ...out, error: unavailable.error }, headers: { 'retry-after': retry } };
+    }
+    return { status: 207, body: out };
+  }
+
+  /** One event through validation, signature, redaction and append. Errors become an item result. */
+  private async one(
+    principal: TokenPrincipal,
+    raw: unknown,
+    fixedKind: Kind | null,
+    opts: { path: Path; extraFlags?: string[]; unsigned?: boolean },
+    index = 0,
+  ): Promise<ItemResult> {
+    const started = performance.now();
+    try {
+      const kind = fixedKind ?? kindOf(raw);
+      if (!principal.scopes.has(SCOPE[kind])) throw new AuthError('TOKEN_SCOPE', { rule: `scope:${SCOPE[kind]}` });
+      const depId = typeof raw === 'object' && raw !== null ? (raw as { deployment_id?: unknown }).deployment_id : undefined;
+      if (typeof depId === 'string' && depId !== principal.deploymentId) {
+        throw new AuthError('DEPLOYMENT_MISMATCH', { field: 'deployment_id' });
+      }
+      const v = kind === 'usage' ? validateUsage(raw) : validateJobStatus(raw);
+      if (!v.ok) throw v.error;
+      const event = v.value as UsageEvent | JobStatusEvent;
+      if (event.deployment_id !== principal.deploymentId) throw new AuthError('DEPLOYMENT_MISMATCH', { field: 'deployment_id' });
+      const now = Date.now();
+      const ts = checkTimestamps(event, new Date(now), {
+        maxSkewMs: this.d.config.maxSkewMs,
+        maxFutureMs: this.d.config.maxFutureMs,
+        maxAgeMs: this.d.config.maxAgeMs,
+      });
+      if (ts instanceof KachingError) throw ts;
+      const skewMs = ts.skewMs;
+      // OTLP-mapped events carry no agent signature; they are flagged unsigned_otlp instead.
+      if (!opts.unsigned) await this.checkSignature(event, kind, now);
+
+      const flags: string[] = [...(opts.extraFlags ?? [])];
+      if (skewMs > 0) flags.push('clock_skew');
+      let stored = event;
+      let redacted: string[] = [];
+      const addr = event.job.ucxl_addr;
+      if (addr !== undefined && principal.redactSegments.length) {
+        const r = redactUcxl(addr, principal.redactSegments);
+        if (r.redacted.length) {
+          redacted = r.redacted;
+          flags.push('redacted');
+          stored = { ...event, job: { ...event.job, ucxl_addr: r.addr } } as typeof event;
+        }
+      }
+      const ingest: IngestFacts = {
+        received_at: new Date(now).toISOString(),
+        org_id: principal.orgId,
+        clock_skew_ms: skewMs,
+        redacted_segments: redacted,
+        flags,
+      };
+      const record: StreamRecord =
+        kind === 'usage'
+          ? { kind, ingest, usage: stored as UsageEvent }
+          : { kind, ingest, job_status: stored as JobStatusEvent };
+      // The id derives from what the agent sent, so a blind retry maps to the same message.
+      const ack = await this.d.appender.append(record, event.deployment_id, messageId(event));
+      this.d.metrics.ackLatency.observe((performance.now() - started) / 1000);
+      if (ack.duplicate) {
+        this.d.metrics.duplicates.inc({ kind, path: opts.path });
+        return { index, status: 200, seq: ack.seq, duplicate: true };
+      }
+      this.d.metrics.accepted.inc({ kind, path: opts.path });
+      return { index, status: 202, seq: ack.seq, duplicate: false };
+    } catch (err) {
+      const e = asKachingError(err, this.d.log);
+      this.d.metrics.rejected.inc({ code: e.code, path: opts.path });
+      return { index, status: e.status, error: e.toBody().error };
+    }
+  }
+
+  private async checkSignature(event: UsageEvent | JobStatusEvent, kind: Kind, now: number): Promise<void> {
+    const sig = event.sig;
+    if (sig.algo !== 'ed25519') throw new InputError('SIGNATURE_ALGO', { field: 'sig.algo', rule: 'const:ed25519' });
+    let sigBytes: Uint8Array | null | undefined;
+    try {
+      sigBytes = decodeBase64Strict(sig.signature);
+    } catch {
+      sigBytes = null;
+    }
+    if (!sigBytes || sigBytes.length !== 64) {
+      throw new InputError('BAD_BASE64', { field: 'sig.signature', rule: 'base64:64-bytes' });
+    }
+    const eventTime = Date.parse(kind === 'usage' ? ((event as UsageEvent).job.ended_at ?? event.job.started_at) : (event as JobStatusEvent).observed_at);
+    const key = await this.d.keys.usableKey(event.deployment_id, sig.key_id, eventTime, now);
+    const ok = await this.d.verifier.verify(sigBytes, signingBytes(event), key.publicKey);
+    if (!ok) throw new AuthError('SIGNATURE_INVALID', { field: 'sig.signature' });
+  }
+
+  private errorReplyFromItem(r: ItemResult): Reply {
+    const body: ErrorBody = { error: r.error! };
+    return withRetryHeader({ status: r.status, body }, r.error?.retry_after_s);
+  }
+
+  errorReply(err: unknown, path: Path): Reply {
+    const e = asKachingError(err, this.d.log);
+    this.d.metrics.rejected.inc({ code: e.code, path });
+    return withRetryHeader({ status: e.status, body: e.toBody() }, e.retryAfterS);
+  }
+}
+
+function withRetryHeader(reply: Reply, retryAfterS: number | undefined): Reply {
+  if (retryAfterS !== undefined) reply.headers = { ...reply.headers, 'retry-after': String(retryAfterS) };
+  return reply;
+}
+
+function kindOf(raw: unknown): Kind {
+  const schema = typeof raw === 'object' && raw !== null ? (raw as { schema?: unknown }).schema : undefined;
+  if (schema === USAGE_SCHEMA) return 'usage';
+  if (schema === JOB_STATUS_SCHEMA) return 'job_status';
+  if (schema === undefined) throw new InputError('FIELD_REQUIRED', { field: 'schema', rule: 'required' });
+  throw new InputError('SCHEMA_UNKNOWN', { field: 'schema', rule: `enum:${USAGE_SCHEMA}|${JOB_STATUS_SCHEMA}` });
+}
+
+export function asKachingError(err: unknown, log?: Logger): KachingError {
+  if (err instanceof KachingError) return err;
+  log?.error({ err }, 'unexpected ingest error');
+  return new KachingError('INTERNAL');
+}

@@ -1,0 +1,59 @@
+import type pg from 'pg';
+import { InputError, KachingError } from '@kaching/contracts';
+
+export interface RegisterAgentKeyInput {
+  deploymentId: string;
+  keyId: string;
+  /** Raw 32-byte Ed25519 public key, base64. */
+  publicKey: string;
+  validFrom?: Date | null;
+  validTo?: Date | null;
+}
+
+export interface RegisteredAgentKey {
+  deploymentId: string;
+  keyId: string;
+  orgId: string;
+  validFrom: Date;
+  validTo: Date | null;
+}
+
+const KEY_ID_RE = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/** Registers an agent signing key. Re-registering the same key id with the same public key only updates its window. */
+export async function registerAgentKey(pool: pg.Pool, input: RegisterAgentKeyInput): Promise<RegisteredAgentKey> {
+  if (!KEY_ID_RE.test(input.keyId)) {
+    throw new InputError('FIELD_FORMAT', { field: 'key_id', rule: `pattern:${KEY_ID_RE.source}` });
+  }
+  const pk = decodePublicKey(input.publicKey);
+  if (input.validFrom && input.validTo && input.validTo <= input.validFrom) {
+    throw new InputError('FIELD_RANGE', { field: 'valid_to', rule: 'after:valid_from', message: 'valid_to must be after valid_from' });
+  }
+  const dep = await pool.query<{ org_id: string }>('select org_id from deployment where deployment_id = $1', [input.deploymentId]);
+  const orgId = dep.rows[0]?.org_id;
+  if (!orgId) throw new KachingError('NOT_FOUND', { field: 'deployment_id', message: `deployment ${input.deploymentId} does not exist` });
+  const r = await pool.query<{ valid_from: Date; valid_to: Date | null }>(
+    `insert into agent_key (deployment_id, key_id, org_id, public_key, valid_from, valid_to)
+     values ($1, $2, $3, $4, coalesce($5, now()), $6)
+     on conflict (deployment_id, key_id) do update
+       set valid_from = coalesce($5, agent_key.valid_from), valid_to = excluded.valid_to
+       where agent_key.public_key = excluded.public_key and agent_key.revoked_at is null
+     returning valid_from, valid_to`,
+    [input.deploymentId, input.keyId, orgId, pk, input.validFrom ?? null, input.validTo ?? null],
+  );
+  const row = r.rows[0];
+  if (!row) {
+    // A key id is never rebound to another public key, nor revived: old events must stay verifiable.
+    throw new KachingError('CONFLICT', { field: 'key_id', message: `key ${input.keyId} exists with another public key or is revoked` });
+  }
+  return { deploymentId: input.deploymentId, keyId: input.keyId, orgId, validFrom: row.valid_from, validTo: row.valid_to };
+}
+
+function decodePublicKey(b64: string): Buffer {
+  const buf = Buffer.from(b64, 'base64');
+  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(b64) || buf.toString('base64') !== b64) {
+    throw new InputError('BAD_BASE64', { field: 'public_key', rule: 'base64' });
+  }
+  if (buf.length !== 32) throw new InputError('FIELD_LENGTH', { field: 'public_key', rule: 'bytes:32', message: 'an Ed25519 public key is 32 raw bytes' });
+  return buf;
+}

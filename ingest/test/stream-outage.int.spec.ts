@@ -1,0 +1,126 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { connect } from '@nats-io/transport-node';
+import { loadConfig, start, type IngestHandle } from '@kaching/ingest';
+import { isolatedEnv, type IsolatedEnv } from '../../test/support/isolation.js';
+import { signedUsage } from '../src/bench/events.js';
+import { post, seedDeployment, streamCount, type SeededDeployment } from './support.js';
+
+// Our own nats-server: the shared one is never stopped.
+let env: IsolatedEnv;
+let svc: IngestHandle | undefined;
+let server: ChildProcess | undefined;
+let storeDir: string;
+let port: number;
+let D: SeededDeployment;
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const p = (s.address() as { port: number }).port;
+      s.close(() => resolve(p));
+    });
+  });
+}
+
+async function startNats(): Promise<void> {
+  server = spawn('/usr/sbin/nats-server', ['-js', '-a', '127.0.0.1', '-p', String(port), '-sd', storeDir], { stdio: 'ignore' });
+  for (let i = 0; i < 100; i++) {
+    const nc = await connect({ servers: `nats://127.0.0.1:${port}`, maxReconnectAttempts: 0, timeout: 500 }).catch(() => null);
+    if (nc) {
+      await nc.close();
+      return;
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error('own nats-server did not come up');
+}
+
+async function stopNats(): Promise<void> {
+  const s = server;
+  server = undefined;
+  if (!s || s.exitCode !== null) return;
+  const exited = new Promise((r) => s.once('exit', r));
+  s.kill('SIGKILL');
+  await exited;
+}
+
+async function count(): Promise<number> {
+  const nc = await connect({ servers: `nats://127.0.0.1:${port}` });
+  try {
+    return await streamCount(nc, env.names.eventsStream);
+  } finally {
+    await nc.close();
+  }
+}
+
+beforeAll(async () => {
+  env = await isolatedEnv();
+  storeDir = await mkdtemp(join(tmpdir(), 'kaching-ingest-nats-'));
+  port = await freePort();
+  await startNats();
+  svc = await start({
+    ...loadConfig(env.env),
+    natsUrl: `nats://127.0.0.1:${port}`,
+    port: 0,
+    host: '127.0.0.1',
+    verifyWorkers: 0,
+    publishTimeoutMs: 1000,
+    logLevel: 'silent',
+  });
+  D = await seedDeployment(env.pool);
+});
+
+afterAll(async () => {
+  if (!server) await startNats().catch(() => undefined); // lets close() drain cleanly
+  await svc?.close();
+  await stopNats();
+  await env?.cleanup();
+  await rm(storeDir, { recursive: true, force: true });
+});
+
+describe('JetStream unavailable', () => {
+  it('answers 503 with Retry-After (never 2xx), then accepts the same events exactly once after recovery', async () => {
+    const landed = signedUsage(D.deploymentId, D.keyId, D.secretKey);
+    expect((await post(svc!.url, '/v1/ingest/usage', landed, D.token)).status).toBe(202);
+    expect(await count()).toBe(1);
+
+    await stopNats();
+    const singles = [0, 1, 2].map(() => signedUsage(D.deploymentId, D.keyId, D.secretKey));
+    const batch = [0, 1].map(() => signedUsage(D.deploymentId, D.keyId, D.secretKey));
+    for (const e of singles) {
+      const r = await post(svc!.url, '/v1/ingest/usage', e, D.token);
+      expect(r.status).toBe(503);
+      expect(r.body.error.code).toBe('STREAM_UNAVAILABLE');
+      expect(Number(r.headers.get('retry-after'))).toBeGreaterThan(0);
+    }
+    const b = await post(svc!.url, '/v1/ingest/batch', { events: batch }, D.token);
+    expect(b.status).toBe(503);
+    expect(b.headers.get('retry-after')).toBeTruthy();
+    expect(b.body.results.every((r: { status: number }) => r.status === 503)).toBe(true);
+    const ready = await fetch(`${svc!.url}/readyz`);
+    expect(ready.status).toBe(503);
+
+    await startNats();
+    for (let i = 0; i < 100 && (await fetch(`${svc!.url}/readyz`)).status !== 200; i++) await new Promise((r) => setTimeout(r, 100));
+
+    // Agents retry blindly: each event is stored once (202), or reported as the duplicate it is.
+    for (const e of singles) {
+      const r = await post(svc!.url, '/v1/ingest/usage', e, D.token);
+      expect([200, 202]).toContain(r.status);
+      expect(r.body.seq).toEqual(expect.any(Number));
+    }
+    const rb = await post(svc!.url, '/v1/ingest/batch', { events: batch }, D.token);
+    expect(rb.status).toBe(207);
+    expect(rb.body.results.every((r: { status: number }) => r.status === 202 || r.status === 200)).toBe(true);
+    // ...and once more: all duplicates now, nothing doubled
+    for (const e of [...singles, landed]) expect((await post(svc!.url, '/v1/ingest/usage', e, D.token)).status).toBe(200);
+    expect(await count()).toBe(1 + singles.length + batch.length);
+  });
+});

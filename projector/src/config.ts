@@ -1,0 +1,36 @@
+import { baseConfig, intFromEnv, PROJECTIONS, type BaseConfig, type ProjectionName } from '@kaching/contracts';
+
+export interface ProjectorConfig extends BaseConfig {
+  /** /metrics, /healthz, /readyz. 0 picks a free port. */
+  port: number;
+  host: string;
+  /** Messages fetched and applied per transaction. */
+  batchSize: number;
+  /** usage_sample partitions older than this many days are dropped. */
+  retentionDays: number;
+  /** Daily partitions created ahead of today. */
+  partitionsAhead: number;
+  /** Which projections this process runs (a deployment may run one per process). */
+  projections: ProjectionName[];
+  /** Maintenance (partitions ahead, retention) period. */
+  maintenanceIntervalMs: number;
+}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): ProjectorConfig {
+  const list = (env.PROJECTOR_PROJECTIONS ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+  for (const p of list) {
+    if (!PROJECTIONS.includes(p as ProjectionName)) throw new Error(`PROJECTOR_PROJECTIONS: unknown projection "${p}"`);
+  }
+  const batchSize = intFromEnv(env, 'PROJECTOR_BATCH_SIZE', 1000);
+  if (batchSize < 1) throw new Error('PROJECTOR_BATCH_SIZE must be at least 1');
+  return {
+    ...baseConfig(env),
+    port: intFromEnv(env, 'PROJECTOR_PORT', 7072),
+    host: env.PROJECTOR_HOST || '0.0.0.0',
+    batchSize,
+    retentionDays: intFromEnv(env, 'PROJECTOR_RETENTION_DAYS', 30),
+    partitionsAhead: intFromEnv(env, 'PROJECTOR_PARTITIONS_AHEAD', 7),
+    projections: list.length ? (list as ProjectionName[]) : [...PROJECTIONS],
+    maintenanceIntervalMs: intFromEnv(env, 'PROJECTOR_MAINTENANCE_INTERVAL_MS', 3_600_000),
+  };
+}

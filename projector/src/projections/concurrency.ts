@@ -1,0 +1,87 @@
+import type pg from 'pg';
+import type { Tables } from '../db/tables.js';
+import { q, stageWinners } from './common.js';
+
+/**
+ * concurrency: each identity occupies the minutes [minute(started_at), minute(projector_job_end(...))]
+ * (UTC). A new revision or heartbeat moves it from its applied interval to the new one; concurrency_minute
+ * moves by the per-minute difference. Then the touched days' usage_rollup_daily.orchestration_peak_concurrency
+ * is recomputed — the only column of that table this projection writes (the rollups projection owns the rest).
+ */
+export async function applyConcurrency(client: pg.ClientBase, t: Tables, opts: { writePeak: boolean }): Promise<void> {
+  const st = q(t.concurrencyJob);
+  const cm = q(t.concurrency);
+  await stageWinners(client);
+  await client.query(`create temp table cc_ch on commit drop as
+    with h as (
+      select deployment_id, correlation_id, (array_agg(org_id))[1] as org_id, min(started_at) as started_at,
+        max(observed_at) as hb
+      from stg_events where kind = 'job_status' group by deployment_id, correlation_id),
+    ids as (select deployment_id, correlation_id from stg_win union select deployment_id, correlation_id from h),
+    m as (
+      select i.deployment_id, i.correlation_id, coalesce(s.org_id, w.org_id, h.org_id) as org_id,
+        (w.revision is not null and (s.revision is null or s.revision collate "C" < w.revision collate "C")) as tw,
+        w.revision as w_revision, w.started_at as w_started_at, w.ended_at as w_ended_at, w.status as w_status,
+        s.revision as s_revision, s.started_at as s_started_at, s.ended_at as s_ended_at, s.status as s_status,
+        greatest(s.heartbeat_at, h.hb) as heartbeat_at, h.started_at as h_started_at,
+        s.from_minute as o_from, s.to_minute as o_to
+      from ids i
+        left join stg_win w on w.deployment_id = i.deployment_id and w.correlation_id = i.correlation_id
+        left join h on h.deployment_id = i.deployment_id and h.correlation_id = i.correlation_id
+        left join ${st} s on s.deployment_id = i.deployment_id and s.correlation_id = i.correlation_id),
+    n as (
+      select deployment_id, correlation_id, org_id,
+        case when tw then w_revision else coalesce(s_revision, '') end as revision,
+        case when tw then w_started_at when coalesce(s_revision, '') <> '' then s_started_at
+             else least(s_started_at, h_started_at) end as started_at,
+        case when tw then w_ended_at else s_ended_at end as ended_at,
+        case when tw then w_status else coalesce(s_status, 'running') end as status,
+        heartbeat_at, o_from, o_to
+      from m)
+    select n.*, date_trunc('minute', started_at, 'UTC') as n_from,
+      date_trunc('minute', projector_job_end(started_at, ended_at, status, heartbeat_at), 'UTC') as n_to
+    from n`);
+  await client.query(`create temp table cc_d on commit drop as
+    select deployment_id, org_id, minute, sum(sign)::int as delta from (
+      select deployment_id, org_id, generate_series(o_from, o_to, interval '1 minute') as minute, -1 as sign
+        from cc_ch where o_from is not null and (o_from, o_to) is distinct from (n_from, n_to)
+      union all
+      select deployment_id, org_id, generate_series(n_from, n_to, interval '1 minute'), 1
+        from cc_ch where (o_from, o_to) is distinct from (n_from, n_to)) x
+    group by deployment_id, org_id, minute having sum(sign) <> 0`);
+  // Update existing minutes first, then insert new ones: an insert never carries a negative count.
+  await client.query(`update ${cm} c set jobs_running = c.jobs_running + d.delta from cc_d d
+    where c.deployment_id = d.deployment_id and c.minute = d.minute`);
+  await client.query(`insert into ${cm} (deployment_id, minute, org_id, jobs_running)
+    select d.deployment_id, d.minute, d.org_id, d.delta from cc_d d
+    where not exists (select 1 from ${cm} c where c.deployment_id = d.deployment_id and c.minute = d.minute)`);
+  await client.query(`delete from ${cm} c using cc_d d where c.deployment_id = d.deployment_id and c.minute = d.minute
+    and c.jobs_running = 0`);
+  await client.query(`insert into ${st} as s (deployment_id, correlation_id, org_id, revision, started_at, ended_at, status,
+      heartbeat_at, from_minute, to_minute)
+    select deployment_id, correlation_id, org_id, revision, started_at, ended_at, status, heartbeat_at, n_from, n_to from cc_ch
+    on conflict (deployment_id, correlation_id) do update set org_id = excluded.org_id, revision = excluded.revision,
+      started_at = excluded.started_at, ended_at = excluded.ended_at, status = excluded.status,
+      heartbeat_at = excluded.heartbeat_at, from_minute = excluded.from_minute, to_minute = excluded.to_minute`);
+  if (opts.writePeak) {
+    await client.query(`insert into ${q(t.daily)} as x (deployment_id, day, org_id, orchestration_peak_concurrency)
+      select k.deployment_id, k.day, k.org_id, coalesce((select max(c.jobs_running) from ${cm} c
+          where c.deployment_id = k.deployment_id and c.minute >= k.day::timestamp at time zone 'UTC'
+            and c.minute < (k.day + 1)::timestamp at time zone 'UTC'), 0)
+      from (select distinct on (deployment_id, day) deployment_id, org_id, (minute at time zone 'UTC')::date as day from cc_d) k
+      on conflict (deployment_id, day) do update set orchestration_peak_concurrency = excluded.orchestration_peak_concurrency`);
+  }
+}
+
+/** Recomputes every day's peak from the concurrency index (after a concurrency or rollups swap). */
+export async function recomputeAllPeaks(client: pg.ClientBase, concurrencyTable: string, dailyTable: string): Promise<void> {
+  const cm = q(concurrencyTable);
+  const d = q(dailyTable);
+  await client.query(`insert into ${d} as x (deployment_id, day, org_id, orchestration_peak_concurrency)
+    select deployment_id, (minute at time zone 'UTC')::date, (array_agg(org_id))[1], max(jobs_running) from ${cm}
+    group by deployment_id, (minute at time zone 'UTC')::date
+    on conflict (deployment_id, day) do update set orchestration_peak_concurrency = excluded.orchestration_peak_concurrency`);
+  await client.query(`update ${d} x set orchestration_peak_concurrency = 0 where orchestration_peak_concurrency <> 0
+    and not exists (select 1 from ${cm} c where c.deployment_id = x.deployment_id
+      and c.minute >= x.day::timestamp at time zone 'UTC' and c.minute < (x.day + 1)::timestamp at time zone 'UTC')`);
+}

@@ -1,0 +1,93 @@
+import type pg from 'pg';
+import type { Tables } from '../db/tables.js';
+import { q, stageWinners } from './common.js';
+
+const SUMS = ['cpu_seconds', 'gpu_seconds', 'disk_io_mb', 'net_in_mb', 'net_out_mb', 'context_reads', 'context_writes',
+  'context_bytes_read', 'context_bytes_written', 'model_tokens_in', 'model_tokens_out'] as const;
+const NUM_TYPES: Record<string, string> = {
+  cpu_seconds: 'numeric(18,6)', gpu_seconds: 'numeric(18,6)', ram_mb_peak: 'numeric(18,3)', disk_io_mb: 'numeric(18,3)',
+  net_in_mb: 'numeric(18,3)', net_out_mb: 'numeric(18,3)', context_reads: 'bigint', context_writes: 'bigint',
+  context_bytes_read: 'bigint', context_bytes_written: 'bigint', model_tokens_in: 'bigint', model_tokens_out: 'bigint',
+};
+const METRICS = [...SUMS, 'ram_mb_peak'];
+
+/**
+ * rollups: each identity's winning revision replaces what its previous revision contributed.
+ * Buckets: hour = UTC hour of ended_at (started_at while the job has no end); day = the UTC date of that hour.
+ * Sums move by (new - old); the hourly ram_mb_peak max is recomputed from state for touched buckets;
+ * seats/nodes are exact through per-day reference counts. orchestration_peak_concurrency is NOT
+ * written here: the concurrency projection owns that column.
+ */
+export async function applyRollups(client: pg.ClientBase, t: Tables): Promise<void> {
+  const st = q(t.rollupJob);
+  const mem = q(t.rollupMember);
+  const hourly = q(t.hourly);
+  const daily = q(t.daily);
+  await stageWinners(client);
+  // Changes: winners that beat the applied revision, with what that revision contributed (o_*).
+  await client.query(`create temp table rl_ch on commit drop as
+    select w.deployment_id, w.correlation_id, w.org_id, w.revision,
+      date_trunc('hour', coalesce(w.ended_at, w.started_at), 'UTC') as bucket_start,
+      (date_trunc('hour', coalesce(w.ended_at, w.started_at), 'UTC') at time zone 'UTC')::date as day,
+      w.agent_type, w.agent_id, w.node_id, w.status,
+      ${METRICS.map((m) => `w.${m}::${NUM_TYPES[m]} as ${m}`).join(', ')},
+      s.deployment_id is not null as o_exists, s.bucket_start as o_bucket_start, s.day as o_day, s.agent_type as o_agent_type,
+      s.agent_id as o_agent_id, s.node_id as o_node_id, s.status as o_status,
+      ${METRICS.map((m) => `s.${m} as o_${m}`).join(', ')}
+    from stg_win w left join ${st} s on s.deployment_id = w.deployment_id and s.correlation_id = w.correlation_id
+    where s.deployment_id is null or s.revision collate "C" < w.revision collate "C"`);
+  await client.query(`create temp table rl_d on commit drop as
+    select deployment_id, org_id, bucket_start, day, agent_type, agent_id, node_id, status, 1 as sign,
+      ${SUMS.join(', ')} from rl_ch
+    union all
+    select deployment_id, org_id, o_bucket_start, o_day, o_agent_type, o_agent_id, o_node_id, o_status, -1,
+      ${SUMS.map((m) => `-o_${m}`).join(', ')} from rl_ch where o_exists`);
+  const sumSel = SUMS.map((m) => `sum(${m})`).join(', ');
+  const jobSel = `sum(sign), coalesce(sum(sign) filter (where status = 'succeeded'), 0), coalesce(sum(sign) filter (where status = 'failed'), 0)`;
+  const addSet = [...SUMS, 'jobs', 'jobs_succeeded', 'jobs_failed'].map((m) => `${m} = x.${m} + excluded.${m}`).join(', ');
+  await client.query(`insert into ${hourly} as x (deployment_id, bucket_start, agent_type, org_id, ${SUMS.join(', ')}, jobs, jobs_succeeded, jobs_failed)
+    select deployment_id, bucket_start, agent_type, org_id, ${sumSel}, ${jobSel}
+    from rl_d group by deployment_id, bucket_start, agent_type, org_id
+    on conflict (deployment_id, bucket_start, agent_type) do update set ${addSet}`);
+  await client.query(`insert into ${st} as s (deployment_id, correlation_id, org_id, revision, bucket_start, day, agent_type,
+      agent_id, node_id, status, ${METRICS.join(', ')})
+    select deployment_id, correlation_id, org_id, revision, bucket_start, day, agent_type, agent_id, node_id, status,
+      ${METRICS.join(', ')} from rl_ch
+    on conflict (deployment_id, correlation_id) do update set org_id = excluded.org_id, revision = excluded.revision,
+      bucket_start = excluded.bucket_start, day = excluded.day, agent_type = excluded.agent_type,
+      agent_id = excluded.agent_id, node_id = excluded.node_id, status = excluded.status,
+      ${METRICS.map((m) => `${m} = excluded.${m}`).join(', ')}`);
+  // A max cannot move by a difference: recompute it for every touched bucket from the state (indexed).
+  await client.query(`update ${hourly} h set ram_mb_peak = coalesce((select max(s.ram_mb_peak) from ${st} s
+      where s.deployment_id = h.deployment_id and s.bucket_start = h.bucket_start and s.agent_type = h.agent_type), 0)
+    from (select distinct deployment_id, bucket_start, agent_type from rl_d) k
+    where h.deployment_id = k.deployment_id and h.bucket_start = k.bucket_start and h.agent_type = k.agent_type`);
+  await client.query(`insert into ${daily} as x (deployment_id, day, org_id, ${SUMS.join(', ')}, jobs, jobs_succeeded, jobs_failed)
+    select deployment_id, day, org_id, ${sumSel}, ${jobSel}
+    from rl_d group by deployment_id, day, org_id
+    on conflict (deployment_id, day) do update set ${addSet}`);
+  // Distinct agents/nodes per day: reference counts; a member going 0 -> n or n -> 0 moves the count.
+  await client.query(`create temp table rl_md on commit drop as
+    select deployment_id, day, 'agent'::text as kind, agent_id as member_id, sum(sign)::int as delta from rl_d
+      group by deployment_id, day, agent_id having sum(sign) <> 0
+    union all
+    select deployment_id, day, 'node'::text, node_id, sum(sign)::int from rl_d
+      group by deployment_id, day, node_id having sum(sign) <> 0`);
+  await client.query(`with up as (
+      insert into ${mem} as m (deployment_id, day, kind, member_id, refs)
+      select deployment_id, day, kind, member_id, delta from rl_md
+      on conflict (deployment_id, day, kind, member_id) do update set refs = m.refs + excluded.refs
+      returning deployment_id, day, kind, member_id, refs),
+    tr as (
+      select up.deployment_id, up.day, up.kind,
+        case when up.refs > 0 and up.refs - d.delta <= 0 then 1 when up.refs <= 0 and up.refs - d.delta > 0 then -1 else 0 end as t
+      from up join rl_md d using (deployment_id, day, kind, member_id)),
+    agg as (
+      select deployment_id, day, coalesce(sum(t) filter (where kind = 'agent'), 0)::int as seats,
+        coalesce(sum(t) filter (where kind = 'node'), 0)::int as nodes
+      from tr group by deployment_id, day having sum(abs(t)) > 0)
+    update ${daily} x set seats_active = x.seats_active + agg.seats, nodes_active = x.nodes_active + agg.nodes
+    from agg where x.deployment_id = agg.deployment_id and x.day = agg.day`);
+  await client.query(`delete from ${mem} m using rl_md d where m.deployment_id = d.deployment_id and m.day = d.day
+    and m.kind = d.kind and m.member_id = d.member_id and m.refs = 0`);
+}

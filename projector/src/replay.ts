@@ -1,0 +1,202 @@
+import { DeliverPolicy, jetstream, jetstreamManager, type JsMsg } from '@nats-io/jetstream';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import type pg from 'pg';
+import { createPool, names as namesOf, type BaseConfig, type ProjectionName } from '@kaching/contracts';
+import { lockCheckpoint, writeCheckpoint } from './db/batch.js';
+import { PartitionCache, ensurePartitions, utcDay } from './db/partitions.js';
+import { LIVE, ORG_READABLE, OWNED, SHADOW_SUFFIX, shadowTables } from './db/tables.js';
+import { decodeJsMsg, processBatch } from './processor.js';
+import { recomputeAllPeaks } from './projections/concurrency.js';
+import { q } from './projections/common.js';
+
+export interface ReplayOptions {
+  fromSeq?: number;
+  /** RFC 3339: start at the first message stored at or after this instant. */
+  since?: string;
+  batchSize?: number;
+  onProgress?(p: ReplayProgress): void;
+  signal?: AbortSignal;
+  /** Reuse a connection / pool (tests, bench). */
+  nc?: NatsConnection;
+  pool?: pg.Pool;
+}
+
+export interface ReplayProgress {
+  projection: ProjectionName;
+  seq: number;
+  applied: number;
+  pending: number;
+  eventsPerSecond: number;
+}
+
+export interface ReplayResult {
+  projection: ProjectionName;
+  events: number;
+  lastSeq: number;
+  seconds: number;
+  eventsPerSecond: number;
+  swap: 'rename' | 'copy';
+}
+
+/**
+ * Rebuilds one projection into `<table>__shadow` copies from a fresh ordered consumer while the live
+ * tables keep serving reads, then swaps them in with one transaction that also moves the checkpoint.
+ * The swap holds the projection's checkpoint row lock, so a live consumer of the same projection
+ * waits, then continues from the replayed sequence on the new tables.
+ * With --from-seq/--since the rebuilt tables contain only events from that point on.
+ */
+export async function replay(config: BaseConfig, projection: ProjectionName, opts: ReplayOptions = {}): Promise<ReplayResult> {
+  const n = namesOf(config.namespace);
+  const pool = opts.pool ?? createPool({ databaseUrl: config.databaseUrl, namespace: config.namespace, max: 3, applicationName: 'kaching-replay' });
+  const nc = opts.nc ?? (await connect({ servers: config.natsUrl, name: 'kaching-replay' }));
+  const shadow = shadowTables();
+  const shadowKey = `${projection}${SHADOW_SUFFIX}`;
+  const batchSize = opts.batchSize ?? 2000;
+  const partitions = new PartitionCache(shadow.usageSample);
+  const t0 = Date.now();
+  let applied = 0;
+  try {
+    await createShadow(pool, projection);
+    await pool.query('delete from projection_checkpoint where projection = $1', [shadowKey]);
+    const jsm = await jetstreamManager(nc);
+    const si = await jsm.streams.info(n.eventsStream);
+    const js = jetstream(nc);
+    const startSeq = opts.fromSeq ?? 1;
+    const consumer = await js.consumers.get(n.eventsStream, opts.since
+      ? { deliver_policy: DeliverPolicy.StartTime, opt_start_time: new Date(opts.since).toISOString() }
+      : { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: Math.max(1, startSeq) });
+    const info = await consumer.info();
+    // Nothing to read: everything the stream holds lies before the start point.
+    let shadowSeq = info.num_pending === 0 ? si.state.last_seq : Math.max(0, startSeq - 1);
+    let swap: 'rename' | 'copy' | null = null;
+    if (info.num_pending === 0) swap = await trySwap(pool, projection, shadowSeq);
+    if (!swap) {
+      const iter = await consumer.consume({ max_messages: batchSize });
+      const onAbort = () => void iter.stop();
+      opts.signal?.addEventListener('abort', onAbort);
+      let buf: JsMsg[] = [];
+      try {
+        for await (const m of iter) {
+          buf.push(m);
+          if (buf.length < batchSize && m.info.pending > 0) continue;
+          const decoded = buf.map((x) => decodeJsMsg(x));
+          const seqs = buf.map((x) => x.info.streamSequence);
+          const out = await processBatch(pool, projection, decoded, seqs, { tables: shadow, checkpointKey: shadowKey, partitions });
+          applied += out.applied;
+          shadowSeq = out.lastSeq;
+          const pending = m.info.pending;
+          buf = [];
+          opts.onProgress?.({ projection, seq: shadowSeq, applied, pending, eventsPerSecond: applied / Math.max(0.001, (Date.now() - t0) / 1000) });
+          if (pending === 0) {
+            swap = await trySwap(pool, projection, shadowSeq);
+            if (swap) break;
+          }
+        }
+      } finally {
+        opts.signal?.removeEventListener('abort', onAbort);
+        await iter.close().catch(() => undefined);
+      }
+      if (!swap) throw new Error(`replay of ${projection} aborted before the swap (live tables untouched)`);
+    }
+    const seconds = (Date.now() - t0) / 1000;
+    return { projection, events: applied, lastSeq: shadowSeq, seconds, eventsPerSecond: applied / Math.max(seconds, 0.001), swap: swap! };
+  } finally {
+    if (!opts.nc) await nc.close().catch(() => undefined);
+    if (!opts.pool) await pool.end().catch(() => undefined);
+  }
+}
+
+/** Empty `<table>__shadow` copies of the projection's tables, with RLS like the live ones. */
+async function createShadow(pool: pg.Pool, projection: ProjectionName): Promise<void> {
+  for (const k of OWNED[projection]) {
+    const live = LIVE[k] as string;
+    const sh = `${live}${SHADOW_SUFFIX}`;
+    await pool.query(`drop table if exists ${q(sh)}`);
+    const partitioned = live === LIVE.usageSample ? ' partition by range (started_at)' : '';
+    await pool.query(`create table ${q(sh)} (like ${q(live)} including all)${partitioned}`);
+    if (ORG_READABLE.has(live)) {
+      await pool.query(`alter table ${q(sh)} enable row level security`);
+      await pool.query(`create policy org_isolation on ${q(sh)} to kaching_org_reader using (org_id = current_org()) with check (org_id = current_org())`);
+      await pool.query(`grant select, insert, update, delete on ${q(sh)} to kaching_org_reader`);
+    }
+  }
+}
+
+async function children(client: pg.ClientBase, parent: string): Promise<string[]> {
+  const r = await client.query<{ name: string }>(
+    `select c.relname as name from pg_inherits i join pg_class c on c.oid = i.inhrelid
+     where i.inhparent = to_regclass(quote_ident(current_schema()) || '.' || $1)`,
+    [parent],
+  );
+  return r.rows.map((x) => x.name);
+}
+
+async function hasDependentViews(client: pg.ClientBase, table: string): Promise<boolean> {
+  const r = await client.query(
+    `select 1 from pg_depend d join pg_rewrite rw on rw.oid = d.objid
+     where d.refobjid = to_regclass(quote_ident(current_schema()) || '.' || $1) and rw.ev_class <> d.refobjid limit 1`,
+    [table],
+  );
+  return (r.rowCount ?? 0) > 0;
+}
+
+/**
+ * The atomic swap. Returns null (nothing changed) when the live consumer is ahead of the shadow:
+ * the caller keeps replaying and tries again.
+ */
+async function trySwap(pool: pg.Pool, projection: ProjectionName, shadowSeq: number): Promise<'rename' | 'copy' | null> {
+  const client = await pool.connect();
+  try {
+    await client.query('begin');
+    const live = await lockCheckpoint(client, projection);
+    if (live > shadowSeq) {
+      await client.query('rollback');
+      return null;
+    }
+    const owned = OWNED[projection].map((k) => LIVE[k] as string);
+    const lockList = owned.flatMap((t) => [q(t), q(`${t}${SHADOW_SUFFIX}`)]);
+    await client.query(`lock table ${[...new Set(lockList)].join(', ')} in access exclusive mode`);
+    let mode: 'rename' | 'copy' = 'rename';
+    for (const t of owned) if (await hasDependentViews(client, t)) mode = 'copy';
+    if (projection === 'rollups') await recomputeAllPeaks(client, LIVE.concurrency, `${LIVE.daily}${SHADOW_SUFFIX}`);
+    for (const t of owned) {
+      const sh = `${t}${SHADOW_SUFFIX}`;
+      if (mode === 'copy') {
+        // Views depend on the live table: keep its identity and copy the rows instead (still one transaction).
+        if (t === LIVE.usageSample) {
+          const days = await client.query<{ d: string }>(`select distinct to_char(started_at at time zone 'UTC', 'YYYY-MM-DD') as d from ${q(sh)}`);
+          for (const { d } of days.rows) await ensurePartitions(client, t, d, 1);
+        }
+        await client.query(`truncate ${q(t)}`);
+        await client.query(`insert into ${q(t)} select * from ${q(sh)}`);
+        await client.query(`drop table ${q(sh)}`);
+        continue;
+      }
+      const fks = await client.query<{ name: string; def: string }>(
+        `select conname as name, pg_get_constraintdef(oid) as def from pg_constraint
+         where conrelid = to_regclass(quote_ident(current_schema()) || '.' || $1) and contype = 'f'`,
+        [t],
+      );
+      for (const c of await children(client, t)) await client.query(`alter table ${q(c)} rename to ${q(`${c}__old`)}`);
+      await client.query(`alter table ${q(t)} rename to ${q(`${t}__old`)}`);
+      await client.query(`alter table ${q(sh)} rename to ${q(t)}`);
+      for (const c of await children(client, t)) {
+        if (c.startsWith(sh)) await client.query(`alter table ${q(c)} rename to ${q(t + c.slice(sh.length))}`);
+      }
+      await client.query(`drop table ${q(`${t}__old`)}`);
+      // Foreign keys are not copied by LIKE; the rows came from validated events, so skip re-validation.
+      for (const fk of fks.rows) await client.query(`alter table ${q(t)} add constraint ${q(fk.name)} ${fk.def} not valid`);
+    }
+    if (projection === 'raw') await ensurePartitions(client, LIVE.usageSample, utcDay(Date.now() - 86_400_000), 9);
+    if (projection === 'concurrency') await recomputeAllPeaks(client, LIVE.concurrency, LIVE.daily);
+    await writeCheckpoint(client, projection, shadowSeq);
+    await client.query('delete from projection_checkpoint where projection = $1', [`${projection}${SHADOW_SUFFIX}`]);
+    await client.query('commit');
+    return mode;
+  } catch (err) {
+    await client.query('rollback').catch(() => undefined);
+    throw err;
+  } finally {
+    client.release();
+  }
+}
