@@ -39,7 +39,7 @@ async function seedDashboard(o: SeededOrg): Promise<void> {
   await q(`delete from suggestion where deployment_id = $1`, [o.deploymentId]);
   await q(`delete from quota where deployment_id = $1`, [o.deploymentId]);
   await q(`delete from budget where deployment_id = $1`, [o.deploymentId]);
-  // 14 days: seats 4..8 (today 8 of 10), nodes today 3 of 4, 100 MB context and 250k tokens a day
+  // 14 days: seats 4..8 (today 8 of 10), nodes today 3 of 4, 100 MB context and 200k input tokens a day
   await q(
     `insert into usage_rollup_daily (deployment_id, day, org_id, jobs, context_bytes_written, model_tokens_in, model_tokens_out, seats_active, nodes_active)
      select $1, current_date - i, $2, 120 + i * 3, 100000000, 200000, 50000, case when i = 0 then 8 else 4 + (13 - i) % 5 end, case when i = 0 then 3 else 2 + i % 2 end
@@ -48,9 +48,9 @@ async function seedDashboard(o: SeededOrg): Promise<void> {
   );
   await q(`insert into quota (quota_id, deployment_id, org_id, name, metric, period, hard_limit, soft_threshold) values
      (gen_random_uuid(), $1, $2, 'context-30d', 'context_bytes_written', 'rolling_30d', 2000000000, 1600000000),
-     (gen_random_uuid(), $1, $2, 'tokens-30d', 'model_tokens', 'rolling_30d', 4000000, 3200000)`, [o.deploymentId, o.orgId]);
+     (gen_random_uuid(), $1, $2, 'tokens-in-30d', 'model_tokens_in', 'rolling_30d', 3200000, 2800000)`, [o.deploymentId, o.orgId]);
   await q(`insert into budget (budget_id, deployment_id, org_id, scope, metric, period, limit_units, action) values
-     (gen_random_uuid(), $1, $2, 'llm-spend', 'cost_micro_usd', 'rolling_30d', 40000000, 'block')`, [o.deploymentId, o.orgId]);
+     (gen_random_uuid(), $1, $2, 'llm-spend', 'cost_usd', 'rolling_30d', 40, 'block')`, [o.deploymentId, o.orgId]);
   await q(`insert into model_price (provider, model_name, version, effective_from, input_per_1m_micro_usd, output_per_1m_micro_usd)
      values ('anthropic', 'claude-x', 1, now() - interval '90 days', 3000000, 15000000)`);
   // three more nodes and agents of three types
@@ -135,7 +135,7 @@ describe('dashboard in a real browser', () => {
     expect(await text('card-context-value')).toBe('1.4 GB');
     expect(await text('card-context-cap')).toContain('of 2 GB');
     expect(await text('card-context-pct')).toBe('70.0% of cap');
-    expect(await text('card-tokens-value')).toBe('3.5M');
+    expect(await text('card-tokens-value')).toBe('2.8M'); // input tokens: 14 × 200k
     expect(await text('card-tokens-pct')).toBe('87.5% of cap');
     expect(await text('card-cost-value')).toBe('$24.00');
     expect(await text('card-cost-cap')).toContain('of $40.00');

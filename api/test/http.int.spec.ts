@@ -41,7 +41,7 @@ describe('auth', () => {
   });
 
   it('a read key cannot use admin endpoints; an admin key cannot use operator endpoints', async () => {
-    const r = await client(api.url, A.readKey)('POST', '/v1/quota', { deployment_id: A.deploymentId, name: 'q', metric: 'model_tokens', period: 'daily', hard_limit: 5 });
+    const r = await client(api.url, A.readKey)('POST', '/v1/quota', { deployment_id: A.deploymentId, name: 'q', metric: 'model_tokens_in', period: 'daily', hard_limit: 5 });
     expect([r.status, r.json.error.code]).toEqual([403, 'API_KEY_SCOPE']);
     const p = await client(api.url, A.adminKey)('POST', '/v1/prices', { provider: 'openai', model_name: 'gpt-x', input_per_1m_micro_usd: 1 });
     expect([p.status, p.json.error.code]).toEqual([403, 'API_KEY_SCOPE']);
@@ -88,9 +88,9 @@ describe('HTTP behaviour', () => {
     expect(req.json.error).toMatchObject({ code: 'FIELD_REQUIRED', field: 'deployment_id' });
     const json = await a('POST', '/v1/quota', '{"deployment_id":');
     expect([json.status, json.json.error.code]).toEqual([400, 'MALFORMED_JSON']);
-    const unk = await a('POST', '/v1/quota', { deployment_id: A.deploymentId, name: 'q', metric: 'm', period: 'daily', evil: 1 });
+    const unk = await a('POST', '/v1/quota', { deployment_id: A.deploymentId, name: 'q', metric: 'jobs', period: 'daily', evil: 1 });
     expect(unk.json.error).toMatchObject({ code: 'FIELD_UNKNOWN', field: 'evil' });
-    const en = await a('POST', '/v1/quota', { deployment_id: A.deploymentId, name: 'q', metric: 'm', period: 'yearly' });
+    const en = await a('POST', '/v1/quota', { deployment_id: A.deploymentId, name: 'q', metric: 'jobs', period: 'yearly' });
     expect(en.json.error).toMatchObject({ code: 'FIELD_ENUM', field: 'period' });
     const range = await a('GET', '/v1/alerts?limit=5000');
     expect(range.json.error).toMatchObject({ code: 'FIELD_RANGE', field: 'limit' });
@@ -154,7 +154,7 @@ describe('admin writes publish config changes', () => {
     const sub = nc.subscribe(env.names.configWildcard, { callback: (_e, m) => got.push(m.json<ConfigChange>()) });
     await nc.flush();
     const a = client(api.url, A.adminKey);
-    const q = await a('POST', '/v1/quota', { deployment_id: A.deploymentId, name: 'tokens', metric: 'model_tokens', period: 'monthly', hard_limit: '2000000', soft_threshold: 1500000 });
+    const q = await a('POST', '/v1/quota', { deployment_id: A.deploymentId, name: 'tokens', metric: 'model_tokens_out', period: 'monthly', hard_limit: '2000000', soft_threshold: 1500000 });
     expect(q.status).toBe(200);
     expect(q.json.hard_limit).toBe('2000000.000000');
     const b = await a('POST', '/v1/budget', { deployment_id: A.deploymentId, scope: 'gpu', metric: 'gpu_seconds', period: 'daily', limit_units: 3600, action: 'throttle', action_params: { max_concurrency: 2 } });
@@ -166,6 +166,12 @@ describe('admin writes publish config changes', () => {
     expect(rot.json.replaced_token_id).toBe(t.json.token_id);
     const old = (await env.pool.query('select revoked_at from ingest_token where token_id = $1', [t.json.token_id])).rows[0];
     expect(old.revoked_at).not.toBeNull();
+    const p1 = await a('GET', `/v1/tokens?deployment_id=${A.deploymentId}&limit=2`);
+    const p2 = await a('GET', `/v1/tokens?deployment_id=${A.deploymentId}&limit=2&cursor=${p1.json.next_cursor}`);
+    const ids = [...p1.json.items, ...p2.json.items].map((x: { token_id: string }) => x.token_id);
+    expect(new Set(ids).size).toBe(3); // seeded + issued + rotated, no repeats
+    expect(p2.json.next_cursor).toBeNull();
+    expect(JSON.stringify(p1.json)).not.toContain(rot.json.token); // secrets are never listed
     await a('POST', '/v1/keys', { action: 'register', deployment_id: A.deploymentId, key_id: 'kx', public_key: Buffer.alloc(32, 9).toString('base64') });
     await a('PATCH', `/v1/deployments/${A.deploymentId}`, { timezone: 'Europe/Berlin' });
     const tz = await a('PATCH', `/v1/deployments/${A.deploymentId}`, { timezone: 'Mars/Base' });
@@ -269,6 +275,26 @@ describe('CLI (operator bootstrap, directly on the database)', () => {
     const r = await client(api.url, key.api_key)('GET', '/v1/deployments');
     expect(r.json.items.map((d: { deployment_id: string }) => d.deployment_id)).toEqual([dep.deployment_id]);
     await expect(run('apikey issue', { org: org.org_id, scopes: 'root' })).rejects.toThrow(/Unknown scope/);
+  });
+});
+
+describe('kaching api', () => {
+  it('runs the API alone until the signal fires', async () => {
+    const prev = process.env.API_PORT;
+    process.env.API_PORT = '0';
+    try {
+      const ac = new AbortController();
+      let url = '';
+      const run = commands.find((c) => c.name === 'api')!.run({ ...cliCtx({}), signal: ac.signal, progress: (l: string) => { url = /on (http\S+)/.exec(l)?.[1] ?? url; } });
+      for (let i = 0; i < 100 && !url; i++) await new Promise((r) => setTimeout(r, 50));
+      expect((await client(url)('GET', '/healthz')).json).toEqual({ ok: true });
+      ac.abort();
+      expect((await run).data).toMatchObject({ stopped: true });
+      await expect(fetch(`${url}/healthz`)).rejects.toThrow();
+    } finally {
+      if (prev === undefined) delete process.env.API_PORT;
+      else process.env.API_PORT = prev;
+    }
   });
 });
 

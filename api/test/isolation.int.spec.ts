@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { asOrg } from '@kaching/contracts';
 import { loadConfig, start, type ApiHandle } from '@kaching/api';
+import { issueLicense, licenseKeygen } from '@kaching/enforcer';
 import { isolatedEnv, type IsolatedEnv } from '../../test/support/isolation.js';
 import { client, ORG_TABLES, seedOrg, type SeededOrg } from './support/seed.js';
 
@@ -8,12 +9,14 @@ let env: IsolatedEnv;
 let api: ApiHandle;
 let A: SeededOrg;
 let B: SeededOrg;
+let vendor: { publicKey: string; privateKey: string };
 
 beforeAll(async () => {
   env = await isolatedEnv();
   A = await seedOrg(env.pool, 'alpha', { agentType: 'coder' });
   B = await seedOrg(env.pool, 'bravo', { agentType: 'reviewer' });
-  api = await start({ ...loadConfig(env.env), port: 0, admissionTimeoutMs: 300 }, { pool: env.pool, nc: await env.nats() });
+  vendor = await licenseKeygen();
+  api = await start({ ...loadConfig(env.env), port: 0, admissionTimeoutMs: 300, licensePublicKey: vendor.publicKey }, { pool: env.pool, nc: await env.nats() });
   // a current decision for each org in the KV bucket
   const { decisionsBucket } = await import('@kaching/contracts');
   const kv = await decisionsBucket(await env.nats(), env.names);
@@ -138,7 +141,7 @@ describe('no endpoint lets org A read, export or modify org B', () => {
       ['POST', `/v1/suggestions/${B.suggestionId}`, { status: 'dismissed' }],
       ['POST', '/v1/quota', { deployment_id: B.deploymentId, name: 'context', metric: 'context_bytes_written', period: 'daily', hard_limit: 1 }],
       ['DELETE', `/v1/quota/${B.quotaId}`, undefined],
-      ['POST', '/v1/budget', { deployment_id: B.deploymentId, scope: 'llm', metric: 'cost_micro_usd', period: 'daily', limit_units: 1, action: 'block' }],
+      ['POST', '/v1/budget', { deployment_id: B.deploymentId, scope: 'llm', metric: 'cost_usd', period: 'daily', limit_units: 1, action: 'block' }],
       ['DELETE', `/v1/budget/${B.budgetId}`, undefined],
       ['PATCH', `/v1/deployments/${B.deploymentId}`, { enforcement: 'hard' }],
       ['PATCH', `/v1/deployments/${B.deploymentId}/nodes/${B.nodeId}`, { labels: { evil: 'yes' } }],
@@ -154,6 +157,32 @@ describe('no endpoint lets org A read, export or modify org B', () => {
       expect({ m, p, status: r.status, code: r.json?.error?.code }).toEqual({ m, p, status: 404, code: 'NOT_FOUND' });
     }
     expect(await snapshot(B)).toEqual(before);
+  });
+
+  it("a license issued to org B cannot be activated by org A (neither org-wide nor on B's deployment)", async () => {
+    const a = client(api.url, A.adminKey);
+    const licB = await issueLicense({ org_id: B.orgId, plan_id: 'team', seats_limit: 999, valid_from: new Date(Date.now() - 1000).toISOString(), valid_to: new Date(Date.now() + 86_400_000).toISOString() }, vendor.privateKey);
+    const before = (await env.pool.query('select count(*)::int as n from license')).rows[0].n;
+    const r1 = await a('POST', '/v1/license/activate', { license: licB });
+    expect([r1.status, r1.json.error.code]).toEqual([400, 'LICENSE_INVALID']);
+    const r2 = await a('POST', '/v1/license/activate', { license: licB, deployment_id: B.deploymentId });
+    expect([r2.status, r2.json.error.code]).toEqual([404, 'NOT_FOUND']);
+    expect((await env.pool.query('select count(*)::int as n from license')).rows[0].n).toBe(before);
+  });
+
+  it('org A activates its own vendor-signed license; a tampered one is refused', async () => {
+    const a = client(api.url, A.adminKey);
+    const lic = await issueLicense({ org_id: A.orgId, deployment_id: A.deploymentId, plan_id: 'team', seats_limit: 25, nodes_limit: 6, valid_from: new Date(Date.now() - 1000).toISOString(), valid_to: new Date(Date.now() + 86_400_000).toISOString() }, vendor.privateKey);
+    const doc = JSON.parse(Buffer.from(lic, 'base64').toString('utf8'));
+    doc.payload.seats_limit = 10_000;
+    const tampered = Buffer.from(JSON.stringify(doc)).toString('base64');
+    const bad = await a('POST', '/v1/license/activate', { license: tampered });
+    expect([bad.status, bad.json.error.code]).toEqual([400, 'LICENSE_INVALID']);
+    const ok = await a('POST', '/v1/license/activate', { license: lic });
+    expect(ok.status).toBe(200);
+    expect(ok.json).toMatchObject({ activated: true, org_id: A.orgId, deployment_id: A.deploymentId, status: 'valid' });
+    const lim = await a('GET', `/v1/limits/effective?deployment_id=${A.deploymentId}`);
+    expect(lim.json.license).toMatchObject({ seats_limit: 25, nodes_limit: 6 });
   });
 
   it('the same writes succeed on own resources (so the 404s above are isolation, not breakage)', async () => {

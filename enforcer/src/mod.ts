@@ -1,1 +1,14 @@
-export const commands: import('@kaching/contracts').Command[] = [];
+// @kaching/enforcer — licenses, quotas and budgets turned into decisions in real time.
+export { loadConfig, type EnforcerConfig } from './config.js';
+export { start, type EnforcerHandle } from './service.js';
+export { effectiveLimits, loadLimits, LIMITABLE_METRICS, type EffectiveLimits, type DeploymentLimits } from './limits.js';
+export { issueLicense, verifyLicense, activateLicense, licenseKeygen, LICENSE_FORMAT, type LicensePayload, type VerifiedLicense } from './license.js';
+export { setModelPrice, computeCost, PriceBook, type ModelPrice } from './pricing.js';
+export { checkAdmission } from './admission.js';
+export { decisionId, processBatch, reevaluate, LimitsCache, CHECKPOINT_KEY } from './engine.js';
+export { localDay, localMidnight, windowForDay, windowAt, addDays, type PeriodWindow } from './periods.js';
+export { suggestPlan } from './suggest.js';
+export { addWebhook, signPayload, backoffSeconds, Notifier, SIGNATURE_HEADER } from './notifier.js';
+export { resetEnforcerState } from './replay.js';
+export { benchDecisionLatency, benchRecord, type BenchDecisionResult } from './bench/bench.js';
+export { commands } from './cli/commands.js';

@@ -360,6 +360,44 @@ describe('OTLP traces', () => {
   });
 });
 
+describe('CLI commands', () => {
+  const ctx = (args: Record<string, string>) => ({
+    args,
+    positionals: [],
+    config: { natsUrl: env.natsUrl, databaseUrl: env.databaseUrl, namespace: env.namespace, logLevel: 'silent' },
+    json: true,
+    progress: () => undefined,
+    signal: new AbortController().signal,
+  });
+  const cmd = (name: string) => commands.find((c) => c.name === name)!;
+
+  it('token issue prints a working token once (only its hash is stored); token revoke stops it', async () => {
+    const issued = (await cmd('token issue').run(ctx({ deployment: A.deploymentId, scopes: 'ingest:usage', expires: '1d', label: 'cli' }))).data as {
+      token: string;
+      token_id: string;
+    };
+    expect(issued.token).toMatch(/^kt_[0-9a-f]{32}_[A-Za-z0-9_-]{43}$/);
+    const row = await env.pool.query('select token_hash, scopes, expires_at from ingest_token where token_id = $1', [issued.token_id]);
+    expect(row.rows[0].token_hash).toHaveLength(32);
+    expect(row.rows[0].scopes).toEqual(['ingest:usage']);
+    expect(JSON.stringify(row.rows[0])).not.toContain(issued.token.slice(-43));
+    await cmd('token revoke').run(ctx({ 'token-id': issued.token_id }));
+    await refused('/v1/ingest/usage', usage(), issued.token, 401, 'TOKEN_REVOKED');
+  });
+
+  it('key gen / key register / key revoke', async () => {
+    const kp = (await cmd('key gen').run(ctx({}))).data as { public_key: string; secret_key: string };
+    expect(Buffer.from(kp.public_key, 'base64')).toHaveLength(32);
+    await cmd('key register').run(ctx({ deployment: A.deploymentId, 'key-id': 'cli-key', 'public-key': kp.public_key, 'valid-from': new Date(Date.now() - 60_000).toISOString() }));
+    const secret = new Uint8Array(Buffer.from(kp.secret_key, 'base64'));
+    expect((await post(svc.url, '/v1/ingest/usage', signEvent(sampleUsage(A.deploymentId), 'cli-key', secret), A.token)).status).toBe(202);
+    await cmd('key revoke').run(ctx({ deployment: A.deploymentId, 'key-id': 'cli-key' }));
+    const row = await env.pool.query('select revoked_at from agent_key where deployment_id = $1 and key_id = $2', [A.deploymentId, 'cli-key']);
+    expect(row.rows[0].revoked_at).toBeInstanceOf(Date);
+    await expect(cmd('key register').run(ctx({ deployment: A.deploymentId, 'key-id': 'cli-key', 'public-key': 'not-base64!' }))).rejects.toMatchObject({ code: 'BAD_BASE64' });
+  });
+});
+
 describe('operations', () => {
   it('rate-limits per token with 429 and Retry-After', async () => {
     const limited = await start(testConfig(env, { rateLimitPerSec: 1, rateLimitBurst: 2, natsService: false, verifyWorkers: 0 }));
@@ -392,6 +430,6 @@ describe('operations', () => {
     expect(m).toMatch(/kaching_ingest_ack_latency_seconds_bucket/);
     const nf = await fetch(`${svc.url}/nope`);
     expect(nf.status).toBe(404);
-    expect((await nf.json()).error.code).toBe('NOT_FOUND');
+    expect(((await nf.json()) as { error: { code: string } }).error.code).toBe('NOT_FOUND');
   });
 });

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { createAgent, issueIngestToken, loadConfig, registerAgentKey, start, type IngestConfig, type IngestHandle, type KachingAgent } from '@kaching/ingest';
+import { loadConfig as projectorConfig, start as startProjector } from '@kaching/projector';
 import { isolatedEnv, type IsolatedEnv } from '../../test/support/isolation.js';
 import { streamEvents } from '../../test/e2e/support.js';
 
@@ -18,6 +19,7 @@ let deploymentId: string;
 let token: string;
 let keyId: string;
 let secretKey: string;
+const cleanups: (() => Promise<void>)[] = [];
 
 function ingestConfig(port: number): IngestConfig {
   return { ...loadConfig(env.env), port, host: '127.0.0.1', verifyWorkers: 0, logLevel: 'silent' };
@@ -40,6 +42,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
+  for (const c of cleanups) await c().catch(() => undefined);
   await rm(qdir, { recursive: true, force: true });
   await env?.cleanup();
 });
@@ -48,6 +51,9 @@ describe('SDK fleet across an ingest outage', () => {
   it('delivers every event exactly once after ingest is stopped and restored on the same port', async () => {
     let ingest: IngestHandle = await start(ingestConfig(0));
     const port = ingest.port;
+    // The raw projection runs throughout: usage_sample must end up with each event exactly once too.
+    const projector = await startProjector({ ...projectorConfig(env.env), port: 0, host: '127.0.0.1', logLevel: 'silent' });
+    cleanups.push(() => projector.close());
     const agents: KachingAgent[] = [];
     const errors: unknown[] = [];
     for (let i = 0; i < 4; i++) {
@@ -110,11 +116,38 @@ describe('SDK fleet across an ingest outage', () => {
     expect(correlationIds.length).toBe(produced.size);
     expect(new Set(correlationIds)).toEqual(produced);
     expect(new Set(msgIds).size).toBe(msgIds.length);
+    const projected = async () =>
+      (await env.pool.query<{ n: number; d: number }>('select count(*)::int as n, count(distinct correlation_id)::int as d from usage_sample where deployment_id = $1', [deploymentId])).rows[0]!;
+    const deadline = Date.now() + 20_000;
+    while ((await projected()).n < produced.size && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    await projector.close();
+    expect(await projected()).toEqual({ n: produced.size, d: produced.size });
     // A response lost when ingest went down makes the resend a 200 duplicate, never a second event.
     const accepted = stats.reduce((s, x) => s + x.accepted, 0);
     const duplicates = stats.reduce((s, x) => s + x.duplicates, 0);
     expect(accepted).toBeLessThanOrEqual(produced.size);
     expect(accepted + duplicates).toBeGreaterThanOrEqual(produced.size);
     expect(stats.every((s) => s.retries > 0)).toBe(true);
+  });
+
+  it('delivers over NATS requests to the ingest service too', async () => {
+    const ingest = await start(ingestConfig(0));
+    const before = (await streamEvents(nc, env.names)).correlationIds.length;
+    const agent = await createAgent({ natsUrl: env.natsUrl, namespace: env.namespace, token, deploymentId, keyId, secretKey, agentType: 'nats-agent', flushIntervalMs: 20 });
+    const ids: string[] = [];
+    for (let step = 1; step <= 5; step++) {
+      const now = new Date();
+      ids.push((await agent.emitUsage({ ucxlAddr: 'ucxl://n:a@p:t/x', step, startedAt: new Date(now.getTime() - 100), endedAt: now })).correlationId);
+    }
+    // job(): a running heartbeat (job status) and then the usage event, under one correlation id.
+    const jobResult = await agent.job('ucxl://n:a@p:t/job', async () => 42, { step: 'job-1' });
+    expect(jobResult).toBe(42);
+    expect(await agent.flush(10_000)).toBe(0);
+    expect(agent.stats()).toMatchObject({ accepted: 7, failed: 0 });
+    await agent.close();
+    await ingest.close();
+    const after = await streamEvents(nc, env.names);
+    const jobCid = agent.correlationId('job-1');
+    expect(after.correlationIds.slice(before)).toEqual([...ids, `status:${jobCid}`, jobCid]);
   });
 });

@@ -60,7 +60,7 @@ describe('crc32 and record format', () => {
     const torn = encodeRecord(b('bbbb')).subarray(0, 10);
     expect(decodeRecords(Buffer.concat([good, torn]))).toMatchObject({ goodEnd: good.length, damaged: true });
     const flipped = Buffer.from(encodeRecord(b('cc')));
-    flipped[9] ^= 0xff;
+    flipped[9] = flipped[9]! ^ 0xff;
     const r = decodeRecords(Buffer.concat([good, flipped]));
     expect(r.records).toHaveLength(1);
     expect(r.damaged).toBe(true);

@@ -12,6 +12,8 @@ export interface ProjectorConfig extends BaseConfig {
   partitionsAhead: number;
   /** Which projections this process runs (a deployment may run one per process). */
   projections: ProjectionName[];
+  /** How long the server waits for an ack before redelivering (used when the durable consumer is created). */
+  ackWaitMs: number;
   /** Maintenance (partitions ahead, retention) period. */
   maintenanceIntervalMs: number;
 }
@@ -21,7 +23,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ProjectorConfi
   for (const p of list) {
     if (!PROJECTIONS.includes(p as ProjectionName)) throw new Error(`PROJECTOR_PROJECTIONS: unknown projection "${p}"`);
   }
-  const batchSize = intFromEnv(env, 'PROJECTOR_BATCH_SIZE', 1000);
+  const batchSize = intFromEnv(env, 'PROJECTOR_BATCH_SIZE', 2000);
   if (batchSize < 1) throw new Error('PROJECTOR_BATCH_SIZE must be at least 1');
   return {
     ...baseConfig(env),
@@ -31,6 +33,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ProjectorConfi
     retentionDays: intFromEnv(env, 'PROJECTOR_RETENTION_DAYS', 30),
     partitionsAhead: intFromEnv(env, 'PROJECTOR_PARTITIONS_AHEAD', 7),
     projections: list.length ? (list as ProjectionName[]) : [...PROJECTIONS],
+    ackWaitMs: intFromEnv(env, 'PROJECTOR_ACK_WAIT_MS', 30_000),
     maintenanceIntervalMs: intFromEnv(env, 'PROJECTOR_MAINTENANCE_INTERVAL_MS', 3_600_000),
   };
 }

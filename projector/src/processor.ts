@@ -4,6 +4,7 @@ import {
   jetstream,
   jetstreamManager,
   type JetStreamClient,
+  type ConsumerMessages,
   type JetStreamManager,
   type JsMsg,
 } from '@nats-io/jetstream';
@@ -38,6 +39,19 @@ export function decodeJsMsg(m: JsMsg, log?: Logger): Decoded | null {
   return decodeMessage(m.data, m.headers?.get(SCHEMA_FINGERPRINT_HEADER) || undefined, m.info.streamSequence, log);
 }
 
+/**
+ * A connection reset (Postgres restart) makes a checked-out client emit 'error'; without a listener that
+ * kills the process. Errors still reach the running query, which rolls the batch back for a retry.
+ */
+export function hardenPool(pool: pg.Pool, onError: (err: Error) => void = () => undefined): pg.Pool {
+  pool.on('error', onError);
+  pool.on('connect', (client) => client.on('error', onError));
+  return pool;
+}
+
+/** Answers whether a stream sequence still exists (deleted or expired ones may be skipped). */
+export type SeqExists = (seq: number) => Promise<boolean>;
+
 export interface BatchOutcome {
   applied: number;
   skipped: number;
@@ -53,8 +67,8 @@ export async function processBatch(
   projection: ProjectionName,
   decoded: (Decoded | null)[],
   seqs: number[],
-  opts: { tables?: Tables; checkpointKey?: string; partitions?: PartitionCache } = {},
-): Promise<BatchOutcome & { fresh: Decoded[] }> {
+  opts: { tables?: Tables; checkpointKey?: string; partitions?: PartitionCache; seqExists?: SeqExists } = {},
+): Promise<BatchOutcome & { fresh: Decoded[]; deferred: number[] }> {
   const tables = opts.tables ?? LIVE;
   const key = opts.checkpointKey ?? projection;
   const maxSeq = Math.max(...seqs);
@@ -67,11 +81,30 @@ export async function processBatch(
   try {
     await client.query('begin');
     const cp = await lockCheckpoint(client, key);
-    const fresh = decoded.filter((d): d is Decoded => d !== null && d.seq > cp);
+    // The checkpoint says "everything up to here is applied", so only the part of the batch that covers
+    // cp+1.. without holes is applied: after a crash, redeliveries arrive after later messages. A hole of
+    // deleted/expired messages is no hole. The rest is deferred (nak'ed) until the earlier ones are in.
+    let limit = maxSeq;
+    if (opts.seqExists) {
+      const have = new Set(seqs);
+      for (let s = cp + 1; s < maxSeq; s++) {
+        if (!have.has(s) && (await opts.seqExists(s))) {
+          limit = s - 1;
+          break;
+        }
+      }
+    }
+    const fresh = decoded.filter((d): d is Decoded => d !== null && d.seq > cp && d.seq <= limit);
     await applyBatch(client, projection, fresh, tables);
-    if (maxSeq > cp) await writeCheckpoint(client, key, maxSeq);
+    if (limit > cp) await writeCheckpoint(client, key, limit);
     await client.query('commit');
-    return { applied: fresh.length, skipped: decoded.filter((d) => d && d.seq <= cp).length, lastSeq: Math.max(cp, maxSeq), fresh };
+    return {
+      applied: fresh.length,
+      skipped: decoded.filter((d) => d && d.seq <= cp).length,
+      lastSeq: Math.max(cp, limit),
+      fresh,
+      deferred: seqs.filter((x) => x > Math.max(cp, limit)),
+    };
   } catch (err) {
     await client.query('rollback').catch(() => undefined);
     throw err;
@@ -80,7 +113,7 @@ export async function processBatch(
   }
 }
 
-export async function ensureDurable(jsm: JetStreamManager, n: Names, projection: ProjectionName, batchSize: number): Promise<void> {
+export async function ensureDurable(jsm: JetStreamManager, n: Names, projection: ProjectionName, batchSize: number, ackWaitMs = 30_000): Promise<void> {
   const durable = n.consumer(projection);
   try {
     await jsm.consumers.info(n.eventsStream, durable);
@@ -93,7 +126,7 @@ export async function ensureDurable(jsm: JetStreamManager, n: Names, projection:
       durable_name: durable,
       ack_policy: AckPolicy.Explicit,
       deliver_policy: DeliverPolicy.All,
-      ack_wait: 30_000_000_000,
+      ack_wait: ackWaitMs * 1_000_000,
       max_ack_pending: Math.max(10_000, batchSize * 4),
     })
     .catch(async (e) => {
@@ -120,68 +153,120 @@ export class ProjectionRunner {
     private readonly batchSize: number,
     private readonly metrics: ProjectorMetrics,
     private readonly log: Logger,
+    private readonly ackWaitMs = 30_000,
   ) {
     this.js = jetstream(nc);
   }
 
+  private seqExists: SeqExists = async () => true;
+
   async start(): Promise<void> {
     const jsm = await jetstreamManager(this.nc);
-    await ensureDurable(jsm, this.n, this.projection, this.batchSize);
+    await ensureDurable(jsm, this.n, this.projection, this.batchSize, this.ackWaitMs);
+    let first = { seq: 0, at: 0 };
+    this.seqExists = async (seq) => {
+      // messages below the stream's first sequence expired (max age): cheap answer, refreshed each second
+      if (Date.now() - first.at > 1000) first = { seq: (await jsm.streams.info(this.n.eventsStream)).state.first_seq, at: Date.now() };
+      if (seq < first.seq) return false;
+      const m = await jsm.streams.getMessage(this.n.eventsStream, { seq }).catch((err: Error) => {
+        if (/not found|no message/i.test(err.message)) return null;
+        throw err;
+      });
+      return m !== null;
+    };
     const r = await this.pool.query<{ last_seq: string }>('select last_seq from projection_checkpoint where projection = $1', [this.projection]);
     this.lastSeq = Number(r.rows[0]?.last_seq ?? 0);
     this.metrics.lastSeq.set({ projection: this.projection }, this.lastSeq);
     this.loop = this.run();
   }
 
+  private iter: ConsumerMessages | null = null;
+
+  /**
+   * consume() keeps a window of messages flowing while a batch commits; a batch is cut at batchSize or
+   * when the server says nothing more is pending, so a trickle of events is applied at once.
+   */
   private async run(): Promise<void> {
     const consumer = await this.js.consumers.get(this.n.eventsStream, this.n.consumer(this.projection));
     this.ready = true;
-    let backoff = 200;
-    const label = { projection: this.projection };
     while (!this.stopped) {
-      let msgs: JsMsg[] = [];
       try {
-        const iter = await consumer.fetch({ max_messages: this.batchSize, expires: 1000 });
-        for await (const m of iter) msgs.push(m);
+        // short expiry: after a NATS restart the pull is re-issued within seconds (missed heartbeats)
+        const iter = await consumer.consume({ max_messages: this.batchSize * 2, expires: 5000 });
+        this.iter = iter;
+        if (this.stopped) iter.stop();
+        let buf: JsMsg[] = [];
+        for await (const m of iter) {
+          buf.push(m);
+          if (buf.length < this.batchSize && m.info.pending > 0) continue;
+          const msgs = buf;
+          buf = [];
+          await this.handle(msgs);
+          if (this.stopped) break;
+        }
+        // unprocessed buffered messages are simply redelivered later
+        await iter.close().catch(() => undefined);
       } catch (err) {
         if (this.stopped) break;
-        this.log.warn({ err: (err as Error).message }, 'fetch failed; retrying');
-        await sleep(backoff);
-        backoff = Math.min(backoff * 2, 5000);
-        continue;
+        this.log.warn({ err: (err as Error).message }, 'consume failed; retrying');
+        await sleep(1000);
       }
-      if (msgs.length === 0) continue;
-      const t0 = process.hrtime.bigint();
-      try {
-        const decoded = msgs.map((m) => decodeJsMsg(m, this.log));
-        const poison = decoded.filter((d) => d === null).length;
-        if (poison) this.metrics.poison.inc(label, poison);
-        const out = await processBatch(this.pool, this.projection, decoded, msgs.map((m) => m.info.streamSequence), {
-          partitions: this.partitions,
-        });
-        for (const m of msgs) m.ack();
-        const now = Date.now();
-        for (const d of out.fresh) this.metrics.latency.observe(label, Math.max(0, now - Date.parse(d.record.ingest.received_at)) / 1000);
-        this.metrics.applied.inc(label, out.applied);
-        if (out.skipped) this.metrics.skipped.inc(label, out.skipped);
-        this.lastSeq = out.lastSeq;
-        this.metrics.lastSeq.set(label, out.lastSeq);
-        this.metrics.pending.set(label, msgs[msgs.length - 1]!.info.pending);
-        this.metrics.batchSeconds.observe(label, Number(process.hrtime.bigint() - t0) / 1e9);
-        backoff = 200;
-      } catch (err) {
-        this.metrics.failures.inc(label);
-        this.log.error({ err: (err as Error).message, projection: this.projection }, 'batch failed; will be redelivered');
-        for (const m of msgs) m.nak(backoff);
-        this.partitions.forget();
-        await sleep(backoff);
-        backoff = Math.min(backoff * 2, 5000);
+    }
+  }
+
+  private backoff = 200;
+
+  /** Messages delivered ahead of an unapplied earlier one (after a crash): held unacked, in order, until it arrives. */
+  private readonly held = new Map<number, JsMsg>();
+
+  private async handle(incoming: JsMsg[]): Promise<void> {
+    const label = { projection: this.projection };
+    const t0 = process.hrtime.bigint();
+    for (const m of incoming) this.held.set(m.info.streamSequence, m);
+    const msgs = [...this.held.values()].sort((a, b) => a.info.streamSequence - b.info.streamSequence);
+    this.held.clear();
+    try {
+      const decoded = msgs.map((m) => decodeJsMsg(m, this.log));
+      const poison = decoded.filter((d) => d === null).length;
+      if (poison) this.metrics.poison.inc(label, poison);
+      const out = await processBatch(this.pool, this.projection, decoded, msgs.map((m) => m.info.streamSequence), {
+        partitions: this.partitions,
+        seqExists: this.seqExists,
+      });
+      const deferred = new Set(out.deferred);
+      for (const m of msgs) {
+        if (!deferred.has(m.info.streamSequence)) m.ack();
+        else if (this.held.size < this.batchSize * 4) this.held.set(m.info.streamSequence, m);
+        else m.nak(1000); // bounded memory: the server redelivers it later
       }
+      if (deferred.size) {
+        this.log.info({ deferred: deferred.size, checkpoint: out.lastSeq }, 'waiting for redelivery of earlier messages; holding later ones');
+        if (out.applied === 0) await sleep(200);
+      }
+      const now = Date.now();
+      for (const d of out.fresh) this.metrics.latency.observe(label, Math.max(0, now - Date.parse(d.record.ingest.received_at)) / 1000);
+      this.metrics.applied.inc(label, out.applied);
+      if (out.skipped) this.metrics.skipped.inc(label, out.skipped);
+      this.lastSeq = out.lastSeq;
+      this.metrics.lastSeq.set(label, out.lastSeq);
+      this.metrics.pending.set(label, msgs[msgs.length - 1]!.info.pending);
+      const secs = Number(process.hrtime.bigint() - t0) / 1e9;
+      this.metrics.batchSeconds.observe(label, secs);
+      this.log.debug({ n: msgs.length, applied: out.applied, ms: Math.round(secs * 1000) }, 'batch');
+      this.backoff = 200;
+    } catch (err) {
+      this.metrics.failures.inc(label);
+      this.log.error({ err: (err as Error).message, projection: this.projection }, 'batch failed; will be redelivered');
+      for (const m of msgs) m.nak(this.backoff);
+      this.partitions.forget();
+      await sleep(this.backoff);
+      this.backoff = Math.min(this.backoff * 2, 5000);
     }
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
+    this.iter?.stop();
     await this.loop?.catch(() => undefined);
   }
 }

@@ -84,7 +84,7 @@ export function copyLine(row: StageValue[]): string {
 export function pickWinner<T extends { revision: string; seq: number }>(rows: T[]): T | undefined {
   let best: T | undefined;
   for (const r of rows) {
-    if (!best || byteCompare(r.revision, best.revision) > 0 || (r.revision === best.revision && r.seq > best.seq)) best = r;
+    if (!best || byteCompare(r.revision, best.revision) > 0 || (r.revision === best.revision && r.seq < best.seq)) best = r;
   }
   return best;
 }

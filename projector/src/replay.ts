@@ -5,7 +5,7 @@ import { createPool, names as namesOf, type BaseConfig, type ProjectionName } fr
 import { lockCheckpoint, writeCheckpoint } from './db/batch.js';
 import { PartitionCache, ensurePartitions, utcDay } from './db/partitions.js';
 import { LIVE, ORG_READABLE, OWNED, SHADOW_SUFFIX, shadowTables } from './db/tables.js';
-import { decodeJsMsg, processBatch } from './processor.js';
+import { decodeJsMsg, hardenPool, processBatch } from './processor.js';
 import { recomputeAllPeaks } from './projections/concurrency.js';
 import { q } from './projections/common.js';
 
@@ -47,7 +47,7 @@ export interface ReplayResult {
  */
 export async function replay(config: BaseConfig, projection: ProjectionName, opts: ReplayOptions = {}): Promise<ReplayResult> {
   const n = namesOf(config.namespace);
-  const pool = opts.pool ?? createPool({ databaseUrl: config.databaseUrl, namespace: config.namespace, max: 3, applicationName: 'kaching-replay' });
+  const pool = opts.pool ?? hardenPool(createPool({ databaseUrl: config.databaseUrl, namespace: config.namespace, max: 3, applicationName: 'kaching-replay' }));
   const nc = opts.nc ?? (await connect({ servers: config.natsUrl, name: 'kaching-replay' }));
   const shadow = shadowTables();
   const shadowKey = `${projection}${SHADOW_SUFFIX}`;

@@ -5,7 +5,7 @@ import { createLogger, createPool, ensureEventsStream, names } from '@kaching/co
 import type { ProjectorConfig } from './config.js';
 import { maintainPartitions } from './maintenance.js';
 import { createMetrics, type ProjectorMetrics } from './metrics.js';
-import { ProjectionRunner } from './processor.js';
+import { hardenPool, ProjectionRunner } from './processor.js';
 
 export interface ProjectorHandle {
   url: string;
@@ -20,10 +20,10 @@ export async function start(config: ProjectorConfig): Promise<ProjectorHandle> {
   const n = names(config.namespace);
   const metrics = createMetrics();
   const pool = createPool({ databaseUrl: config.databaseUrl, namespace: config.namespace, max: config.projections.length + 3, applicationName: 'kaching-projector' });
-  pool.on('error', (err) => log.warn({ err: err.message }, 'idle pg client error'));
+  hardenPool(pool, (err) => log.warn({ err: err.message }, 'pg connection error'));
   const nc = await connect({ servers: config.natsUrl, name: 'kaching-projector', maxReconnectAttempts: -1 });
   const timers: NodeJS.Timeout[] = [];
-  const runners = config.projections.map((p) => new ProjectionRunner(nc, pool, n, p, config.batchSize, metrics, log.child({ projection: p })));
+  const runners = config.projections.map((p) => new ProjectionRunner(nc, pool, n, p, config.batchSize, metrics, log.child({ projection: p }), config.ackWaitMs));
   const app = Fastify({ logger: false });
   let closed: Promise<void> | null = null;
   const close = () =>

@@ -22,11 +22,11 @@ export const DASHBOARD_JS = String.raw`
     while (Math.abs(n) >= 1000 && i < u.length - 1) { n /= 1000; i++; }
     return group(n, i ? 2 : 0) + ' ' + u[i];
   }
-  function usd(micro) { return '$' + (micro / 1e6).toLocaleString('en-US', { minimumFractionDigits: 2, maximumFractionDigits: 2 }); }
+  function usd(v) { return '$' + v.toLocaleString('en-US', { minimumFractionDigits: 2, maximumFractionDigits: 2 }); }
   function fmt(unit, s) {
     var n = num(s);
     if (unit === 'bytes') return bytes(n);
-    if (unit === 'micro_usd') return usd(n);
+    if (unit === 'usd') return usd(n);
     if (unit === 'tokens') return compact(n);
     return group(n);
   }

@@ -2,7 +2,8 @@ import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
 import { InputError, KachingError } from '@kaching/contracts';
 import { issueIngestToken, registerAgentKey, revokeAgentKey, revokeIngestToken } from '@kaching/ingest';
-import { requireDeployment } from './reads.js';
+import { requireDeployment, type ListOpts } from './reads.js';
+import { decodeCursor, toPage, type Page } from './cursor.js';
 import { checkTimezone } from './orgs.js';
 
 type Row = Record<string, unknown>;
@@ -157,13 +158,16 @@ export async function tokenAction(c: pg.PoolClient, a: TokenAction): Promise<{ d
   };
 }
 
-export async function listTokens(c: pg.PoolClient, deploymentId: string): Promise<Row[]> {
+export async function listTokens(c: pg.PoolClient, deploymentId: string, q: ListOpts): Promise<Page<Row>> {
   await requireDeployment(c, deploymentId);
+  const cur = decodeCursor(q.cursor, 2);
   const r = await c.query(
-    'select token_id, deployment_id, scopes, label, created_at, expires_at, revoked_at from ingest_token where deployment_id = $1 order by created_at desc',
-    [deploymentId],
+    `select token_id, deployment_id, scopes, label, created_at, expires_at, revoked_at from ingest_token
+     where deployment_id = $1 and ($2::timestamptz is null or (created_at, token_id) < ($2::timestamptz, $3::uuid))
+     order by created_at desc, token_id desc limit ${q.limit + 1}`,
+    [deploymentId, cur?.[0] ?? null, cur?.[1] ?? null],
   );
-  return r.rows as Row[];
+  return toPage(r.rows as Row[], q.limit, (x) => [(x.created_at as Date).toISOString(), String(x.token_id)]);
 }
 
 export interface KeyAction {
@@ -192,14 +196,15 @@ export async function keyAction(c: pg.PoolClient, a: KeyAction): Promise<Row> {
   return { action: 'register', deployment_id: r.deploymentId, key_id: r.keyId, valid_from: r.validFrom, valid_to: r.validTo };
 }
 
-export async function listKeys(c: pg.PoolClient, deploymentId: string): Promise<Row[]> {
+export async function listKeys(c: pg.PoolClient, deploymentId: string, q: ListOpts): Promise<Page<Row>> {
   await requireDeployment(c, deploymentId);
+  const cur = decodeCursor(q.cursor, 1);
   const r = await c.query(
     `select key_id, deployment_id, encode(public_key, 'base64') as public_key, valid_from, valid_to, revoked_at, created_at
-     from agent_key where deployment_id = $1 order by created_at desc`,
-    [deploymentId],
+     from agent_key where deployment_id = $1 and ($2::text is null or key_id > $2) order by key_id limit ${q.limit + 1}`,
+    [deploymentId, cur?.[0] ?? null],
   );
-  return r.rows as Row[];
+  return toPage(r.rows as Row[], q.limit, (x) => [String(x.key_id)]);
 }
 
 // Installation-wide tables (no org): plans and model prices. Written with the operator scope only.
@@ -237,31 +242,6 @@ export interface PriceInput {
   reasoning_per_1m_micro_usd?: number;
   gpu_second_micro_usd?: number;
   cpu_second_micro_usd?: number;
-}
-
-/** Prices are versioned, never overwritten: past usage keeps the price it was incurred at. */
-export async function addModelPrice(pool: pg.Pool, p: PriceInput): Promise<Row> {
-  const client = await pool.connect();
-  try {
-    await client.query('begin');
-    await client.query('select pg_advisory_xact_lock(hashtext($1))', [`model_price:${p.provider}:${p.model_name}`]);
-    const r = await client.query(
-      `insert into model_price (provider, model_name, version, effective_from, input_per_1m_micro_usd, output_per_1m_micro_usd,
-         cached_input_per_1m_micro_usd, reasoning_per_1m_micro_usd, gpu_second_micro_usd, cpu_second_micro_usd)
-       select $1, $2, coalesce(max(version), 0) + 1, coalesce($3::timestamptz, now()), $4, $5, $6, $7, $8, $9
-       from model_price where provider = $1 and model_name = $2
-       returning *`,
-      [p.provider, p.model_name, p.effective_from ?? null, p.input_per_1m_micro_usd ?? 0, p.output_per_1m_micro_usd ?? 0,
-        p.cached_input_per_1m_micro_usd ?? 0, p.reasoning_per_1m_micro_usd ?? 0, p.gpu_second_micro_usd ?? 0, p.cpu_second_micro_usd ?? 0],
-    );
-    await client.query('commit');
-    return r.rows[0] as Row;
-  } catch (e) {
-    await client.query('rollback').catch(() => undefined);
-    throw e;
-  } finally {
-    client.release();
-  }
 }
 
 export async function allDeploymentIds(pool: pg.Pool): Promise<string[]> {

@@ -1,30 +1,30 @@
 import type pg from 'pg';
-import { KachingError } from '@kaching/contracts';
+import { InputError, KachingError } from '@kaching/contracts';
+import { activateLicense as enforcerActivate, effectiveLimits as enforcerEffective, setModelPrice, verifyLicense } from '@kaching/enforcer';
+import type { PriceInput } from './admin.js';
 
-// The enforcer package owns the limit merge and license verification. It is resolved at call time
-// so the API keeps working (with the stored limits) in a build where those exports are absent.
-type EnforcerModule = {
-  effectiveLimits?: (pool: pg.Pool, deploymentId: string, now: Date) => Promise<unknown>;
-  activateLicense?: (pool: pg.Pool, blob: string, vendorPublicKey: string) => Promise<unknown>;
-};
-
-async function enforcer(): Promise<EnforcerModule> {
-  return (await import('@kaching/enforcer')) as unknown as EnforcerModule;
-}
-
-/** The enforcer's effective limits, or null when this build has no enforcer merge. */
-export async function effectiveLimits(pool: pg.Pool, deploymentId: string, now: Date): Promise<unknown> {
-  const m = await enforcer();
-  return m.effectiveLimits ? m.effectiveLimits(pool, deploymentId, now) : null;
+/**
+ * The enforcer's effective limits (license + quotas + budgets with their windows and usage). Runs on the
+ * operator pool, so callers must first have proven through RLS that the deployment is the caller's.
+ */
+export function effectiveLimits(pool: pg.Pool, deploymentId: string, now: Date): Promise<unknown> {
+  return enforcerEffective(pool, deploymentId, now);
 }
 
 /**
- * Verifies and stores a vendor-signed license. `db` is the caller's RLS client wrapped as a pool, so a
- * license naming another org fails the row policy instead of landing in someone else's account.
+ * Verifies a vendor-signed license and activates it for the caller's org. The org is checked on the
+ * verified payload first (clear error), and the write itself runs on the caller's RLS client, so a
+ * license naming another org could not land in someone else's account even without that check.
  */
-export async function activateLicense(db: pg.Pool, blob: string, vendorPublicKey: string): Promise<unknown> {
-  const m = await enforcer();
-  if (!m.activateLicense) throw new KachingError('INTERNAL', { message: 'License activation is not available in this build' });
+export async function activateLicense(rls: pg.Pool, orgId: string, blob: string, vendorPublicKey: string, deploymentId?: string) {
   if (!vendorPublicKey) throw new KachingError('LICENSE_INVALID', { message: 'KACHING_LICENSE_PUBLIC_KEY is not configured on this server' });
-  return m.activateLicense(db, blob, vendorPublicKey);
+  const v = await verifyLicense(blob, vendorPublicKey);
+  if (v.payload.org_id !== orgId) {
+    throw new InputError('LICENSE_INVALID', { field: 'license', message: 'The license was issued to another organisation' });
+  }
+  return enforcerActivate(rls, blob, vendorPublicKey, deploymentId ? { deploymentId } : {});
+}
+
+export async function addModelPrice(pool: pg.Pool, p: PriceInput) {
+  return setModelPrice(pool, p);
 }

@@ -49,6 +49,7 @@ export async function storedLimits(c: pg.PoolClient, deploymentId: string): Prom
 export interface UtilisationCard {
   key: 'seats' | 'nodes' | 'context' | 'tokens' | 'cost';
   label: string;
+  /** agents | nodes | bytes | tokens | usd */
   unit: string;
   /** Exact decimal strings, as Postgres computed them. */
   used: string;
@@ -72,9 +73,10 @@ export async function utilisation(c: pg.PoolClient, deploymentId: string): Promi
   const lic = limits.license as Row | null;
   const quotas = limits.quotas as Row[];
   const budgets = limits.budgets as Row[];
-  const days = await c.query<{ day: string; seats: string; nodes: string; context: string; tokens: string }>(
+  const days = await c.query<{ day: string; seats: string; nodes: string; context: string; tokens: string; tokens_in: string; tokens_out: string }>(
     `select g.day::date::text as day, coalesce(r.seats_active, 0)::text as seats, coalesce(r.nodes_active, 0)::text as nodes,
-            coalesce(r.context_bytes_written, 0)::text as context, coalesce(r.model_tokens_in + r.model_tokens_out, 0)::text as tokens
+            coalesce(r.context_bytes_written, 0)::text as context, coalesce(r.model_tokens_in + r.model_tokens_out, 0)::text as tokens,
+            coalesce(r.model_tokens_in, 0)::text as tokens_in, coalesce(r.model_tokens_out, 0)::text as tokens_out
      from deployment d
      cross join generate_series((now() at time zone d.timezone)::date - ${DAYS - 1}, (now() at time zone d.timezone)::date, interval '1 day') g(day)
      left join usage_rollup_daily r on r.deployment_id = d.deployment_id and r.day = g.day::date
@@ -82,7 +84,7 @@ export async function utilisation(c: pg.PoolClient, deploymentId: string): Promi
     [deploymentId],
   );
   const costDays = await c.query<{ day: string; value: string }>(
-    `select g.day::date::text as day, coalesce(sum(${COST_EXPR}), 0)::text as value
+    `select g.day::date::text as day, (coalesce(sum(${COST_EXPR}), 0) / 1000000)::numeric(24,6)::text as value
      from deployment d
      cross join generate_series((now() at time zone d.timezone)::date - ${DAYS - 1}, (now() at time zone d.timezone)::date, interval '1 day') g(day)
      left join usage_sample s on s.deployment_id = d.deployment_id
@@ -106,7 +108,7 @@ export async function utilisation(c: pg.PoolClient, deploymentId: string): Promi
       table === 'rollup'
         ? await c.query<{ v: string }>(`select coalesce(sum(${expr}), 0)::text as v from usage_rollup_daily where deployment_id = $1 and day >= $2::date`, [deploymentId, from])
         : await c.query<{ v: string }>(
-            `select coalesce(sum(${COST_EXPR}), 0)::text as v from usage_sample s join deployment d using (deployment_id)
+            `select (coalesce(sum(${COST_EXPR}), 0) / 1000000)::numeric(24,6)::text as v from usage_sample s join deployment d using (deployment_id)
              where s.deployment_id = $1 and s.started_at >= ($2::date::timestamp at time zone d.timezone)`,
             [deploymentId, from],
           );
@@ -124,18 +126,32 @@ export async function utilisation(c: pg.PoolClient, deploymentId: string): Promi
   const ctxCap = ctxQ?.hard_limit == null ? null : String(ctxQ.hard_limit);
   cards.push({ key: 'context', label: 'Context volume', unit: 'bytes', used: ctxUsed, cap: ctxCap, pct: await pctOf(ctxUsed, ctxCap), period: String(ctxQ?.period ?? `${DAYS}d`), source: ctxQ ? `quota ${String(ctxQ.name)}` : null, series: series('context') });
 
-  const tokQ = quotaFor(['model_tokens', 'model_tokens_total']) ?? budgetFor(['model_tokens', 'model_tokens_total']);
+  // token limits may be on input, output or both (the enforcer limits model_tokens_in / model_tokens_out)
+  const TOKEN_EXPR: Record<string, string> = {
+    model_tokens: 'model_tokens_in + model_tokens_out',
+    model_tokens_in: 'model_tokens_in',
+    model_tokens_out: 'model_tokens_out',
+  };
+  const tokMetrics = Object.keys(TOKEN_EXPR);
+  const tokQ = quotaFor(tokMetrics) ?? budgetFor(tokMetrics);
+  const tokMetric = String(tokQ?.metric ?? 'model_tokens');
+  const tokExpr = TOKEN_EXPR[tokMetric]!;
   const tokFrom = String(tokQ?.window_start ?? days.rows[0]?.day);
-  const tokUsed = await sumSince('model_tokens_in + model_tokens_out', tokFrom, 'rollup');
+  const tokUsed = await sumSince(tokExpr, tokFrom, 'rollup');
   const tokCapRaw = tokQ ? (tokQ.hard_limit ?? tokQ.limit_units) : null;
   const tokCap = tokCapRaw == null ? null : String(tokCapRaw);
-  cards.push({ key: 'tokens', label: 'Model tokens', unit: 'tokens', used: tokUsed, cap: tokCap, pct: await pctOf(tokUsed, tokCap), period: String(tokQ?.period ?? `${DAYS}d`), source: tokQ ? `${tokQ.quota_id ? 'quota' : 'budget'} ${String(tokQ.name ?? tokQ.scope)}` : null, series: series('tokens') });
+  const tokSeries = tokMetric === 'model_tokens' ? series('tokens') : days.rows.map((r) => ({ day: r.day, value: r[tokMetric === 'model_tokens_in' ? 'tokens_in' : 'tokens_out'] }));
+  const tokLabel = tokMetric === 'model_tokens_in' ? 'Model tokens in' : tokMetric === 'model_tokens_out' ? 'Model tokens out' : 'Model tokens';
+  cards.push({ key: 'tokens', label: tokLabel, unit: 'tokens', used: tokUsed, cap: tokCap, pct: await pctOf(tokUsed, tokCap), period: String(tokQ?.period ?? `${DAYS}d`), source: tokQ ? `${tokQ.quota_id ? 'quota' : 'budget'} ${String(tokQ.name ?? tokQ.scope)}` : null, series: tokSeries });
 
-  const costB = budgetFor(['cost_micro_usd']);
+  // cost in USD (the enforcer's cost_usd budgets); micro-USD budgets are converted
+  const costB = budgetFor(['cost_usd', 'cost_micro_usd']);
   const costFrom = String(costB?.window_start ?? days.rows[0]?.day);
   const costUsed = await sumSince('', costFrom, 'sample');
-  const costCap = costB ? String(costB.limit_units) : null;
-  cards.push({ key: 'cost', label: 'Model cost', unit: 'micro_usd', used: costUsed, cap: costCap, pct: await pctOf(costUsed, costCap), period: String(costB?.period ?? `${DAYS}d`), source: costB ? `budget ${String(costB.scope)}` : null, series: costDays.rows });
+  const costCap = costB
+    ? (await c.query<{ v: string }>(`select ($1::numeric / $2)::numeric(24,6)::text as v`, [costB.limit_units, costB.metric === 'cost_micro_usd' ? 1_000_000 : 1])).rows[0]!.v
+    : null;
+  cards.push({ key: 'cost', label: 'Model cost', unit: 'usd', used: costUsed, cap: costCap, pct: await pctOf(costUsed, costCap), period: String(costB?.period ?? `${DAYS}d`), source: costB ? `budget ${String(costB.scope)}` : null, series: costDays.rows });
 
   return { deployment_id: deploymentId, generated_at: new Date().toISOString(), cards, limits };
 }

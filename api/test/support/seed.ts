@@ -73,7 +73,7 @@ export async function seedOrg(pool: pg.Pool, name: string, opts: { agentType?: s
   );
   const budgetId = randomUUID();
   await pool.query(
-    `insert into budget (budget_id, deployment_id, org_id, scope, metric, period, limit_units, action) values ($1, $2, $3, 'llm', 'cost_micro_usd', 'monthly', 5000000, 'block')`,
+    `insert into budget (budget_id, deployment_id, org_id, scope, metric, period, limit_units, action) values ($1, $2, $3, 'llm', 'cost_usd', 'monthly', 50, 'block')`,
     [budgetId, deploymentId, orgId],
   );
   await pool.query(`insert into pricing_plan (plan_id, name, rank) values ('team', 'Team', 1) on conflict do nothing`);

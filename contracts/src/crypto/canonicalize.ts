@@ -4,62 +4,49 @@
  * escaping JCS prescribes, object members are sorted by their keys' UTF-16 code units.
  */
 export function canonicalize(value: unknown): string {
-  const out: string[] = [];
-  write(value, out, false);
-  return out.join('');
+  return write(value, false);
 }
 
-function write(value: unknown, out: string[], inArray: boolean): void {
-  if (value === null) {
-    out.push('null');
-    return;
-  }
+function write(value: unknown, inArray: boolean): string {
+  if (value === null) return 'null';
   switch (typeof value) {
     case 'boolean':
-      out.push(value ? 'true' : 'false');
-      return;
+      return value ? 'true' : 'false';
     case 'number':
-      out.push(serializeNumber(value));
-      return;
+      return serializeNumber(value);
     case 'string':
-      out.push(serializeString(value));
-      return;
+      return serializeString(value);
     case 'object':
       break;
     case 'undefined':
-      // Only reachable for array elements: object members holding undefined are skipped like JSON.stringify does.
+      // Only reachable for array elements and the top level: object members holding undefined are skipped like JSON.stringify does.
       throw new TypeError(inArray ? 'canonicalize: undefined array element' : 'canonicalize: undefined value');
     default:
       throw new TypeError(`canonicalize: cannot serialise a ${typeof value}`);
   }
   const obj = value as { toJSON?: unknown };
-  if (typeof obj.toJSON === 'function') {
-    write((obj.toJSON as () => unknown)(), out, inArray);
-    return;
-  }
+  if (typeof obj.toJSON === 'function') return write((obj.toJSON as () => unknown)(), inArray);
   if (Array.isArray(value)) {
-    out.push('[');
+    let out = '[';
     for (let i = 0; i < value.length; i++) {
-      if (i > 0) out.push(',');
-      write(value[i], out, true);
+      if (i > 0) out += ',';
+      out += write(value[i], true);
     }
-    out.push(']');
-    return;
+    return out + ']';
   }
   const rec = value as Record<string, unknown>;
   // Default sort compares UTF-16 code units, exactly what JCS asks for.
   const keys = Object.keys(rec).sort();
-  out.push('{');
+  let out = '{';
   let first = true;
   for (const key of keys) {
     const v = rec[key];
     if (v === undefined || typeof v === 'function' || typeof v === 'symbol') continue;
-    if (!first) out.push(',');
+    if (!first) out += ',';
     first = false;
-    out.push(serializeString(key), ':');
-    write(v, out, false);
+    out += serializeString(key) + ':' + write(v, false);
   }
-  out.push('}');
+  return out + '}';
 }
 
 /** ECMAScript Number::toString for finite numbers; -0 serialises as 0. */

@@ -5,12 +5,17 @@ import { epochMicros } from '../time/rfc3339.js';
 
 /** Hex SHA-256 of the signing bytes, first 32 hex chars: identifies one exact revision of an event. */
 export function eventDigest(event: SignedEvent): string {
-  return createHash('sha256').update(signingBytes(event)).digest('hex').slice(0, 32);
+  return digestOfSigningBytes(signingBytes(event));
+}
+
+/** eventDigest from already computed signingBytes (ingest has them from the signature check). */
+export function digestOfSigningBytes(bytes: Uint8Array): string {
+  return createHash('sha256').update(bytes).digest('hex').slice(0, 32);
 }
 
 /** Nats-Msg-Id: an exact resend gives the same id (JetStream drops it), any change gives a new one. */
-export function messageId(event: SignedEvent): string {
-  const d = eventDigest(event);
+export function messageId(event: SignedEvent, digest?: string): string {
+  const d = digest ?? eventDigest(event);
   return event.schema === 'kaching.v1.job_status'
     ? `${event.deployment_id}:${event.job.correlation_id}:hb:${d}`
     : `${event.deployment_id}:${event.job.correlation_id}:${d}`;
@@ -27,12 +32,13 @@ const MICROS_WIDTH = 18;
 /**
  * Orders revisions of one correlation id by plain string comparison: later timestamp first, then
  * running (0) < terminal (1), then the digest as a deterministic tie-break. Equal only for an exact resend.
+ * Pass `digest` (eventDigest) when already known to skip re-canonicalising.
  */
-export function revisionKey(event: SignedEvent): string {
+export function revisionKey(event: SignedEvent, digest?: string): string {
   let us = epochMicros(revisionTimestamp(event)) ?? 0n;
   if (us < 0n) us = 0n;
   const rank = event.job.status === 'running' ? '0' : '1';
-  return `${us.toString().padStart(MICROS_WIDTH, '0')}.${rank}.${eventDigest(event)}`;
+  return `${us.toString().padStart(MICROS_WIDTH, '0')}.${rank}.${digest ?? eventDigest(event)}`;
 }
 
 /** Negative when `a` is an older revision than `b`, 0 for the same revision, positive when newer. */

@@ -13,6 +13,12 @@ export const usageSchema: Readonly<Record<string, unknown>> = usageSchemaJson;
 export const jobStatusSchema: Readonly<Record<string, unknown>> = jobStatusSchemaJson;
 export const policyDecisionSchema: Readonly<Record<string, unknown>> = policyDecisionSchemaJson;
 
+/** Ids and names end up in NATS headers, logs and SQL: no control characters (CR/LF would split a header). */
+const NO_CONTROL_CHARS = '^[^\\u0000-\\u001f\\u007f]+$';
+
+/** Ids are identity (subjects, Nats-Msg-Id): one spelling only, the canonical lowercase form. */
+const LOWER_UUID = '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$';
+
 export type ValidationResult<T> = { ok: true; value: T } | { ok: false; error: InputError };
 
 // ajv-formats is CJS; under NodeNext its default import may be the module namespace.
@@ -46,7 +52,7 @@ export function validatePolicyDecision(x: unknown): ValidationResult<PolicyDecis
 
 function run<T>(x: unknown, schemaName: string, validate: ValidateFunction): ValidationResult<T> {
   if (x === null || typeof x !== 'object' || Array.isArray(x)) {
-    return fail('FIELD_TYPE', 'The event must be a JSON object', '', 'type:object');
+    return { ok: false, error: new InputError('FIELD_TYPE', { message: 'The event must be a JSON object', rule: 'type:object' }) };
   }
   const schema = (x as { schema?: unknown }).schema;
   if (schema === undefined) return fail('FIELD_REQUIRED', '`schema` is required', 'schema', 'required');
@@ -93,8 +99,9 @@ export function mapAjvError(errors: ErrorObject[], data?: unknown): InputError {
   const params = e.params as Record<string, unknown>;
   let field = dotted(e.instancePath);
   const at = (f: string) => (f === '' ? 'the event' : `\`${f}\``);
-  if (typeof params['propertyName'] === 'string' && errors.some((x) => x.keyword === 'propertyNames')) {
-    field = join(field, params['propertyName']);
+  const propertyName = (e as { propertyName?: unknown }).propertyName;
+  if (typeof propertyName === 'string') {
+    field = join(field, propertyName);
     if (e.keyword === 'pattern') {
       return new InputError('FIELD_FORMAT', { message: `Key ${at(field)} is not allowed`, field, rule: 'propertyNames.pattern' });
     }
@@ -139,7 +146,17 @@ export function mapAjvError(errors: ErrorObject[], data?: unknown): InputError {
           rule: 'base64:64',
         });
       }
-      return new InputError('FIELD_FORMAT', { message: `${at(field)} has a bad format`, field, rule: 'pattern' });
+      if (params['pattern'] === LOWER_UUID) {
+        return new InputError('FIELD_FORMAT', { message: `${at(field)} must be a lowercase uuid`, field, rule: 'format:uuid' });
+      }
+      if (params['pattern'] === NO_CONTROL_CHARS) {
+        return new InputError('FIELD_FORMAT', {
+          message: `${at(field)} must not contain control characters`,
+          field,
+          rule: 'no-control-chars',
+        });
+      }
+      return new InputError('FIELD_FORMAT', { message: `${at(field)} has a bad format`, field, rule: `pattern:${String(params['pattern'])}` });
     case 'minimum':
     case 'maximum':
     case 'exclusiveMinimum':

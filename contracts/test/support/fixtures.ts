@@ -67,6 +67,8 @@ export function jobStatus(over: Partial<Unsigned<JobStatusEvent>> = {}): JobStat
 // ---- fast-check arbitraries that respect the JSON Schemas ----
 
 const str = (min: number, max: number) => fc.string({ minLength: min, maxLength: max, unit: 'binary' });
+// Ids and names: no control characters (the schemas refuse them).
+const name = (min: number, max: number) => str(min, max).map((s) => s.replace(/[\u0000-\u001f\u007f]/g, '_'));
 const uuid = fc.uuid({ version: 4 });
 // Within 1970..2100, with 0, 3 or 6 fraction digits and Z or an offset.
 const timestamp = fc
@@ -91,15 +93,15 @@ const int = (max: number) => fc.oneof(fc.integer({ min: 0, max: 1000 }), fc.cons
 const status = fc.constantFrom('running', 'succeeded', 'failed', 'canceled' as const);
 const sig = fc.record({
   algo: fc.constant('ed25519' as const),
-  key_id: str(1, 200),
+  key_id: name(1, 200),
   signature: fc.uint8Array({ minLength: 64, maxLength: 64 }).map((b) => Buffer.from(b).toString('base64')),
 });
 const agent = fc.record(
-  { agent_id: uuid, agent_type: str(1, 100), version: str(1, 100) },
+  { agent_id: uuid, agent_type: name(1, 100), version: name(1, 100) },
   { requiredKeys: ['agent_id', 'agent_type'] },
 );
 const node = fc.record(
-  { node_id: uuid, hostname: str(1, 255), hw_class: str(1, 100) },
+  { node_id: uuid, hostname: name(1, 255), hw_class: name(1, 100) },
   { requiredKeys: ['node_id', 'hostname'] },
 );
 const meta = fc.dictionary(str(1, 64).filter((k) => k !== '__proto__'), str(0, 256), { maxKeys: 32, noNullPrototype: true });
@@ -113,8 +115,8 @@ export const usageArb: fc.Arbitrary<UsageEvent> = fc
       job: fc.record(
         {
           job_id: uuid,
-          correlation_id: str(1, 200),
-          ucxl_addr: str(1, 1024),
+          correlation_id: name(1, 200),
+          ucxl_addr: name(1, 1024),
           started_at: timestamp,
           ended_at: timestamp,
           status,
@@ -136,8 +138,8 @@ export const usageArb: fc.Arbitrary<UsageEvent> = fc
       }),
       llm: fc.record(
         {
-          model_name: str(1, 200),
-          provider: str(1, 100),
+          model_name: name(1, 200),
+          provider: name(1, 100),
           tokens_in: int(1e10),
           tokens_out: int(1e10),
           tokens_cached_in: int(1e10),
@@ -162,7 +164,7 @@ export const jobStatusArb: fc.Arbitrary<JobStatusEvent> = fc
     agent,
     node,
     job: fc.record(
-      { job_id: uuid, correlation_id: str(1, 200), ucxl_addr: str(1, 1024), started_at: timestamp, status },
+      { job_id: uuid, correlation_id: name(1, 200), ucxl_addr: name(1, 1024), started_at: timestamp, status },
       { requiredKeys: ['job_id', 'correlation_id', 'started_at', 'status'] },
     ),
     observed_at: timestamp,

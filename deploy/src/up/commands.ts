@@ -238,8 +238,13 @@ const up: Command = {
         const s = await liveStatus(pool, nc, config.namespace, seed?.deploymentId).catch(() => null);
         if (s) printer.line(`events projected ${fmt(s.events_projected)} | stream ${fmt(s.stream_messages)} | alerts ${fmt(s.alerts)} | suggestions ${fmt(s.suggestions)} | decisions ${fmt(s.decisions)}`);
         await new Promise<void>((r) => {
-          const t = setTimeout(r, 1000);
-          ctx.signal.addEventListener('abort', () => (clearTimeout(t), r()), { once: true });
+          const done = () => {
+            clearTimeout(t);
+            ctx.signal.removeEventListener('abort', done);
+            r();
+          };
+          const t = setTimeout(done, 1000);
+          ctx.signal.addEventListener('abort', done, { once: true });
         });
       }
       printer.done();

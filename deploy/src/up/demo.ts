@@ -1,8 +1,7 @@
-import { generateKeyPairSync, createPrivateKey, randomBytes, sign } from 'node:crypto';
+import { generateKeyPairSync } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type pg from 'pg';
-import { canonicalize } from '@kaching/contracts';
 import { issueIngestToken, registerAgentKey, uuidV5 } from '@kaching/ingest';
 
 /**
@@ -22,7 +21,7 @@ export interface DemoSeed {
   keyId: string;
   secretKey: string;
   apiKey?: string;
-  license: 'activated' | 'inserted';
+  license: 'activated' | 'existing' | 'skipped';
   vendorPublicKey: string;
 }
 
@@ -31,8 +30,6 @@ export interface VendorKey {
   /** libsodium layout: seed ‖ public key, base64. */
   secretKey: string;
 }
-
-const PKCS8_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex');
 
 function keyPair(): VendorKey {
   const { privateKey, publicKey } = generateKeyPairSync('ed25519');
@@ -56,47 +53,43 @@ export async function stateKey(home: string, file: string): Promise<VendorKey> {
   }
 }
 
-function detachedSign(message: Buffer, secretKeyB64: string): string {
-  const seed = Buffer.from(secretKeyB64, 'base64').subarray(0, 32);
-  const key = createPrivateKey({ key: Buffer.concat([PKCS8_PREFIX, seed]), format: 'der', type: 'pkcs8' });
-  return sign(null, message, key).toString('base64');
-}
-
 export const PLAN_LADDER = [
   {
     plan_id: 'demo-starter',
     name: 'Starter',
     rank: 1,
-    meta: { rank: 1, price_usd_year: 0, limits: { seats: 5, nodes: 2, cpu_seconds: 2_000, context_bytes_written: 50_000_000, model_tokens: 2_000_000 }, features: { sso: false } },
+    meta: { rank: 1, price_usd_year: 0, limits: { seats: 25, nodes: 4, cpu_seconds: 2_000, context_bytes_written: 50_000_000, model_tokens_in: 2_000_000 }, features: { sso: false } },
   },
   {
     plan_id: 'demo-team',
     name: 'Team',
     rank: 2,
-    meta: { rank: 2, price_usd_year: 6_000, limits: { seats: 20, nodes: 4, cpu_seconds: 6_000, context_bytes_written: 150_000_000, model_tokens: 6_000_000 }, features: { sso: false } },
+    meta: { rank: 2, price_usd_year: 6_000, limits: { seats: 50, nodes: 8, cpu_seconds: 6_000, context_bytes_written: 150_000_000, model_tokens_in: 6_000_000 }, features: { sso: false } },
   },
   {
     plan_id: 'demo-business',
     name: 'Business',
     rank: 3,
-    meta: { rank: 3, price_usd_year: 24_000, limits: { seats: 100, nodes: 16, cpu_seconds: 30_000, context_bytes_written: 450_000_000, model_tokens: 30_000_000 }, features: { sso: true } },
+    meta: { rank: 3, price_usd_year: 24_000, limits: { seats: 100, nodes: 16, cpu_seconds: 30_000, context_bytes_written: 450_000_000, model_tokens_in: 30_000_000 }, features: { sso: true } },
   },
   {
     plan_id: 'demo-enterprise',
     name: 'Enterprise',
     rank: 4,
-    meta: { rank: 4, price_usd_year: 120_000, limits: { seats: 1000, nodes: 200, cpu_seconds: 500_000, context_bytes_written: 5_000_000_000, model_tokens: 500_000_000 }, features: { sso: true, audit_export: true } },
+    meta: { rank: 4, price_usd_year: 120_000, limits: { seats: 1000, nodes: 200, cpu_seconds: 500_000, context_bytes_written: 5_000_000_000, model_tokens_in: 500_000_000 }, features: { sso: true, audit_export: true } },
   },
 ];
 
-/** Quotas: the fleet (~20 jobs/s, ~3 cpu-s and ~2.3k tokens a job) nears them in seconds and crosses them within a minute. */
+/** Quotas: the fleet (~20 jobs/s, ~3 cpu-s a job) nears them in seconds and crosses them within a minute. */
 export const DEMO_QUOTAS = [
   { name: 'cpu-daily', metric: 'cpu_seconds', period: 'daily', hard_limit: 2_500, soft_threshold: 1_000 },
   { name: 'context-writes-monthly', metric: 'context_bytes_written', period: 'monthly', hard_limit: 120_000_000, soft_threshold: 60_000_000 },
 ];
 export const DEMO_BUDGETS = [
-  { scope: 'deployment', metric: 'model_tokens', period: 'daily', limit_units: 1_500_000, action: 'throttle', action_params: { max_concurrency: 4 } },
-  { scope: 'agent_type:coder', metric: 'cost_micro_usd', period: 'daily', limit_units: 5_000_000, action: 'fallback_model', action_params: { model: 'llama3.1:8b-q4' } },
+  // ~30k input tokens/s from the LLM agents: the throttle budget is crossed in about half a minute.
+  { scope: 'tokens-daily', metric: 'model_tokens_in', period: 'daily', limit_units: 1_000_000, action: 'throttle', action_params: { max_concurrency: 4 } },
+  // ~1 ¢ per LLM job at the demo prices: five dollars last well under a minute.
+  { scope: 'llm-cost-daily', metric: 'cost_usd', period: 'daily', limit_units: 5, action: 'fallback_model', action_params: { model: 'llama3.1:8b-q4' } },
 ];
 export const DEMO_PRICES = [
   { provider: 'anthropic', model_name: 'claude-sonnet-4', input_per_1m_micro_usd: 3_000_000, output_per_1m_micro_usd: 15_000_000 },
@@ -154,7 +147,8 @@ export async function seedDemo(pool: pg.Pool, home: string): Promise<DemoSeed> {
 
   const token = await issueIngestToken(pool, { deploymentId, label: 'kaching up --demo' });
   const agentKey = await stateKey(home, 'demo-agent.json');
-  const keyId = 'demo-simulator';
+  // Named after the key itself, so a new KACHING_HOME against the same database registers a new key instead of colliding.
+  const keyId = `demo-sim-${Buffer.from(agentKey.publicKey, 'base64').subarray(0, 6).toString('hex')}`;
   await registerAgentKey(pool, { deploymentId, keyId, publicKey: agentKey.publicKey });
   let apiKey: string | undefined;
   const api = (await import('@kaching/api')) as unknown as Loose;
@@ -166,51 +160,30 @@ export async function seedDemo(pool: pg.Pool, home: string): Promise<DemoSeed> {
   return { orgId, deploymentId, token: token.token, keyId, secretKey: agentKey.secretKey, apiKey, license, vendorPublicKey: vendor.publicKey };
 }
 
-async function seedLicense(pool: pg.Pool, orgId: string, deploymentId: string, vendor: VendorKey): Promise<'activated' | 'inserted'> {
+async function seedLicense(pool: pg.Pool, orgId: string, deploymentId: string, vendor: VendorKey): Promise<'activated' | 'existing' | 'skipped'> {
   const existing = await pool.query('select 1 from license where deployment_id = $1 and valid_to > now()', [deploymentId]);
-  if (existing.rowCount) return 'activated';
-  const validFrom = new Date(Date.now() - 86_400_000);
-  const validTo = new Date(Date.now() + 365 * 86_400_000);
+  if (existing.rowCount) return 'existing';
   const enforcer = (await import('@kaching/enforcer')) as unknown as Loose;
   const issue = fn(enforcer, 'issueLicense');
   const activate = fn(enforcer, 'activateLicense');
-  if (issue && activate) {
-    const payload = {
+  if (!issue || !activate) return 'skipped';
+  const blob = (await issue(
+    {
       license_id: uuidV5(`license/${deploymentId}`, DEMO_NS),
       org_id: orgId,
       deployment_id: deploymentId,
       plan_id: 'demo-starter',
-      seats_limit: 5,
-      nodes_limit: 2,
+      // Room for the simulated fleet (12 agents on 3 nodes): the story is quotas and budgets, not seats.
+      seats_limit: 25,
+      nodes_limit: 4,
       features: { sso: false },
-      valid_from: validFrom.toISOString(),
-      valid_to: validTo.toISOString(),
-    };
-    const blob = await issue(payload, Buffer.from(vendor.secretKey, 'base64'));
-    await activate(pool, typeof blob === 'string' ? blob : (blob as { blob: string }).blob, vendor.publicKey);
-    return 'activated';
-  }
-  // Without the enforcer's license routines: the same facts, signed by the demo vendor key.
-  const body = {
-    license_id: uuidV5(`license/${deploymentId}`, DEMO_NS),
-    org_id: orgId,
-    deployment_id: deploymentId,
-    plan_id: 'demo-starter',
-    seats_limit: 5,
-    nodes_limit: 2,
-    features: { sso: false },
-    valid_from: validFrom.toISOString(),
-    valid_to: validTo.toISOString(),
-    nonce: randomBytes(8).toString('hex'),
-  };
-  const canon = Buffer.from(canonicalize(body));
-  const blob = `${canon.toString('base64')}.${detachedSign(canon, vendor.secretKey)}`;
-  await pool.query(
-    `insert into license (license_id, org_id, deployment_id, plan_id, seats_limit, nodes_limit, features, valid_from, valid_to, signed_blob)
-     values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) on conflict (license_id) do nothing`,
-    [body.license_id, orgId, deploymentId, body.plan_id, body.seats_limit, body.nodes_limit, JSON.stringify(body.features), validFrom, validTo, Buffer.from(blob)],
-  );
-  return 'inserted';
+      valid_from: new Date(Date.now() - 86_400_000).toISOString(),
+      valid_to: new Date(Date.now() + 365 * 86_400_000).toISOString(),
+    },
+    Buffer.from(vendor.secretKey, 'base64'),
+  )) as string;
+  await activate(pool, blob, vendor.publicKey);
+  return 'activated';
 }
 
 async function seedPrices(pool: pg.Pool): Promise<void> {

@@ -67,7 +67,8 @@ export function buildFleet(deploymentId: string, n: number): SimAgent[] {
   const nodes = Math.max(1, Math.ceil(n / 4));
   return Array.from({ length: n }, (_, i) => {
     const type = TYPES[i % TYPES.length]!;
-    const nodeIx = type === 'trainer' ? 0 : i % nodes;
+    // Trainers share the big GPU node; the rest fill nodes in groups of four.
+    const nodeIx = type === 'trainer' ? 0 : Math.floor(i / 4) % nodes;
     const gpu = nodeIx === 0 || nodeIx % 3 === 1;
     return {
       agent_id: uuidV5(`${deploymentId}/agent/${i}`, FLEET_NS),

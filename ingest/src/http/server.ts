@@ -34,7 +34,7 @@ function send(reply: FastifyReply, r: Reply): FastifyReply {
 }
 
 export function buildHttp(deps: HttpDeps): FastifyInstance {
-  const app = Fastify({ bodyLimit: deps.bodyLimitBytes, logger: false, disableRequestLogging: true });
+  const app = Fastify({ bodyLimit: deps.bodyLimitBytes, logger: false });
   app.removeContentTypeParser('application/json');
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, body, done) => {
     try {

@@ -152,7 +152,8 @@ export class IngestCore {
     const started = performance.now();
     try {
       const kind = fixedKind ?? kindOf(raw);
-      if (!principal.scopes.has(SCOPE[kind])) throw new AuthError('TOKEN_SCOPE', { rule: `scope:${SCOPE[kind]}` });
+      // OTLP events were admitted by the ingest:otlp scope already.
+      if (!opts.unsigned && !principal.scopes.has(SCOPE[kind])) throw new AuthError('TOKEN_SCOPE', { rule: `scope:${SCOPE[kind]}` });
       const depId = typeof raw === 'object' && raw !== null ? (raw as { deployment_id?: unknown }).deployment_id : undefined;
       if (typeof depId === 'string' && depId !== principal.deploymentId) {
         throw new AuthError('DEPLOYMENT_MISMATCH', { field: 'deployment_id' });

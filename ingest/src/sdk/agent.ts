@@ -120,8 +120,13 @@ export function normalizeMetrics(m: PartialMetrics = {}): UsageMetrics {
 const iso = (d: Date | string) => (typeof d === 'string' ? d : d.toISOString());
 const sleep = (ms: number, signal?: AbortSignal) =>
   new Promise<void>((resolve) => {
-    const t = setTimeout(resolve, ms);
-    signal?.addEventListener('abort', () => (clearTimeout(t), resolve()), { once: true });
+    const done = () => {
+      clearTimeout(t);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    };
+    const t = setTimeout(done, ms);
+    signal?.addEventListener('abort', done, { once: true });
   });
 
 /** Client-side redaction of named ucxl segments (`ucxl://agent:role@project:task/path`, keyed path segments). */

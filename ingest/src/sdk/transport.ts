@@ -1,3 +1,5 @@
+import http from 'node:http';
+import https from 'node:https';
 import type { SignedEvent } from '@kaching/contracts';
 
 /** One event's answer from ingest. */
@@ -38,38 +40,72 @@ export function interpret(status: number, body: unknown, retryAfter: string | nu
   return { kind: 'whole', status, error: b.error, retryAfterMs };
 }
 
+/**
+ * HTTP(S) with Node's own client and a keep-alive pool whose idle sockets close after `idleMs`:
+ * batches reuse connections, yet an idle agent never holds ingest's graceful shutdown hostage.
+ */
 export class HttpTransport implements Transport {
-  private readonly url: string;
+  private readonly url: URL;
+  private readonly agent: http.Agent;
   constructor(
     baseUrl: string,
     private readonly token: string,
     private readonly timeoutMs: number,
+    idleMs = 1000,
   ) {
-    this.url = `${baseUrl.replace(/\/+$/, '')}/v1/ingest/batch`;
+    this.url = new URL(`${baseUrl.replace(/\/+$/, '')}/v1/ingest/batch`);
+    const AgentClass = this.url.protocol === 'https:' ? https.Agent : http.Agent;
+    this.agent = new AgentClass({ keepAlive: true, maxSockets: 4, timeout: idleMs });
   }
 
-  async sendBatch(events: SignedEvent[]): Promise<BatchOutcome> {
-    let res: Response;
-    try {
-      res = await fetch(this.url, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', authorization: `Bearer ${this.token}` },
-        body: JSON.stringify({ events }),
-        signal: AbortSignal.timeout(this.timeoutMs),
-      });
-    } catch (e) {
-      throw new TransportError(`ingest unreachable: ${(e as Error).message}`);
-    }
-    let body: unknown;
-    try {
-      body = await res.json();
-    } catch {
-      body = undefined;
-    }
-    return interpret(res.status, body, res.headers.get('retry-after'), events.length);
+  sendBatch(events: SignedEvent[]): Promise<BatchOutcome> {
+    const body = Buffer.from(JSON.stringify({ events }), 'utf8');
+    const request = this.url.protocol === 'https:' ? https.request : http.request;
+    return new Promise<BatchOutcome>((resolve, reject) => {
+      let settled = false;
+      const fail = (e: Error) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        req.destroy();
+        reject(new TransportError(`ingest unreachable: ${e.message}`));
+      };
+      const req = request(
+        this.url,
+        {
+          method: 'POST',
+          agent: this.agent,
+          headers: { 'content-type': 'application/json', 'content-length': body.length, authorization: `Bearer ${this.token}` },
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('error', fail);
+          res.on('end', () => {
+            if (settled) return;
+            settled = true;
+            clearTimeout(timer);
+            let parsed: unknown;
+            try {
+              parsed = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+            } catch {
+              parsed = undefined;
+            }
+            const ra = res.headers['retry-after'];
+            resolve(interpret(res.statusCode ?? 0, parsed, Array.isArray(ra) ? ra[0] : ra, events.length));
+          });
+        },
+      );
+      // Our own deadline: the agent's socket timeout only governs idle keep-alive sockets.
+      const timer = setTimeout(() => fail(new Error(`no answer within ${this.timeoutMs} ms`)), this.timeoutMs);
+      req.on('error', fail);
+      req.end(body);
+    });
   }
 
-  async close(): Promise<void> {}
+  async close(): Promise<void> {
+    this.agent.destroy();
+  }
 }
 
 /** The NATS path: a request to `<ns>.ingest.<deployment>`; the client library is loaded only when used. */

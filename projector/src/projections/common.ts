@@ -4,7 +4,7 @@ import type pg from 'pg';
 export async function stageWinners(client: pg.ClientBase): Promise<void> {
   await client.query(`create temp table if not exists stg_win (like stg_events) on commit delete rows`);
   await client.query(`insert into stg_win select distinct on (deployment_id, correlation_id) * from stg_events
-    where kind = 'usage' order by deployment_id, correlation_id, revision collate "C" desc, seq desc`);
+    where kind = 'usage' order by deployment_id, correlation_id, revision collate "C" desc, seq asc`);
 }
 
 export const q = (ident: string): string => `"${ident.replace(/"/g, '""')}"`;

@@ -72,9 +72,9 @@ export async function applyRaw(client: pg.ClientBase, t: Tables): Promise<void> 
       ucxl_addr, started_at, ended_at, status, meta, flags, last_heartbeat_at, revision, stream_seq)
     select distinct on (deployment_id, correlation_id) deployment_id, correlation_id, org_id, job_id, agent_id, node_id,
       agent_type, coalesce(ucxl_addr, ''), min(started_at) over w, null, 'running', '{}', '{}', max(observed_at) over w,
-      '', max(seq) over w
+      '', min(seq) over w
     from stg_events where kind = 'job_status' window w as (partition by deployment_id, correlation_id)
-    order by deployment_id, correlation_id, seq desc
+    order by deployment_id, correlation_id, seq asc
     on conflict (deployment_id, correlation_id) do update set
       last_heartbeat_at = greatest(j.last_heartbeat_at, excluded.last_heartbeat_at),
       started_at = case when j.revision = '' then least(j.started_at, excluded.started_at) else j.started_at end`);

@@ -1,17 +1,21 @@
 import type { FastifyInstance } from 'fastify';
 import type pg from 'pg';
 import { callerOf, configChanged, withOrg, type ApiContext } from '../context.js';
-import { anyObject, dateTime, idParams, ok, period, uuid } from '../schemas.js';
+import { anyObject, dateTime, idParams, ok, page, pageQuery, period, uuid } from '../schemas.js';
 import * as admin from '../../routines/admin.js';
+import { requireDeployment } from '../../routines/reads.js';
 import { insertDeployment, type NewDeployment } from '../../routines/orgs.js';
-import { activateLicense } from '../../routines/enforcer.js';
+import { LIMITABLE_METRICS } from '@kaching/enforcer';
+import { activateLicense, addModelPrice } from '../../routines/enforcer.js';
 
 const A = { auth: 'admin' } as const;
 const OP = { auth: 'operator' } as const;
 const name = { type: 'string', minLength: 1, maxLength: 200 } as const;
 const limitValue = { anyOf: [{ type: 'number', minimum: 0 }, { type: 'string', pattern: '^[0-9]{1,18}(\\.[0-9]{1,6})?$' }] } as const;
 const microUsd = { type: 'integer', minimum: 0 } as const;
-const depQuery = { type: 'object', required: ['deployment_id'], properties: { deployment_id: uuid }, additionalProperties: false } as const;
+// only metrics the enforcer can measure: a typo would otherwise be a limit that never fires
+const metric = { type: 'string', enum: [...LIMITABLE_METRICS] } as const;
+const depQuery = { type: 'object', required: ['deployment_id'], properties: { deployment_id: uuid, ...pageQuery }, additionalProperties: false } as const;
 const deploymentBody = {
   name,
   timezone: { type: 'string', minLength: 1, maxLength: 64 },
@@ -83,7 +87,7 @@ export function adminRoutes(app: FastifyInstance, ctx: ApiContext): void {
         summary: 'Create or replace a quota (by deployment and name)', tags: ['admin'],
         body: {
           type: 'object', required: ['deployment_id', 'name', 'metric', 'period'], additionalProperties: false,
-          properties: { deployment_id: uuid, name, metric: { type: 'string', minLength: 1, maxLength: 100 }, period, hard_limit: limitValue, soft_threshold: limitValue },
+          properties: { deployment_id: uuid, name, metric, period, hard_limit: limitValue, soft_threshold: limitValue },
         },
         response: ok(anyObject),
       },
@@ -114,7 +118,7 @@ export function adminRoutes(app: FastifyInstance, ctx: ApiContext): void {
         body: {
           type: 'object', required: ['deployment_id', 'scope', 'metric', 'period', 'limit_units', 'action'], additionalProperties: false,
           properties: {
-            deployment_id: uuid, scope: name, metric: { type: 'string', minLength: 1, maxLength: 100 }, period, limit_units: limitValue,
+            deployment_id: uuid, scope: name, metric, period, limit_units: limitValue,
             action: { type: 'string', enum: ['warn', 'throttle', 'block', 'fallback_model'] },
             action_params: {
               type: 'object', additionalProperties: false,
@@ -142,30 +146,37 @@ export function adminRoutes(app: FastifyInstance, ctx: ApiContext): void {
     },
   );
 
-  app.post<{ Body: { license: string } }>(
+  app.post<{ Body: { license: string; deployment_id?: string } }>(
     '/v1/license/activate',
     {
       config: A,
       schema: {
         summary: 'Verify a vendor-signed license against the configured public key and activate it', tags: ['admin'],
-        body: { type: 'object', required: ['license'], properties: { license: { type: 'string', minLength: 1, maxLength: 65_536 } }, additionalProperties: false },
+        body: {
+          type: 'object', required: ['license'], additionalProperties: false,
+          properties: { license: { type: 'string', minLength: 1, maxLength: 65_536 }, deployment_id: uuid },
+        },
         response: ok(anyObject),
       },
     },
     async (req) => {
-      const result = await withOrg(ctx, req, (c) => activateLicense({ query: c.query.bind(c) } as unknown as pg.Pool, req.body.license, ctx.config.licensePublicKey));
-      const r = (result ?? {}) as { deployment_id?: string | null; deploymentId?: string | null; license_id?: string; licenseId?: string };
-      const dep = r.deployment_id ?? r.deploymentId;
-      const targets = dep ? [dep] : await withOrg(ctx, req, async (c) => (await c.query<{ deployment_id: string }>('select deployment_id from deployment')).rows.map((x) => x.deployment_id));
-      for (const d of targets) configChanged(ctx, { deployment_id: d, kind: 'license', ...(r.license_id ?? r.licenseId ? { id: String(r.license_id ?? r.licenseId) } : {}) });
-      return { activated: true, license: result };
+      const orgId = callerOf(req).orgId;
+      const r = await withOrg(ctx, req, async (c) => {
+        if (req.body.deployment_id) await requireDeployment(c, req.body.deployment_id);
+        return activateLicense({ query: c.query.bind(c) } as unknown as pg.Pool, orgId, req.body.license, ctx.config.licensePublicKey, req.body.deployment_id);
+      });
+      const targets = r.deployment_id
+        ? [r.deployment_id]
+        : await withOrg(ctx, req, async (c) => (await c.query<{ deployment_id: string }>('select deployment_id from deployment')).rows.map((x) => x.deployment_id));
+      for (const d of targets) configChanged(ctx, { deployment_id: d, kind: 'license', id: r.license_id });
+      return { activated: true, ...r };
     },
   );
 
-  app.get<{ Querystring: { deployment_id: string } }>(
+  app.get<{ Querystring: { deployment_id: string; limit: number; cursor?: string } }>(
     '/v1/tokens',
-    { config: A, schema: { summary: 'Ingest tokens of a deployment (never the secrets)', tags: ['admin'], querystring: depQuery, response: ok({ type: 'object', properties: { items: { type: 'array' } } }) } },
-    async (req) => ({ items: await withOrg(ctx, req, (c) => admin.listTokens(c, req.query.deployment_id)) }),
+    { config: A, schema: { summary: 'Ingest tokens of a deployment (never the secrets)', tags: ['admin'], querystring: depQuery, response: ok(page()) } },
+    (req) => withOrg(ctx, req, (c) => admin.listTokens(c, req.query.deployment_id, req.query)),
   );
 
   app.post<{ Body: admin.TokenAction }>(
@@ -194,10 +205,10 @@ export function adminRoutes(app: FastifyInstance, ctx: ApiContext): void {
     },
   );
 
-  app.get<{ Querystring: { deployment_id: string } }>(
+  app.get<{ Querystring: { deployment_id: string; limit: number; cursor?: string } }>(
     '/v1/keys',
-    { config: A, schema: { summary: 'Agent signing keys of a deployment', tags: ['admin'], querystring: depQuery, response: ok({ type: 'object', properties: { items: { type: 'array' } } }) } },
-    async (req) => ({ items: await withOrg(ctx, req, (c) => admin.listKeys(c, req.query.deployment_id)) }),
+    { config: A, schema: { summary: 'Agent signing keys of a deployment', tags: ['admin'], querystring: depQuery, response: ok(page()) } },
+    (req) => withOrg(ctx, req, (c) => admin.listKeys(c, req.query.deployment_id, req.query)),
   );
 
   app.post<{ Body: admin.KeyAction }>(
@@ -268,7 +279,7 @@ export function adminRoutes(app: FastifyInstance, ctx: ApiContext): void {
       },
     },
     async (req, reply) => {
-      const p = await admin.addModelPrice(ctx.pool, req.body);
+      const p = await addModelPrice(ctx.pool, req.body);
       for (const d of await admin.allDeploymentIds(ctx.pool)) configChanged(ctx, { deployment_id: d, kind: 'price', id: `${req.body.provider}/${req.body.model_name}` });
       return reply.code(201).send(p);
     },

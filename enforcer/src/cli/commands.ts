@@ -1,0 +1,179 @@
+import { readFile, writeFile } from 'node:fs/promises';
+import { connect } from '@nats-io/transport-node';
+import { createPool, names, publishConfigChange, requireString, UsageError, type Command, type CommandContext } from '@kaching/contracts';
+import { loadConfig } from '../config.js';
+import { activateLicense, issueLicense, licenseKeygen, verifyLicense } from '../license.js';
+import { setModelPrice } from '../pricing.js';
+import { start } from '../service.js';
+
+async function readKeyArg(v: string): Promise<string> {
+  // a path or the base64 itself
+  return /^[A-Za-z0-9+/=]+$/.test(v) && v.length >= 40 && !v.includes('/') ? v : (await readFile(v, 'utf8')).trim();
+}
+
+async function vendorKey(ctx: CommandContext): Promise<string> {
+  const arg = ctx.args['public-key'];
+  if (typeof arg === 'string' && arg) return readKeyArg(arg);
+  const key = loadConfig(process.env).licensePublicKey;
+  if (!key) throw new UsageError('set KACHING_LICENSE_PUBLIC_KEY (base64 or file path) or pass --public-key');
+  return key;
+}
+
+function intArg(ctx: CommandContext, key: string): number | null {
+  const v = ctx.args[key];
+  if (v === undefined || v === '') return null;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0) throw new UsageError(`--${key} must be a non-negative integer`);
+  return n;
+}
+
+/** Tells running enforcers at once; a missing NATS only delays the effect until their next restart. */
+async function announce(ctx: CommandContext, deploymentId: string, kind: 'license' | 'price'): Promise<boolean> {
+  try {
+    const nc = await connect({ servers: ctx.config.natsUrl, timeout: 2000 });
+    publishConfigChange(nc, names(ctx.config.namespace), { deployment_id: deploymentId, kind });
+    await nc.drain();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export const commands: Command[] = [
+  {
+    name: 'license keygen',
+    summary: 'Generate a vendor Ed25519 key pair for signing licenses',
+    options: { out: { type: 'string', description: 'Write PREFIX.key (private, mode 600) and PREFIX.pub instead of printing the private key' } },
+    async run(ctx) {
+      const k = await licenseKeygen();
+      const out = ctx.args.out;
+      if (typeof out === 'string' && out) {
+        await writeFile(`${out}.key`, k.privateKey + '\n', { mode: 0o600 });
+        await writeFile(`${out}.pub`, k.publicKey + '\n');
+        return { data: { public_key: k.publicKey, private_key_file: `${out}.key`, public_key_file: `${out}.pub` }, text: `public key ${k.publicKey}\nprivate key written to ${out}.key` };
+      }
+      return { data: { public_key: k.publicKey, private_key: k.privateKey }, text: `public key  ${k.publicKey}\nprivate key ${k.privateKey}\n(keep the private key offline)` };
+    },
+  },
+  {
+    name: 'license issue',
+    summary: 'Sign a license blob with the vendor private key',
+    options: {
+      org: { type: 'string', description: 'Organisation id (uuid)', required: true },
+      plan: { type: 'string', description: 'Plan id (pricing_plan.plan_id)', required: true },
+      seats: { type: 'string', description: 'Seat cap (omit: unlimited)' },
+      nodes: { type: 'string', description: 'Node cap (omit: unlimited)' },
+      'valid-from': { type: 'string', description: 'Start of validity (RFC 3339 or date)', required: true },
+      'valid-to': { type: 'string', description: 'End of validity (RFC 3339 or date)', required: true },
+      features: { type: 'string', description: 'Feature flags as a JSON object' },
+      deployment: { type: 'string', description: 'Bind to one deployment (uuid)' },
+      'private-key': { type: 'string', description: 'File holding the vendor private key (base64)', required: true },
+      out: { type: 'string', description: 'Write the blob to this file' },
+    },
+    async run(ctx) {
+      let features: Record<string, unknown> = {};
+      if (typeof ctx.args.features === 'string') {
+        try {
+          features = JSON.parse(ctx.args.features);
+        } catch {
+          throw new UsageError('--features must be a JSON object');
+        }
+      }
+      const from = requireString(ctx, 'valid-from');
+      const to = requireString(ctx, 'valid-to');
+      if (!Number.isFinite(Date.parse(from)) || !Number.isFinite(Date.parse(to))) throw new UsageError('--valid-from/--valid-to must be dates');
+      const sk = (await readFile(requireString(ctx, 'private-key'), 'utf8')).trim();
+      const dep = ctx.args.deployment;
+      let blob: string;
+      try {
+        blob = await issueLicense(
+          { org_id: requireString(ctx, 'org'), plan_id: requireString(ctx, 'plan'), seats_limit: intArg(ctx, 'seats'), nodes_limit: intArg(ctx, 'nodes'),
+            valid_from: from, valid_to: to, features, ...(typeof dep === 'string' && dep ? { deployment_id: dep } : {}) },
+          sk,
+        );
+      } catch (e) {
+        throw new UsageError((e as Error).message);
+      }
+      if (typeof ctx.args.out === 'string' && ctx.args.out) await writeFile(ctx.args.out, blob + '\n');
+      return { data: { blob }, text: blob };
+    },
+  },
+  {
+    name: 'license verify',
+    summary: 'Verify a license blob against the vendor public key (offline)',
+    options: {
+      blob: { type: 'string', description: 'File holding the blob', required: true },
+      'public-key': { type: 'string', description: 'Vendor public key (base64 or file); default KACHING_LICENSE_PUBLIC_KEY' },
+    },
+    async run(ctx) {
+      const blob = (await readFile(requireString(ctx, 'blob'), 'utf8')).trim();
+      const v = await verifyLicense(blob, await vendorKey(ctx));
+      return { data: v, text: `license ${v.payload.license_id}: signature OK, ${v.status}; plan ${v.payload.plan_id}, valid ${v.payload.valid_from} .. ${v.payload.valid_to}`, exitCode: v.status === 'valid' ? 0 : 1 };
+    },
+  },
+  {
+    name: 'license activate',
+    summary: 'Verify and store a license for a deployment',
+    options: {
+      blob: { type: 'string', description: 'File holding the blob', required: true },
+      deployment: { type: 'string', description: 'Deployment id (default: the one the license names)' },
+      'public-key': { type: 'string', description: 'Vendor public key (base64 or file); default KACHING_LICENSE_PUBLIC_KEY' },
+    },
+    async run(ctx) {
+      const blob = (await readFile(requireString(ctx, 'blob'), 'utf8')).trim();
+      const pool = createPool({ databaseUrl: ctx.config.databaseUrl, namespace: ctx.config.namespace, max: 2 });
+      try {
+        const dep = typeof ctx.args.deployment === 'string' && ctx.args.deployment ? ctx.args.deployment : undefined;
+        const r = await activateLicense(pool, blob, await vendorKey(ctx), { ...(dep ? { deploymentId: dep } : {}) });
+        if (r.deployment_id) await announce(ctx, r.deployment_id, 'license');
+        return { data: r, text: `license ${r.license_id} (plan ${r.plan_id}) active for ${r.deployment_id ?? `every deployment of org ${r.org_id}`} until ${r.valid_to}` };
+      } finally {
+        await pool.end();
+      }
+    },
+  },
+  {
+    name: 'price set',
+    summary: 'Add the next version of a model price (integer micro-USD per 1M tokens / per second)',
+    options: {
+      provider: { type: 'string', description: 'Provider, e.g. openai, anthropic, local', required: true },
+      model: { type: 'string', description: 'Model name as agents report it', required: true },
+      input: { type: 'string', description: 'µUSD per 1M input tokens' },
+      output: { type: 'string', description: 'µUSD per 1M output tokens' },
+      'cached-input': { type: 'string', description: 'µUSD per 1M cached input tokens' },
+      reasoning: { type: 'string', description: 'µUSD per 1M reasoning tokens (default: output price)' },
+      'gpu-second': { type: 'string', description: 'µUSD per GPU second (local models)' },
+      'cpu-second': { type: 'string', description: 'µUSD per CPU second (local models)' },
+      'effective-from': { type: 'string', description: 'When this version starts (default now)' },
+    },
+    async run(ctx) {
+      const pool = createPool({ databaseUrl: ctx.config.databaseUrl, namespace: ctx.config.namespace, max: 2 });
+      try {
+        const ef = ctx.args['effective-from'];
+        const p = await setModelPrice(pool, {
+          provider: requireString(ctx, 'provider'), model_name: requireString(ctx, 'model'),
+          input_per_1m_micro_usd: intArg(ctx, 'input') ?? 0, output_per_1m_micro_usd: intArg(ctx, 'output') ?? 0,
+          cached_input_per_1m_micro_usd: intArg(ctx, 'cached-input') ?? 0, reasoning_per_1m_micro_usd: intArg(ctx, 'reasoning') ?? 0,
+          gpu_second_micro_usd: intArg(ctx, 'gpu-second') ?? 0, cpu_second_micro_usd: intArg(ctx, 'cpu-second') ?? 0,
+          ...(typeof ef === 'string' && ef ? { effective_from: ef } : {}),
+        });
+        const deps = await pool.query('select deployment_id from deployment');
+        for (const d of deps.rows) await announce(ctx, d.deployment_id, 'price');
+        return { data: p, text: `${p.provider}/${p.model_name} price version ${p.version}` };
+      } finally {
+        await pool.end();
+      }
+    },
+  },
+  {
+    name: 'enforcer',
+    summary: 'Run the enforcer alone (until SIGINT/SIGTERM)',
+    async run(ctx) {
+      const h = await start({ ...loadConfig(process.env), ...ctx.config });
+      ctx.progress(`enforcer running; metrics at ${h.url}/metrics`);
+      await new Promise<void>((r) => (ctx.signal.aborted ? r() : ctx.signal.addEventListener('abort', () => r(), { once: true })));
+      await h.close();
+      return { data: { stopped: true }, text: 'enforcer stopped' };
+    },
+  },
+];

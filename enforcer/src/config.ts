@@ -1,0 +1,27 @@
+import { readFileSync } from 'node:fs';
+import { baseConfig, intFromEnv, type BaseConfig } from '@kaching/contracts';
+
+export interface EnforcerConfig extends BaseConfig {
+  port: number;
+  host: string;
+  /** Vendor Ed25519 public key (base64 of 32 bytes) licenses are verified against; null when not configured. */
+  licensePublicKey: string | null;
+  batchSize: number;
+  /** Test hook: stop abruptly after committing this many batches (no ack, no publish) to simulate a crash. */
+  crashAfterBatches?: number;
+}
+
+/** ENFORCER_PORT (7073), ENFORCER_HOST, KACHING_LICENSE_PUBLIC_KEY (base64) or KACHING_LICENSE_PUBLIC_KEY_FILE, ENFORCER_BATCH. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): EnforcerConfig {
+  let key = env.KACHING_LICENSE_PUBLIC_KEY?.trim() || null;
+  if (!key && env.KACHING_LICENSE_PUBLIC_KEY_FILE) key = readFileSync(env.KACHING_LICENSE_PUBLIC_KEY_FILE, 'utf8').trim();
+  // a value that names a readable file is accepted too
+  if (key && (key.startsWith('/') || key.startsWith('.'))) key = readFileSync(key, 'utf8').trim();
+  return {
+    ...baseConfig(env),
+    port: intFromEnv(env, 'ENFORCER_PORT', 7073),
+    host: env.ENFORCER_HOST || '0.0.0.0',
+    licensePublicKey: key,
+    batchSize: intFromEnv(env, 'ENFORCER_BATCH', 500) || 500,
+  };
+}

@@ -1,0 +1,157 @@
+import type pg from 'pg';
+import { KachingError, type DecisionAction, type EnforcementMode, type PeriodKind } from '@kaching/contracts';
+import { fromMicro, toMicro } from './decimal.js';
+import { windowAt, type PeriodWindow } from './periods.js';
+
+export const LIMITABLE_METRICS = [
+  'cpu_seconds', 'gpu_seconds', 'context_bytes_written', 'context_bytes_read', 'context_reads', 'context_writes',
+  'model_tokens_in', 'model_tokens_out', 'cost_usd', 'jobs', 'nodes_active', 'seats_active', 'concurrency',
+] as const;
+export type LimitableMetric = (typeof LIMITABLE_METRICS)[number];
+/** Summed per local day; the others are counted (distinct nodes/agents in the window, jobs running now). */
+export const SUMMED_METRICS: readonly string[] = LIMITABLE_METRICS.filter((m) => !['nodes_active', 'seats_active', 'concurrency'].includes(m));
+
+export interface QuotaLimit {
+  quota_id: string;
+  name: string;
+  metric: string;
+  period: PeriodKind;
+  hard_limit: string | null;
+  soft_threshold: string | null;
+}
+
+export interface BudgetLimit {
+  budget_id: string;
+  scope: string;
+  metric: string;
+  period: PeriodKind;
+  limit_units: string;
+  action: DecisionAction;
+  action_params: { max_concurrency?: number; model?: string };
+}
+
+export interface LicenseLimit {
+  license_id: string;
+  plan_id: string;
+  seats_limit: number | null;
+  nodes_limit: number | null;
+  features: Record<string, unknown>;
+  valid_from: string;
+  valid_to: string;
+}
+
+export interface DeploymentLimits {
+  deployment_id: string;
+  org_id: string;
+  timezone: string;
+  enforcement: EnforcementMode;
+  license: LicenseLimit | null;
+  /** License features overridden by feature_flag rows. */
+  features: Record<string, unknown>;
+  quotas: QuotaLimit[];
+  budgets: BudgetLimit[];
+}
+
+type Q = pg.Pool | pg.PoolClient;
+
+export async function loadLimits(db: Q, deploymentId: string): Promise<DeploymentLimits | null> {
+  const d = await db.query('select deployment_id, org_id, timezone, enforcement from deployment where deployment_id = $1', [deploymentId]);
+  const dep = d.rows[0];
+  if (!dep) return null;
+  const [lic, quotas, budgets, flags] = await Promise.all([
+    db.query(
+      `select license_id, plan_id, seats_limit, nodes_limit, features, valid_from, valid_to from license
+        where deployment_id = $1 or (deployment_id is null and org_id = $2)
+        order by (deployment_id is not null) desc, activated_at desc limit 1`,
+      [deploymentId, dep.org_id],
+    ),
+    db.query(`select quota_id, name, metric, period, hard_limit::text, soft_threshold::text from quota where deployment_id = $1 order by name`, [deploymentId]),
+    db.query(`select budget_id, scope, metric, period, limit_units::text, action, action_params from budget where deployment_id = $1 order by scope`, [deploymentId]),
+    db.query(`select flag, enabled from feature_flag where deployment_id = $1`, [deploymentId]),
+  ]);
+  const l = lic.rows[0];
+  const license: LicenseLimit | null = l
+    ? { license_id: l.license_id, plan_id: l.plan_id, seats_limit: l.seats_limit, nodes_limit: l.nodes_limit, features: l.features ?? {},
+        valid_from: new Date(l.valid_from).toISOString(), valid_to: new Date(l.valid_to).toISOString() }
+    : null;
+  const features: Record<string, unknown> = { ...(license?.features ?? {}) };
+  for (const f of flags.rows) features[f.flag] = f.enabled;
+  return {
+    deployment_id: dep.deployment_id, org_id: dep.org_id, timezone: dep.timezone, enforcement: dep.enforcement, license, features,
+    quotas: quotas.rows, budgets: budgets.rows,
+  };
+}
+
+/** Usage of a metric in a window, in micro-units (exact). */
+export async function windowUsage(db: Q, deploymentId: string, metric: string, w: PeriodWindow, now?: Date): Promise<bigint> {
+  if (metric === 'nodes_active' || metric === 'seats_active') {
+    const col = metric === 'nodes_active' ? 'node_id' : 'agent_id';
+    const r = await db.query(`select count(distinct ${col})::text as n from enforcer_contribution where deployment_id = $1 and day >= $2 and day < $3`, [deploymentId, w.startDay, w.endDay]);
+    return toMicro(r.rows[0].n);
+  }
+  if (metric === 'concurrency') {
+    void now;
+    const r = await db.query(`select count(*)::text as n from enforcer_contribution where deployment_id = $1 and status = 'running'`, [deploymentId]);
+    return toMicro(r.rows[0].n);
+  }
+  const r = await db.query(
+    `select coalesce(sum(value), 0)::text as v from enforcer_usage_daily where deployment_id = $1 and metric = $2 and day >= $3 and day < $4`,
+    [deploymentId, metric, w.startDay, w.endDay],
+  );
+  return toMicro(r.rows[0].v);
+}
+
+export type LicenseStatus = 'valid' | 'expired' | 'not_yet_valid' | 'none';
+export function licenseStatus(l: LicenseLimit | null, at: number): LicenseStatus {
+  if (!l) return 'none';
+  if (at < Date.parse(l.valid_from)) return 'not_yet_valid';
+  if (at >= Date.parse(l.valid_to)) return 'expired';
+  return 'valid';
+}
+
+export interface EffectiveLimits extends DeploymentLimits {
+  at: string;
+  license_status: LicenseStatus;
+  nodes_active: number;
+  seats_active: number;
+  quotas: (QuotaLimit & { window: PeriodWindow; used: string })[];
+  budgets: (BudgetLimit & { window: PeriodWindow; used: string; reserved: string; remaining: string })[];
+}
+
+/** License merged with quotas and budgets, each with its current window and usage (served at /v1/limits/effective). */
+export async function effectiveLimits(pool: pg.Pool, deploymentId: string, now: Date = new Date()): Promise<EffectiveLimits> {
+  const lim = await loadLimits(pool, deploymentId);
+  if (!lim) throw new KachingError('NOT_FOUND', { message: `No deployment ${deploymentId}`, field: 'deployment_id' });
+  const tz = lim.timezone;
+  const quotas = await Promise.all(
+    lim.quotas.map(async (q) => {
+      const window = windowAt(q.period, now, tz);
+      return { ...q, window, used: fromMicro(await windowUsage(pool, deploymentId, q.metric, window, now)) };
+    }),
+  );
+  const budgets = await Promise.all(
+    lim.budgets.map(async (b) => {
+      const window = windowAt(b.period, now, tz);
+      const used = await windowUsage(pool, deploymentId, b.metric, window, now);
+      const reserved = await openReservations(pool, deploymentId, b.scope, now);
+      const rem = toMicro(b.limit_units) - used - reserved;
+      return { ...b, window, used: fromMicro(used), reserved: fromMicro(reserved), remaining: fromMicro(rem > 0n ? rem : 0n) };
+    }),
+  );
+  const day = windowAt('daily', now, tz);
+  return {
+    ...lim, at: now.toISOString(), license_status: licenseStatus(lim.license, now.getTime()),
+    nodes_active: Number(await windowUsage(pool, deploymentId, 'nodes_active', day)) / 1e6,
+    seats_active: Number(await windowUsage(pool, deploymentId, 'seats_active', day)) / 1e6,
+    quotas, budgets,
+  };
+}
+
+export async function openReservations(db: Q, deploymentId: string, scope: string, now: Date): Promise<bigint> {
+  const r = await db.query(
+    `select coalesce(sum(units), 0)::text as v from enforcer_reservation
+      where deployment_id = $1 and scope = $2 and settled_at is null and expires_at > $3`,
+    [deploymentId, scope, now],
+  );
+  return toMicro(r.rows[0].v);
+}

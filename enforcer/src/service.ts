@@ -1,0 +1,274 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, type JsMsg } from '@nats-io/jetstream';
+import { connect, type NatsConnection, type Subscription } from '@nats-io/transport-node';
+import type pg from 'pg';
+import {
+  createLogger, createPool, decisionsBucket, decodeStreamRecord, ensureDecisionsStream, ensureEventsStream, isKachingError, names as mkNames,
+  SCHEMA_FINGERPRINT_HEADER, type AdmissionRequest, type ConfigChange, type Names, type PolicyDecision,
+} from '@kaching/contracts';
+import { checkAdmission } from './admission.js';
+import type { EnforcerConfig } from './config.js';
+import { CHECKPOINT_KEY, LimitsCache, processBatch, reevaluate, type Decoded, type EngineCtx } from './engine.js';
+import { createMetrics, type EnforcerMetrics } from './metrics.js';
+import { Notifier } from './notifier.js';
+import { OutboxPublisher } from './outbox.js';
+import { PriceBook } from './pricing.js';
+
+export interface EnforcerHandle {
+  url: string;
+  metrics: EnforcerMetrics;
+  /** Resolves when every committed decision so far has been published. */
+  flush(): Promise<void>;
+  /** Last stream sequence committed. */
+  lastSeq(): number;
+  /** Called with each decision once published (tests, bench). */
+  onPublished(fn: (d: PolicyDecision) => void): void;
+  close(): Promise<void>;
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** Recreated at start from checkpoint+1: no unacked leftovers arrive out of order after a crash. */
+async function resetDurable(nc: NatsConnection, n: Names, fromSeq: number, batch: number): Promise<void> {
+  const jsm = await jetstreamManager(nc);
+  const durable = n.consumer('enforcer');
+  await jsm.consumers.delete(n.eventsStream, durable).catch(() => undefined);
+  await jsm.consumers.add(n.eventsStream, {
+    durable_name: durable,
+    ack_policy: AckPolicy.Explicit,
+    deliver_policy: DeliverPolicy.StartSequence,
+    opt_start_seq: fromSeq,
+    ack_wait: 120_000 * 1_000_000,
+    max_ack_pending: Math.max(10_000, batch * 4),
+  });
+}
+
+export async function start(config: EnforcerConfig): Promise<EnforcerHandle> {
+  const log = createLogger('enforcer', config.logLevel);
+  const n = mkNames(config.namespace);
+  const metrics = createMetrics();
+  const pool: pg.Pool = createPool({ databaseUrl: config.databaseUrl, namespace: config.namespace, applicationName: 'kaching-enforcer' });
+  pool.on('error', (err) => log.warn({ err: err.message }, 'idle pg client error'));
+  const nc = await connect({ servers: config.natsUrl, name: 'kaching-enforcer' });
+  const listeners: ((d: PolicyDecision) => void)[] = [];
+  let stopped = false;
+  let ready = false;
+  try {
+    await ensureEventsStream(nc, n);
+    await ensureDecisionsStream(nc, n);
+  } catch (err) {
+    await nc.close();
+    await pool.end();
+    throw err;
+  }
+  const kv = await decisionsBucket(nc, n);
+  const prices = new PriceBook();
+  await prices.load(pool);
+  const limits = new LimitsCache();
+  const ctx: EngineCtx = { pool, names: n, limits, prices };
+  const outbox = new OutboxPublisher(nc, pool, n, kv, (d) => {
+    metrics.decisions.inc({ code: d.code, action: d.action, state: d.state });
+    for (const l of listeners) l(d);
+  });
+  const notifier = new Notifier(pool, log);
+
+  // Batches and config re-evaluations run one at a time in this process (the checkpoint row lock does it across processes).
+  let chain: Promise<unknown> = Promise.resolve();
+  const serial = <T>(fn: () => Promise<T>): Promise<T> => {
+    const p = chain.then(fn, fn);
+    chain = p.catch(() => undefined);
+    return p;
+  };
+
+  const cp = await pool.query('select last_seq from projection_checkpoint where projection = $1', [CHECKPOINT_KEY]);
+  let lastSeq = Number(cp.rows[0]?.last_seq ?? 0);
+  await resetDurable(nc, n, lastSeq + 1, config.batchSize);
+  // decisions committed before a crash but maybe not published
+  await outbox.flush();
+  const js = jetstream(nc);
+  const consumer = await js.consumers.get(n.eventsStream, n.consumer('enforcer'));
+  let batches = 0;
+
+  const flushSoon = () => {
+    outbox.flush().catch((err) => log.warn({ err: (err as Error).message }, 'outbox flush failed; retried on the next batch'));
+    notifier.nudge();
+  };
+
+  // consume() keeps a buffer filled; batches are whatever is buffered (up to batchSize), so a quiet
+  // stream is processed at once instead of waiting for a full pull batch
+  const messages = await consumer.consume({ max_messages: config.batchSize * 2 });
+  const it = messages[Symbol.asyncIterator]();
+  let pendingNext: Promise<IteratorResult<JsMsg>> | null = null;
+  const nextBatch = async (): Promise<JsMsg[]> => {
+    const out: JsMsg[] = [];
+    while (out.length < config.batchSize && !stopped) {
+      pendingNext ??= it.next();
+      const r = await Promise.race([pendingNext, sleep(out.length ? 2 : 250).then(() => null)]);
+      if (r === null) {
+        if (out.length) break;
+        continue;
+      }
+      pendingNext = null;
+      if (r.done) {
+        stopped = true;
+        break;
+      }
+      out.push(r.value);
+    }
+    return out;
+  };
+
+  const loop = (async () => {
+    ready = true;
+    let backoff = 100;
+    while (!stopped) {
+      const msgs = await nextBatch();
+      if (!msgs.length) continue;
+      const decoded: Decoded[] = [];
+      for (const m of msgs) {
+        try {
+          decoded.push({ seq: m.info.streamSequence, record: decodeStreamRecord(m.data, m.headers?.get(SCHEMA_FINGERPRINT_HEADER) || undefined) });
+        } catch (err) {
+          log.error({ seq: m.info.streamSequence, err: (err as Error).message }, 'undecodable stream message skipped');
+          decoded.push({ seq: m.info.streamSequence, record: { kind: 'job_status' } as never });
+        }
+      }
+      // retry the same batch until it commits: fetching past it would let the checkpoint skip it
+      for (;;) {
+        if (stopped) return;
+        const t0 = process.hrtime.bigint();
+        try {
+          const out = await serial(() => processBatch(ctx, decoded));
+          metrics.evaluation.observe(Number(process.hrtime.bigint() - t0) / 1e9);
+          metrics.applied.inc(out.applied);
+          lastSeq = out.lastSeq;
+          metrics.lastSeq.set(lastSeq);
+          backoff = 100;
+          break;
+        } catch (err) {
+          metrics.failures.inc();
+          log.error({ err: (err as Error).message }, 'batch failed; retrying');
+          for (const m of msgs) m.working();
+          await sleep(backoff);
+          backoff = Math.min(backoff * 2, 5000);
+        }
+      }
+      batches++;
+      if (config.crashAfterBatches !== undefined && batches >= config.crashAfterBatches) {
+        // simulated crash: committed, never acked, never published
+        stopped = true;
+        messages.stop();
+        return;
+      }
+      for (const m of msgs) m.ack();
+      metrics.lag.set(msgs[msgs.length - 1]!.info.pending);
+      flushSoon();
+    }
+  })();
+
+  const subs: Subscription[] = [];
+  subs.push(
+    nc.subscribe(n.configWildcard, {
+      callback: (err, msg) => {
+        if (err) return;
+        let change: ConfigChange;
+        try {
+          change = msg.json<ConfigChange>();
+        } catch {
+          return;
+        }
+        void serial(async () => {
+          if (change.kind === 'price') await prices.load(pool);
+          limits.drop(change.deployment_id);
+          await reevaluate(ctx, change.deployment_id);
+        })
+          .then(flushSoon)
+          .catch((e) => log.error({ err: (e as Error).message, deployment: change.deployment_id }, 'config re-evaluation failed'));
+      },
+    }),
+  );
+  subs.push(
+    nc.subscribe(n.checkWildcard, {
+      queue: `${n.namespace}_enforcer_check`,
+      callback: (err, msg) => {
+        if (err) return;
+        void (async () => {
+          try {
+            const req = msg.json<AdmissionRequest>();
+            const deployment = msg.subject.slice(msg.subject.lastIndexOf('.') + 1);
+            const res = await checkAdmission(pool, { ...req, deployment_id: req.deployment_id ?? deployment });
+            metrics.admissions.inc({ outcome: res.allow ? 'allow' : 'deny' });
+            msg.respond(JSON.stringify(res));
+          } catch (e) {
+            metrics.admissions.inc({ outcome: 'error' });
+            const body = isKachingError(e) ? e.toBody() : { error: { code: 'INTERNAL', message: 'admission check failed' } };
+            if (!isKachingError(e)) log.error({ err: (e as Error).message }, 'admission check failed');
+            msg.respond(JSON.stringify(body));
+          }
+        })();
+      },
+    }),
+  );
+  notifier.start();
+
+  const server: Server = createServer((req, res) => {
+    void (async () => {
+      if (req.url === '/metrics') {
+        res.setHeader('content-type', metrics.registry.contentType);
+        res.end(await metrics.registry.metrics());
+      } else if (req.url === '/healthz') {
+        res.setHeader('content-type', 'application/json');
+        res.end(JSON.stringify({ ok: true }));
+      } else if (req.url === '/readyz') {
+        const ok = ready && !stopped && !nc.isClosed();
+        res.statusCode = ok ? 200 : 503;
+        res.setHeader('content-type', 'application/json');
+        res.end(JSON.stringify({ ready: ok, last_seq: lastSeq }));
+      } else {
+        res.statusCode = 404;
+        res.end();
+      }
+    })().catch(() => {
+      res.statusCode = 500;
+      res.end();
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(config.port, config.host, () => resolve());
+  });
+  const addr = server.address() as AddressInfo;
+  const url = `http://${config.host === '0.0.0.0' ? '127.0.0.1' : config.host}:${addr.port}`;
+  log.info({ url, namespace: n.namespace, from_seq: lastSeq + 1 }, 'enforcer started');
+
+  let closing: Promise<void> | null = null;
+  return {
+    url,
+    metrics,
+    async flush() {
+      await chain;
+      await outbox.flush();
+    },
+    lastSeq: () => lastSeq,
+    onPublished(fn) {
+      listeners.push(fn);
+    },
+    close() {
+      closing ??= (async () => {
+        const crashed = stopped;
+        stopped = true;
+        messages.stop();
+        await loop.catch(() => undefined);
+        await chain;
+        for (const s of subs) s.unsubscribe();
+        await notifier.stop();
+        if (!crashed) await outbox.flush().catch(() => undefined);
+        await new Promise<void>((r) => server.close(() => r()));
+        await nc.close().catch(() => undefined);
+        await pool.end().catch(() => undefined);
+      })();
+      return closing;
+    },
+  };
+}

@@ -1,0 +1,129 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { createPool, ensureEventsStream, migrate, names } from '@kaching/contracts';
+import { verifyProjections } from '@kaching/projector';
+import { publishMessages } from '../src/bench/generate.js';
+import { checkpoint, expectedWinners, makeStream, rollupTotals, seedDeployment, waitCaughtUp, waitFor } from './helpers.js';
+import { freePort, PrivateNats, PrivatePostgres } from './servers.js';
+
+const FULL = process.env.KACHING_FAULTS === 'full' || process.env.KACHING_LONG === '1';
+const JOBS = FULL ? 20_000 : 2_400;
+const DIST = fileURLToPath(new URL('../dist/mod.js', import.meta.url));
+const NS = 'kfault';
+
+/**
+ * The projector as a child process (projector/dist, built by `tsc -b`), SIGKILLed mid-batch, then a
+ * Postgres crash-restart and a NATS SIGKILL-restart, all on private server instances.
+ */
+describe('projector survives SIGKILL, a Postgres restart and a NATS restart', () => {
+  let nats: PrivateNats;
+  let pgs: PrivatePostgres;
+  let pool: pg.Pool;
+  let nc: NatsConnection;
+  let child: ChildProcess | null = null;
+  let databaseUrl = '';
+  let msgs: ReturnType<typeof makeStream> = [];
+
+  const spawnProjector = () => {
+    child = spawn(process.execPath, ['--input-type=module', '-e',
+      `import { start, loadConfig } from ${JSON.stringify(DIST)}; const h = await start(loadConfig()); process.on('SIGTERM', () => h.close().then(() => process.exit(0)));`], {
+      env: { ...process.env, NATS_URL: nats.url, DATABASE_URL: databaseUrl, KACHING_NAMESPACE: NS, PROJECTOR_PORT: '0',
+        PROJECTOR_HOST: '127.0.0.1', PROJECTOR_BATCH_SIZE: '200', PROJECTOR_ACK_WAIT_MS: '2000', LOG_LEVEL: 'error' },
+      stdio: ['ignore', 'ignore', 'inherit'],
+    });
+  };
+  const killProjector = async () => {
+    const c = child;
+    if (!c || c.exitCode !== null) return;
+    await new Promise<void>((r) => {
+      c.once('exit', () => r());
+      c.kill('SIGKILL');
+    });
+  };
+  const publish = async (part: typeof msgs) => {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await publishMessages(jetstream(nc), part, 200);
+        return;
+      } catch (err) {
+        // dedup by msg id makes a retried publish safe
+        if (attempt > 20) throw err;
+        await new Promise((r) => setTimeout(r, 500));
+      }
+    }
+  };
+
+  beforeAll(async () => {
+    if (!existsSync(DIST)) throw new Error('projector/dist is missing: run `npx tsc -b` (or npx tsc -p projector/tsconfig.json) first');
+    nats = new PrivateNats(await freePort());
+    await nats.start();
+    pgs = new PrivatePostgres(await freePort());
+    pgs.init();
+    pgs.start();
+    const admin = new pg.Client({ connectionString: pgs.url() });
+    await admin.connect();
+    await admin.query('create database kaching');
+    await admin.end();
+    databaseUrl = pgs.url('kaching');
+    await migrate({ databaseUrl, namespace: NS });
+    pool = createPool({ databaseUrl, namespace: NS, max: 3 });
+    pool.on('error', () => undefined);
+    nc = await connect({ servers: nats.url, maxReconnectAttempts: -1, reconnectTimeWait: 200 });
+    await ensureEventsStream(nc, names(NS));
+    const ids = await seedDeployment(pool);
+    msgs = makeStream(names(NS), { ...ids, jobs: JOBS, seed: 23 });
+  }, 120_000);
+
+  afterAll(async () => {
+    await killProjector();
+    await nc?.close().catch(() => undefined);
+    await pool?.end().catch(() => undefined);
+    await nats?.stop();
+    pgs?.destroy();
+  });
+
+  it('after recovery nothing is lost and nothing counted twice', async () => {
+    const q = Math.floor(msgs.length / 4);
+    await publish(msgs.slice(0, 2 * q));
+    spawnProjector();
+    // SIGKILL mid-run: as soon as the raw projection has committed something but not everything
+    await waitFor(async () => (await checkpoint(pool, 'raw').catch(() => 0)) > 0, 60_000, 'first commit');
+    await killProjector();
+    const killedAt = await checkpoint(pool, 'raw');
+    expect(killedAt).toBeLessThan(2 * q);
+    spawnProjector();
+    await publish(msgs.slice(2 * q, 3 * q));
+
+    // Postgres crash + restart while the projector works
+    await waitFor(async () => (await checkpoint(pool, 'rollups').catch(() => 0)) > killedAt, 60_000, 'progress');
+    pgs.stopImmediate();
+    await new Promise((r) => setTimeout(r, 1000));
+    pgs.start();
+
+    // NATS SIGKILL + restart (same store), then the rest of the stream
+    await waitFor(async () => (await checkpoint(pool, 'raw').catch(() => 0)) >= 2 * q, 120_000, 'progress after pg restart');
+    await nats.kill();
+    await new Promise((r) => setTimeout(r, 1000));
+    await nats.start();
+    await publish(msgs.slice(3 * q));
+
+    const last = (await (await jetstreamManager(nc)).streams.info(names(NS).eventsStream)).state.last_seq;
+    expect(last).toBe(msgs.length);
+    await waitCaughtUp(pool, last, undefined, FULL ? 900_000 : 150_000);
+
+    expect(await verifyProjections(pool)).toEqual([]);
+    const winners = expectedWinners(msgs);
+    const n = await pool.query<{ c: string; d: string }>('select count(*) as c, count(distinct correlation_id) as d from usage_sample');
+    expect(Number(n.rows[0]!.c)).toBe(winners.size);
+    expect(Number(n.rows[0]!.d)).toBe(winners.size);
+    const [raw, hourly, daily] = await rollupTotals(pool);
+    const strip = (r: Record<string, string>) => Object.fromEntries(Object.entries(r).filter(([k]) => k !== 'src'));
+    expect(strip(hourly!)).toEqual(strip(raw!));
+    expect(strip(daily!)).toEqual(strip(raw!));
+  }, FULL ? 1_200_000 : 240_000);
+});
