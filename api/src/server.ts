@@ -56,6 +56,7 @@ export async function start(config: ApiConfig, deps: { pool?: pg.Pool; nc?: Nats
     loggerInstance: log,
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: config.bodyLimit,
+    forceCloseConnections: true,
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true, allErrors: false } },
   }) as unknown as FastifyInstance;
   // Response schemas document the API; bodies are plain JSON (no field stripping by a compiled serializer).

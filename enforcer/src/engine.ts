@@ -37,6 +37,8 @@ export class LimitsCache {
 export interface Decoded {
   seq: number;
   record: StreamRecord;
+  /** eventDigest, when the Nats-Msg-Id carried it (saves re-canonicalising the event). */
+  digest?: string;
 }
 
 interface Row {
@@ -63,6 +65,10 @@ export interface EngineCtx {
   limits: LimitsCache;
   prices: PriceBook;
   onDecision?: (d: PolicyDecision) => void;
+  /** Decision ids known to be committed: the steady state skips re-inserting them every batch. */
+  known?: Set<string>;
+  /** Ids touched by the open transaction; moved to `known` only after commit. */
+  touched?: string[];
 }
 
 /** Rows for the usage records of a batch: the last revision per identity, with cost and local day. */
@@ -77,7 +83,7 @@ async function toRows(ctx: EngineCtx, batch: Decoded[]): Promise<{ rows: Row[]; 
       unknown++;
       continue;
     }
-    const rev = revisionKey(e);
+    const rev = revisionKey(e, d.digest);
     const key = `${e.deployment_id}\u0000${e.job.correlation_id}`;
     const prev = best.get(key);
     if (prev && prev.revision >= rev) continue;
@@ -173,6 +179,7 @@ export async function processBatch(ctx: EngineCtx, batch: Decoded[]): Promise<Ba
   try {
     await client.query('begin');
     const cp = await lockCheckpoint(client);
+    ctx.touched = [];
     const fresh = batch.filter((d) => d.seq > cp);
     const maxSeq = batch.reduce((a, d) => Math.max(a, d.seq), cp);
     const { rows } = await toRows(ctx, fresh);
@@ -202,6 +209,10 @@ export async function processBatch(ctx: EngineCtx, batch: Decoded[]): Promise<Ba
     }
     if (maxSeq > cp) await client.query('update projection_checkpoint set last_seq = $2, updated_at = now() where projection = $1', [CHECKPOINT_KEY, maxSeq]);
     await client.query('commit');
+    if (ctx.known && ctx.touched) {
+      if (ctx.known.size > 100_000) ctx.known.clear();
+      for (const id of ctx.touched) ctx.known.add(id);
+    }
     return { applied: rows.length, skipped: batch.length - fresh.length, lastSeq: maxSeq, decisions };
   } catch (err) {
     await client.query('rollback').catch(() => undefined);
@@ -418,6 +429,8 @@ async function applyScope(ctx: EngineCtx, client: pg.PoolClient, lim: Deployment
   for (const c of cands) {
     const d = toDecision(lim, c);
     top = d.decision_id;
+    if (!configChange && ctx.known?.has(d.decision_id)) continue;
+    ctx.touched?.push(d.decision_id);
     const ins = await client.query(
       `insert into enforcer_decision (decision_id, deployment_id, org_id, code, scope, state, window_start, threshold, decision)
        values ($1, $2, $3, $4, $5, 'active', $6, $7, $8) on conflict (decision_id) do nothing returning decision_id`,

@@ -66,7 +66,7 @@ export async function start(config: EnforcerConfig): Promise<EnforcerHandle> {
   const prices = new PriceBook();
   await prices.load(pool);
   const limits = new LimitsCache();
-  const ctx: EngineCtx = { pool, names: n, limits, prices };
+  const ctx: EngineCtx = { pool, names: n, limits, prices, known: new Set() };
   const outbox = new OutboxPublisher(nc, pool, n, kv, (d) => {
     metrics.decisions.inc({ code: d.code, action: d.action, state: d.state });
     for (const l of listeners) l(d);
@@ -128,7 +128,11 @@ export async function start(config: EnforcerConfig): Promise<EnforcerHandle> {
       const decoded: Decoded[] = [];
       for (const m of msgs) {
         try {
-          decoded.push({ seq: m.info.streamSequence, record: decodeStreamRecord(m.data, m.headers?.get(SCHEMA_FINGERPRINT_HEADER) || undefined) });
+          const record = decodeStreamRecord(m.data, m.headers?.get(SCHEMA_FINGERPRINT_HEADER) || undefined);
+          // Nats-Msg-Id = <deployment>:<correlation>:<eventDigest> for usage (contracts messageId)
+          const digest = /:([0-9a-f]{32})$/.exec(m.headers?.get('Nats-Msg-Id') ?? '')?.[1];
+          const dg = record.kind === 'usage' && digest && m.headers!.get('Nats-Msg-Id') === `${record.usage.deployment_id}:${record.usage.job.correlation_id}:${digest}` ? digest : undefined;
+          decoded.push({ seq: m.info.streamSequence, record, ...(dg ? { digest: dg } : {}) });
         } catch (err) {
           log.error({ seq: m.info.streamSequence, err: (err as Error).message }, 'undecodable stream message skipped');
           decoded.push({ seq: m.info.streamSequence, record: { kind: 'job_status' } as never });

@@ -24,7 +24,7 @@ export async function start(config: ProjectorConfig): Promise<ProjectorHandle> {
   const nc = await connect({ servers: config.natsUrl, name: 'kaching-projector', maxReconnectAttempts: -1 });
   const timers: NodeJS.Timeout[] = [];
   const runners = config.projections.map((p) => new ProjectionRunner(nc, pool, n, p, config.batchSize, metrics, log.child({ projection: p }), config.ackWaitMs));
-  const app = Fastify({ logger: false });
+  const app = Fastify({ logger: false, forceCloseConnections: true });
   let closed: Promise<void> | null = null;
   const close = () =>
     (closed ??= (async () => {

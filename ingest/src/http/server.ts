@@ -34,7 +34,7 @@ function send(reply: FastifyReply, r: Reply): FastifyReply {
 }
 
 export function buildHttp(deps: HttpDeps): FastifyInstance {
-  const app = Fastify({ bodyLimit: deps.bodyLimitBytes, logger: false });
+  const app = Fastify({ bodyLimit: deps.bodyLimitBytes, logger: false, forceCloseConnections: true });
   app.removeContentTypeParser('application/json');
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, body, done) => {
     try {
