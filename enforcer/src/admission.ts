@@ -31,7 +31,7 @@ export async function checkAdmission(pool: pg.Pool, req: AdmissionRequest, now: 
       ? (req.estimate_cost_micro_usd !== undefined ? BigInt(Math.ceil(req.estimate_cost_micro_usd)) : toMicro(req.estimate_units ?? 0))
       : toMicro(req.estimate_units ?? 0);
     const w = windowAt(b.period, now, b.timezone);
-    const used = await windowUsage(client, req.deployment_id, b.metric, w, now);
+    const used = await windowUsage(client, req.deployment_id, b.metric, w);
     const reserved = await openReservations(client, req.deployment_id, req.scope, now);
     const limit = toMicro(b.limit_units);
     const remaining = limit - used - reserved;

@@ -22,6 +22,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): EnforcerConfig
     port: intFromEnv(env, 'ENFORCER_PORT', 7073),
     host: env.ENFORCER_HOST || '0.0.0.0',
     licensePublicKey: key,
-    batchSize: intFromEnv(env, 'ENFORCER_BATCH', 500) || 500,
+    batchSize: intFromEnv(env, 'ENFORCER_BATCH', 200) || 200,
   };
 }

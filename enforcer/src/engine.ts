@@ -16,16 +16,16 @@ export function decisionId(deploymentId: string, code: DecisionCode, scope: stri
   return createHash('sha256').update([deploymentId, code, scope, windowStart ?? '-', threshold ?? '-'].join('|')).digest('hex').slice(0, 32);
 }
 
-/** Cached limits per deployment; a config change drops the entry. */
+/** Cached limits per deployment; a config change drops the entry, and a TTL bounds staleness if one is missed. */
 export class LimitsCache {
-  private m = new Map<string, Promise<DeploymentLimits | null>>();
+  private m = new Map<string, { p: Promise<DeploymentLimits | null>; at: number }>();
+  constructor(private readonly ttlMs = 30_000) {}
   get(db: pg.Pool, id: string): Promise<DeploymentLimits | null> {
-    let p = this.m.get(id);
-    if (!p) {
-      p = loadLimits(db, id);
-      this.m.set(id, p);
-      p.catch(() => this.m.delete(id));
-    }
+    const e = this.m.get(id);
+    if (e && Date.now() - e.at < this.ttlMs) return e.p;
+    const p = loadLimits(db, id);
+    this.m.set(id, { p, at: Date.now() });
+    p.catch(() => this.m.delete(id));
     return p;
   }
   drop(id?: string): void {
@@ -330,11 +330,9 @@ async function evaluateDeployment(
   const hard = lim.enforcement === 'hard';
   const byScope = new Map<string, Candidate[]>();
   const add = (c: Candidate) => byScope.set(c.scope, [...(byScope.get(c.scope) ?? []), c]);
-  const evaluated = new Set<string>();
   const windowOf = new Map<string, string>();
 
   for (const q of lim.quotas) {
-    evaluated.add(q.name);
     const w = windowForDay(q.period, day, tz);
     windowOf.set(q.name, w.windowStart);
     const used = await usageOf(q.metric, w);
@@ -352,7 +350,6 @@ async function evaluateDeployment(
     }
   }
   for (const b of lim.budgets) {
-    evaluated.add(b.scope);
     const w = windowForDay(b.period, day, tz);
     windowOf.set(b.scope, w.windowStart);
     const used = await usageOf(b.metric, w);
@@ -369,7 +366,6 @@ async function evaluateDeployment(
   }
   if (lim.license) {
     const l = lim.license;
-    evaluated.add('license');
     if (licenseStatus(l, o.at) === 'expired') {
       add({ code: 'LICENSE_EXPIRED', scope: 'license', action: hard ? 'block' : 'warn', severity: 'error',
         message: `License ${l.license_id} (plan ${l.plan_id}) expired at ${l.valid_to}` });
@@ -380,7 +376,6 @@ async function evaluateDeployment(
       ['SEATS_LIMIT_EXCEEDED', 'seats_active', l.seats_limit, 'seats'],
     ] as const) {
       if (cap === null) continue;
-      evaluated.add(scope);
       windowOf.set(scope, dayW.windowStart);
       const used = await windowUsage(client, lim.deployment_id, metric, dayW);
       const capM = toMicro(cap);

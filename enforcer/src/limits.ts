@@ -83,14 +83,14 @@ export async function loadLimits(db: Q, deploymentId: string): Promise<Deploymen
 }
 
 /** Usage of a metric in a window, in micro-units (exact). */
-export async function windowUsage(db: Q, deploymentId: string, metric: string, w: PeriodWindow, now?: Date): Promise<bigint> {
+export async function windowUsage(db: Q, deploymentId: string, metric: string, w: PeriodWindow): Promise<bigint> {
   if (metric === 'nodes_active' || metric === 'seats_active') {
     const col = metric === 'nodes_active' ? 'node_id' : 'agent_id';
     const r = await db.query(`select count(distinct ${col})::text as n from enforcer_contribution where deployment_id = $1 and day >= $2 and day < $3`, [deploymentId, w.startDay, w.endDay]);
     return toMicro(r.rows[0].n);
   }
   if (metric === 'concurrency') {
-    void now;
+    // jobs whose latest revision says running, whatever the window
     const r = await db.query(`select count(*)::text as n from enforcer_contribution where deployment_id = $1 and status = 'running'`, [deploymentId]);
     return toMicro(r.rows[0].n);
   }
@@ -126,13 +126,13 @@ export async function effectiveLimits(pool: pg.Pool, deploymentId: string, now: 
   const quotas = await Promise.all(
     lim.quotas.map(async (q) => {
       const window = windowAt(q.period, now, tz);
-      return { ...q, window, used: fromMicro(await windowUsage(pool, deploymentId, q.metric, window, now)) };
+      return { ...q, window, used: fromMicro(await windowUsage(pool, deploymentId, q.metric, window)) };
     }),
   );
   const budgets = await Promise.all(
     lim.budgets.map(async (b) => {
       const window = windowAt(b.period, now, tz);
-      const used = await windowUsage(pool, deploymentId, b.metric, window, now);
+      const used = await windowUsage(pool, deploymentId, b.metric, window);
       const reserved = await openReservations(pool, deploymentId, b.scope, now);
       const rem = toMicro(b.limit_units) - used - reserved;
       return { ...b, window, used: fromMicro(used), reserved: fromMicro(reserved), remaining: fromMicro(rem > 0n ? rem : 0n) };

@@ -4,7 +4,7 @@ import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, type JsMsg } fro
 import { connect, type NatsConnection, type Subscription } from '@nats-io/transport-node';
 import type pg from 'pg';
 import {
-  createLogger, createPool, decisionsBucket, decodeStreamRecord, ensureDecisionsStream, ensureEventsStream, isKachingError, names as mkNames,
+  digestFromMessageId, createLogger, createPool, decisionsBucket, decodeStreamRecord, ensureDecisionsStream, ensureEventsStream, isKachingError, names as mkNames,
   SCHEMA_FINGERPRINT_HEADER, type AdmissionRequest, type ConfigChange, type Names, type PolicyDecision,
 } from '@kaching/contracts';
 import { checkAdmission } from './admission.js';
@@ -129,9 +129,7 @@ export async function start(config: EnforcerConfig): Promise<EnforcerHandle> {
       for (const m of msgs) {
         try {
           const record = decodeStreamRecord(m.data, m.headers?.get(SCHEMA_FINGERPRINT_HEADER) || undefined);
-          // Nats-Msg-Id = <deployment>:<correlation>:<eventDigest> for usage (contracts messageId)
-          const digest = /:([0-9a-f]{32})$/.exec(m.headers?.get('Nats-Msg-Id') ?? '')?.[1];
-          const dg = record.kind === 'usage' && digest && m.headers!.get('Nats-Msg-Id') === `${record.usage.deployment_id}:${record.usage.job.correlation_id}:${digest}` ? digest : undefined;
+          const dg = record.kind === 'usage' ? digestFromMessageId(record.usage, m.headers?.get('Nats-Msg-Id')) : undefined;
           decoded.push({ seq: m.info.streamSequence, record, ...(dg ? { digest: dg } : {}) });
         } catch (err) {
           log.error({ seq: m.info.streamSequence, err: (err as Error).message }, 'undecodable stream message skipped');
@@ -165,9 +163,10 @@ export async function start(config: EnforcerConfig): Promise<EnforcerHandle> {
         messages.stop();
         return;
       }
+      // committed: publish the decisions first (latency), then ack (a crash in between only re-skips by checkpoint)
+      flushSoon();
       for (const m of msgs) m.ack();
       metrics.lag.set(msgs[msgs.length - 1]!.info.pending);
-      flushSoon();
     }
   })();
 
@@ -215,6 +214,9 @@ export async function start(config: EnforcerConfig): Promise<EnforcerHandle> {
     }),
   );
   notifier.start();
+  // prices change rarely and announce themselves; the periodic reload covers a missed announcement
+  const priceTimer = setInterval(() => void prices.load(pool).catch(() => undefined), 60_000);
+  priceTimer.unref();
 
   const server: Server = createServer((req, res) => {
     void (async () => {
@@ -265,6 +267,7 @@ export async function start(config: EnforcerConfig): Promise<EnforcerHandle> {
         messages.stop();
         await loop.catch(() => undefined);
         await chain;
+        clearInterval(priceTimer);
         for (const s of subs) s.unsubscribe();
         await notifier.stop();
         if (!crashed) await outbox.flush().catch(() => undefined);

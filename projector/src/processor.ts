@@ -12,6 +12,7 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import type pg from 'pg';
 import {
   decodeStreamRecord,
+  digestFromMessageId,
   revisionKey,
   SCHEMA_FINGERPRINT_HEADER,
   type Logger,
@@ -25,10 +26,17 @@ import { LIVE, type Tables } from './db/tables.js';
 import type { ProjectorMetrics } from './metrics.js';
 
 /** Decodes one stream message; null when it cannot be decoded (it is skipped, counted and logged). */
-export function decodeMessage(data: Uint8Array, fingerprint: string | undefined, seq: number, log?: Logger): Decoded | null {
+export function decodeMessage(
+  data: Uint8Array,
+  fingerprint: string | undefined,
+  seq: number,
+  log?: Logger,
+  msgId?: string,
+): Decoded | null {
   try {
     const record = decodeStreamRecord(data, fingerprint);
-    return { seq, record, revision: record.kind === 'usage' ? revisionKey(record.usage) : null };
+    const revision = record.kind === 'usage' ? revisionKey(record.usage, digestFromMessageId(record.usage, msgId)) : null;
+    return { seq, record, revision };
   } catch (err) {
     log?.error({ seq, err: (err as Error).message }, 'undecodable stream message skipped');
     return null;
@@ -36,7 +44,8 @@ export function decodeMessage(data: Uint8Array, fingerprint: string | undefined,
 }
 
 export function decodeJsMsg(m: JsMsg, log?: Logger): Decoded | null {
-  return decodeMessage(m.data, m.headers?.get(SCHEMA_FINGERPRINT_HEADER) || undefined, m.info.streamSequence, log);
+  const h = m.headers;
+  return decodeMessage(m.data, h?.get(SCHEMA_FINGERPRINT_HEADER) || undefined, m.info.streamSequence, log, h?.get('Nats-Msg-Id'));
 }
 
 /**

@@ -2,7 +2,7 @@ import { DeliverPolicy, jetstream, jetstreamManager, type JsMsg } from '@nats-io
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import type pg from 'pg';
 import { createPool, names as namesOf, type BaseConfig, type ProjectionName } from '@kaching/contracts';
-import { lockCheckpoint, writeCheckpoint } from './db/batch.js';
+import { BulkLoader, lockCheckpoint, writeCheckpoint } from './db/batch.js';
 import { PartitionCache, ensurePartitions, utcDay } from './db/partitions.js';
 import { LIVE, ORG_READABLE, OWNED, SHADOW_SUFFIX, shadowTables } from './db/tables.js';
 import { decodeJsMsg, hardenPool, processBatch } from './processor.js';
@@ -75,8 +75,29 @@ export async function replay(config: BaseConfig, projection: ProjectionName, opt
       const onAbort = () => void iter.stop();
       opts.signal?.addEventListener('abort', onAbort);
       let buf: JsMsg[] = [];
+      // Rebuild from scratch: one COPY + one merge for everything pending now, then batches to catch up.
+      let bulk: BulkLoader | null = info.num_pending > batchSize ? await BulkLoader.open(pool, shadowKey) : null;
       try {
         for await (const m of iter) {
+          if (bulk) {
+            await bulk.add(decodeJsMsg(m), m.info.streamSequence);
+            const pending = m.info.pending;
+            if (pending > 0) {
+              if (bulk.size % 20_000 === 0) opts.onProgress?.({ projection, seq: m.info.streamSequence, applied: bulk.size, pending, eventsPerSecond: bulk.size / Math.max(0.001, (Date.now() - t0) / 1000) });
+              continue;
+            }
+            const b = bulk;
+            bulk = null;
+            const out = await b.finish(projection, shadow, shadowKey, async (c, days) => {
+              for (const d of days) await ensurePartitions(c, shadow.usageSample, d, 1);
+            });
+            applied += out.applied;
+            shadowSeq = out.lastSeq;
+            opts.onProgress?.({ projection, seq: shadowSeq, applied, pending, eventsPerSecond: applied / Math.max(0.001, (Date.now() - t0) / 1000) });
+            swap = await trySwap(pool, projection, shadowSeq);
+            if (swap) break;
+            continue;
+          }
           buf.push(m);
           if (buf.length < batchSize && m.info.pending > 0) continue;
           const decoded = buf.map((x) => decodeJsMsg(x));
@@ -93,6 +114,7 @@ export async function replay(config: BaseConfig, projection: ProjectionName, opt
           }
         }
       } finally {
+        await bulk?.abort();
         opts.signal?.removeEventListener('abort', onAbort);
         await iter.close().catch(() => undefined);
       }

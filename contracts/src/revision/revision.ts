@@ -47,3 +47,13 @@ export function compareRevisions(a: SignedEvent | string, b: SignedEvent | strin
   const kb = typeof b === 'string' ? b : revisionKey(b);
   return ka < kb ? -1 : ka > kb ? 1 : 0;
 }
+
+/**
+ * The digest inside a message's Nats-Msg-Id when that id is exactly `messageId(event, digest)`. Consumers use it
+ * instead of re-canonicalising and hashing every event (the costliest step of decoding); any mismatch falls back.
+ */
+export function digestFromMessageId(event: SignedEvent, msgId: string | undefined | null): string | undefined {
+  if (!msgId) return undefined;
+  const digest = /:([0-9a-f]{32})$/.exec(msgId)?.[1];
+  return digest !== undefined && messageId(event, digest) === msgId ? digest : undefined;
+}

@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import type { Tables } from '../db/tables.js';
-import { q, stageWinners } from './common.js';
+import { analyzeIf, q, stageWinners } from './common.js';
 
 /**
  * concurrency: each identity occupies the minutes [minute(started_at), minute(projector_job_end(...))]
@@ -11,7 +11,7 @@ import { q, stageWinners } from './common.js';
 export async function applyConcurrency(client: pg.ClientBase, t: Tables, opts: { writePeak: boolean }): Promise<void> {
   const st = q(t.concurrencyJob);
   const cm = q(t.concurrency);
-  await stageWinners(client);
+  await stageWinners(client, t.shadow);
   await client.query(`create temp table cc_ch on commit drop as
     with h as (
       select deployment_id, correlation_id, (array_agg(org_id))[1] as org_id, min(started_at) as started_at,
@@ -41,6 +41,7 @@ export async function applyConcurrency(client: pg.ClientBase, t: Tables, opts: {
     select n.*, date_trunc('minute', started_at, 'UTC') as n_from,
       date_trunc('minute', projector_job_end(started_at, ended_at, status, heartbeat_at), 'UTC') as n_to
     from n`);
+  await analyzeIf(client, t.shadow, 'cc_ch');
   await client.query(`create temp table cc_d on commit drop as
     select deployment_id, org_id, minute, sum(sign)::int as delta from (
       select deployment_id, org_id, generate_series(o_from, o_to, interval '1 minute') as minute, -1 as sign
@@ -49,6 +50,7 @@ export async function applyConcurrency(client: pg.ClientBase, t: Tables, opts: {
       select deployment_id, org_id, generate_series(n_from, n_to, interval '1 minute'), 1
         from cc_ch where (o_from, o_to) is distinct from (n_from, n_to)) x
     group by deployment_id, org_id, minute having sum(sign) <> 0`);
+  await analyzeIf(client, t.shadow, 'cc_d');
   // Update existing minutes first, then insert new ones: an insert never carries a negative count.
   await client.query(`update ${cm} c set jobs_running = c.jobs_running + d.delta from cc_d d
     where c.deployment_id = d.deployment_id and c.minute = d.minute`);

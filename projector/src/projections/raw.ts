@@ -42,7 +42,7 @@ export async function applyRaw(client: pg.ClientBase, t: Tables): Promise<void> 
       first_seen_at = least(agent.first_seen_at, excluded.first_seen_at),
       last_seen_at = greatest(agent.last_seen_at, excluded.last_seen_at)`);
 
-  await stageWinners(client);
+  await stageWinners(client, t.shadow);
   // A revision that moved started_at moves the sample to another partition: drop the old row first.
   await client.query(`delete from ${us} u using stg_win w, ${job} j
     where j.deployment_id = w.deployment_id and j.correlation_id = w.correlation_id

@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import type { Tables } from '../db/tables.js';
-import { q, stageWinners } from './common.js';
+import { analyzeIf, q, stageWinners } from './common.js';
 
 const SUMS = ['cpu_seconds', 'gpu_seconds', 'disk_io_mb', 'net_in_mb', 'net_out_mb', 'context_reads', 'context_writes',
   'context_bytes_read', 'context_bytes_written', 'model_tokens_in', 'model_tokens_out'] as const;
@@ -23,7 +23,7 @@ export async function applyRollups(client: pg.ClientBase, t: Tables): Promise<vo
   const mem = q(t.rollupMember);
   const hourly = q(t.hourly);
   const daily = q(t.daily);
-  await stageWinners(client);
+  await stageWinners(client, t.shadow);
   // Changes: winners that beat the applied revision, with what that revision contributed (o_*).
   await client.query(`create temp table rl_ch on commit drop as
     select w.deployment_id, w.correlation_id, w.org_id, w.revision,
@@ -36,12 +36,14 @@ export async function applyRollups(client: pg.ClientBase, t: Tables): Promise<vo
       ${METRICS.map((m) => `s.${m} as o_${m}`).join(', ')}
     from stg_win w left join ${st} s on s.deployment_id = w.deployment_id and s.correlation_id = w.correlation_id
     where s.deployment_id is null or s.revision collate "C" < w.revision collate "C"`);
+  await analyzeIf(client, t.shadow, 'rl_ch');
   await client.query(`create temp table rl_d on commit drop as
     select deployment_id, org_id, bucket_start, day, agent_type, agent_id, node_id, status, 1 as sign,
       ${SUMS.join(', ')} from rl_ch
     union all
     select deployment_id, org_id, o_bucket_start, o_day, o_agent_type, o_agent_id, o_node_id, o_status, -1,
       ${SUMS.map((m) => `-o_${m}`).join(', ')} from rl_ch where o_exists`);
+  await analyzeIf(client, t.shadow, 'rl_d');
   const sumSel = SUMS.map((m) => `sum(${m})`).join(', ');
   const jobSel = `sum(sign), coalesce(sum(sign) filter (where status = 'succeeded'), 0), coalesce(sum(sign) filter (where status = 'failed'), 0)`;
   const addSet = [...SUMS, 'jobs', 'jobs_succeeded', 'jobs_failed'].map((m) => `${m} = x.${m} + excluded.${m}`).join(', ');
