@@ -14,6 +14,8 @@ const exclude = ['**/node_modules/**', '**/dist/**'];
 
 export default defineConfig({
   test: {
+    // services log at info in production; tests only want warnings unless asked otherwise
+    env: { LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn' },
     projects: [
       { resolve: { alias }, test: { name: 'unit', include: ['**/*.unit.spec.ts'], exclude } },
       {

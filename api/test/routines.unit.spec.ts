@@ -3,7 +3,7 @@ import { parseApiKey, secretMatches, sha256 } from '../src/routines/secrets.js';
 import { decodeCursor, encodeCursor, toPage } from '../src/routines/cursor.js';
 import { fromValidation, toKachingError } from '../src/http/errors.js';
 import { buildOpenApi } from '../src/http/openapi.js';
-import { parseExpiry } from '../src/cli/commands.js';
+import { parseExpiry } from '@kaching/contracts';
 import { loadConfig } from '@kaching/api';
 
 describe('API key format', () => {

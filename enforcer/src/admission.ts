@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
-import { InputError, type AdmissionRequest, type AdmissionResponse } from '@kaching/contracts';
+import { inTransaction, InputError, type AdmissionRequest, type AdmissionResponse } from '@kaching/contracts';
 import { fromMicro, toMicro } from './decimal.js';
 import { openReservations, windowUsage } from './limits.js';
 import { windowAt } from './periods.js';
@@ -13,9 +13,7 @@ const MAX_TTL_S = 24 * 3600;
  */
 export async function checkAdmission(pool: pg.Pool, req: AdmissionRequest, now: Date = new Date()): Promise<AdmissionResponse> {
   validate(req);
-  const client = await pool.connect();
-  try {
-    await client.query('begin');
+  return inTransaction(pool, async (client) => {
     const r = await client.query(
       `select b.metric, b.period, b.limit_units::text as limit_units, b.action, d.timezone, d.org_id
          from budget b join deployment d using (deployment_id)
@@ -56,14 +54,8 @@ export async function checkAdmission(pool: pg.Pool, req: AdmissionRequest, now: 
       const left = remaining - estimate;
       res.remaining_units = num(left > 0n ? left : 0n);
     }
-    await client.query('commit');
     return res;
-  } catch (err) {
-    await client.query('rollback').catch(() => undefined);
-    throw err;
-  } finally {
-    client.release();
-  }
+  });
 }
 
 const num = (v: bigint) => Number(fromMicro(v));

@@ -1,7 +1,7 @@
 import { DeliverPolicy, jetstream, jetstreamManager, type JsMsg } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import type pg from 'pg';
-import { createPool, names as namesOf, type BaseConfig, type ProjectionName } from '@kaching/contracts';
+import { createPool, inTransaction, names as namesOf, type BaseConfig, type ProjectionName } from '@kaching/contracts';
 import { BulkLoader, lockCheckpoint, writeCheckpoint } from './db/batch.js';
 import { PartitionCache, ensurePartitions, utcDay } from './db/partitions.js';
 import { LIVE, ORG_READABLE, OWNED, SHADOW_SUFFIX, shadowTables } from './db/tables.js';
@@ -167,9 +167,7 @@ async function hasDependentViews(client: pg.ClientBase, table: string): Promise<
  * the caller keeps replaying and tries again.
  */
 async function trySwap(pool: pg.Pool, projection: ProjectionName, shadowSeq: number): Promise<'rename' | 'copy' | null> {
-  const client = await pool.connect();
-  try {
-    await client.query('begin');
+  return inTransaction(pool, async (client) => {
     const live = await lockCheckpoint(client, projection);
     if (live > shadowSeq) {
       await client.query('rollback');
@@ -213,12 +211,6 @@ async function trySwap(pool: pg.Pool, projection: ProjectionName, shadowSeq: num
     if (projection === 'concurrency') await recomputeAllPeaks(client, LIVE.concurrency, LIVE.daily);
     await writeCheckpoint(client, projection, shadowSeq);
     await client.query('delete from projection_checkpoint where projection = $1', [`${projection}${SHADOW_SUFFIX}`]);
-    await client.query('commit');
     return mode;
-  } catch (err) {
-    await client.query('rollback').catch(() => undefined);
-    throw err;
-  } finally {
-    client.release();
-  }
+  });
 }

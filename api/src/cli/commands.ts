@@ -1,35 +1,14 @@
-import { createPool, requireString, UsageError, type Command, type CommandContext } from '@kaching/contracts';
-import type pg from 'pg';
+import { parseExpiry, requireString, UsageError, withCommandPool as withPool, type Command, type CommandContext } from '@kaching/contracts';
 import { loadConfig } from '../config.js';
 import { start } from '../server.js';
 import { issueApiKey, revokeApiKey } from '../routines/apikeys.js';
 import { createDeployment, createOrg } from '../routines/orgs.js';
-
-// The CLI is the operator's bootstrap path: it works on the database directly (no API key needed),
-// which is how the first org and its first API key come to exist.
-async function withPool<T>(ctx: CommandContext, fn: (pool: pg.Pool) => Promise<T>): Promise<T> {
-  const pool = createPool({ databaseUrl: ctx.config.databaseUrl, namespace: ctx.config.namespace, max: 2, applicationName: 'kaching-cli' });
-  try {
-    return await fn(pool);
-  } finally {
-    await pool.end();
-  }
-}
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 function requireUuid(ctx: CommandContext, key: string): string {
   const v = requireString(ctx, key);
   if (!UUID.test(v)) throw new UsageError(`--${key} must be a uuid`);
   return v;
-}
-
-/** "30d", "12h", "90m" or an ISO timestamp. */
-export function parseExpiry(raw: string, now = Date.now()): Date {
-  const m = /^(\d+)([dhm])$/.exec(raw);
-  if (m) return new Date(now + Number(m[1]) * { d: 86_400_000, h: 3_600_000, m: 60_000 }[m[2] as 'd' | 'h' | 'm']);
-  const d = new Date(raw);
-  if (Number.isNaN(d.getTime())) throw new UsageError(`--expires "${raw}" is neither a duration (30d, 12h, 90m) nor a timestamp`);
-  return d;
 }
 
 export const commands: Command[] = [

@@ -51,3 +51,26 @@ export function requireString(ctx: CommandContext, key: string): string {
   if (typeof v !== 'string' || v === '') throw new UsageError(`--${key} is required`);
   return v;
 }
+
+/**
+ * Operator commands work on the database directly (no API key needed): that is how the first org and its
+ * first keys come to exist. The pool lives for one command.
+ */
+export async function withCommandPool<T>(ctx: CommandContext, fn: (pool: import('pg').Pool) => Promise<T>): Promise<T> {
+  const { createPool } = await import('../db/pool.js');
+  const pool = createPool({ databaseUrl: ctx.config.databaseUrl, namespace: ctx.config.namespace, max: 2, applicationName: 'kaching-cli' });
+  try {
+    return await fn(pool);
+  } finally {
+    await pool.end();
+  }
+}
+
+/** `30d`, `12h`, `90m`, `45s` from now, or an RFC 3339 time. */
+export function parseExpiry(v: string, now = Date.now()): Date {
+  const m = /^(\d+)([smhd])$/.exec(v);
+  if (m) return new Date(now + Number(m[1]) * { s: 1e3, m: 60e3, h: 3600e3, d: 86400e3 }[m[2] as 's' | 'm' | 'h' | 'd']);
+  const t = Date.parse(v);
+  if (Number.isNaN(t)) throw new UsageError(`--expires "${v}" is neither a duration (30d, 12h, 90m, 45s) nor an RFC 3339 time`);
+  return new Date(t);
+}

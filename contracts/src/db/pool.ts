@@ -21,10 +21,14 @@ export function createPool(opts: PoolOptions): pg.Pool {
 }
 
 /** Runs fn inside one transaction; rolls back on throw. */
-export async function inTransaction<T>(pool: pg.Pool, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+export async function inTransaction<T>(
+  pool: pg.Pool,
+  fn: (client: pg.PoolClient) => Promise<T>,
+  opts: { isolation?: 'read committed' | 'repeatable read' | 'serializable' } = {},
+): Promise<T> {
   const client = await pool.connect();
   try {
-    await client.query('begin');
+    await client.query(opts.isolation ? `begin isolation level ${opts.isolation}` : 'begin');
     const result = await fn(client);
     await client.query('commit');
     return result;

@@ -2,16 +2,16 @@ import { writeFile } from 'node:fs/promises';
 import { connect } from '@nats-io/transport-node';
 import {
   UsageError,
-  createPool,
   cryptoReady,
   generateSigningKeyPair,
   names,
   publishConfigChange,
+  parseExpiry,
   requireString,
+  withCommandPool as withPool,
   type Command,
   type CommandContext,
 } from '@kaching/contracts';
-import type pg from 'pg';
 import { auditVerify } from '../audit/verifyStored.js';
 import { loadConfig } from '../config.js';
 import { issueIngestToken } from '../routines/issueIngestToken.js';
@@ -19,15 +19,6 @@ import { registerAgentKey } from '../routines/registerAgentKey.js';
 import { revokeAgentKey } from '../routines/revokeAgentKey.js';
 import { revokeIngestToken } from '../routines/revokeIngestToken.js';
 import { start } from '../service.js';
-
-async function withPool<T>(ctx: CommandContext, fn: (pool: pg.Pool) => Promise<T>): Promise<T> {
-  const pool = createPool({ databaseUrl: ctx.config.databaseUrl, namespace: ctx.config.namespace, max: 2, applicationName: 'kaching-cli' });
-  try {
-    return await fn(pool);
-  } finally {
-    await pool.end();
-  }
-}
 
 /** Tells a running enforcer/ingest about a change; best effort (the write itself already happened). */
 async function announce(ctx: CommandContext, deploymentId: string, kind: 'token' | 'key', id: string): Promise<void> {
@@ -39,15 +30,6 @@ async function announce(ctx: CommandContext, deploymentId: string, kind: 'token'
   } finally {
     await nc.close();
   }
-}
-
-/** `30d`, `12h`, `90m`, `45s` from now, or an RFC 3339 time. */
-export function parseExpiry(v: string, now = Date.now()): Date {
-  const m = /^(\d+)([smhd])$/.exec(v);
-  if (m) return new Date(now + Number(m[1]) * { s: 1e3, m: 60e3, h: 3600e3, d: 86400e3 }[m[2] as 's' | 'm' | 'h' | 'd']);
-  const t = Date.parse(v);
-  if (Number.isNaN(t)) throw new UsageError(`--expires "${v}": use e.g. 30d, 12h or an RFC 3339 time`);
-  return new Date(t);
 }
 
 function optTime(ctx: CommandContext, key: string): Date | undefined {
