@@ -9,6 +9,8 @@ async function allCommands(): Promise<Command[]> {
     import('@kaching/enforcer'),
     import('@kaching/api'),
     import('../up/commands.js'),
+    // the benchmark lives with the tests (test/bench) and is compiled by the same `tsc -b`
+    import('../../../test/bench/dist/mod.js'),
   ]);
   return [...contractsCommands, ...packages.flatMap((p) => ((p as { commands?: Command[] }).commands ?? []))];
 }

@@ -1,0 +1,166 @@
+import { randomBytes } from 'node:crypto';
+import { cpus, totalmem } from 'node:os';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import pg from 'pg';
+import { connect } from '@nats-io/transport-node';
+import { baseConfig, cryptoReady, migrate, type BaseConfig } from '@kaching/contracts';
+import { loadConfig as ingestConfig, selfBenchIngest, signedUsage } from '@kaching/ingest';
+import { benchProjector, benchReplay } from '@kaching/projector';
+import { benchDecisionLatency } from '@kaching/enforcer';
+import { generateSigningKeyPair } from '@kaching/contracts';
+import { noopFastifyPost } from './ceilings.js';
+
+export interface BenchPlan {
+  ingestEvents: number;
+  projectorJobs: number;
+  decisionRate: number;
+  decisionSeconds: number;
+}
+
+export const QUICK: BenchPlan = { ingestEvents: 8_000, projectorJobs: 16_000, decisionRate: 2_000, decisionSeconds: 8 };
+export const FULL: BenchPlan = { ingestEvents: 40_000, projectorJobs: 400_000, decisionRate: 2_000, decisionSeconds: 30 };
+
+export const RESULTS_DIR = fileURLToPath(new URL('../results/', import.meta.url));
+
+interface Row {
+  figure: string;
+  value: string;
+  ceiling?: string;
+  ratio?: number;
+  target?: string;
+}
+
+/** One run: ceilings and pipeline side by side, in a database and namespace of its own (dropped afterwards). */
+export async function runBench(plan: BenchPlan, progress: (line: string) => void): Promise<{ machine: Record<string, string>; rows: Row[]; raw: Record<string, unknown> }> {
+  const base = baseConfig();
+  const suffix = randomBytes(4).toString('hex');
+  const dbName = `kaching_bench_${suffix}`;
+  const admin = new pg.Client({ connectionString: withDb(base.databaseUrl, 'postgres') });
+  await admin.connect();
+  await admin.query(`create database ${dbName}`);
+  const cfg = (ns: string): BaseConfig => ({ ...base, databaseUrl: withDb(base.databaseUrl, dbName), namespace: ns });
+  const raw: Record<string, unknown> = {};
+  try {
+    await cryptoReady();
+    const machine = await machineFacts(cfg(`bench${suffix}`));
+
+    progress('ceiling: no-op Fastify POST of a signed event body');
+    const kp = generateSigningKeyPair();
+    const body = JSON.stringify(signedUsage('00000000-0000-4000-8000-000000000000', 'bench', kp.secretKey));
+    const noop = await noopFastifyPost(body, plan.ingestEvents / 4, 64);
+    raw.noopFastify = noop;
+
+    progress('ingest: raw JetStream publish (ceiling), batch, single, NATS');
+    const ingestNs = `bi${suffix}`;
+    await migrate({ databaseUrl: cfg(ingestNs).databaseUrl, namespace: ingestNs });
+    const ing = await selfBenchIngest(
+      ingestConfig({ ...process.env, DATABASE_URL: cfg(ingestNs).databaseUrl, KACHING_NAMESPACE: ingestNs, NATS_URL: base.natsUrl }),
+      { events: plan.ingestEvents, progress },
+    );
+    raw.ingest = ing;
+
+    progress('projector: live consumers');
+    const projNs = `bp${suffix}`;
+    await migrate({ databaseUrl: cfg(projNs).databaseUrl, namespace: projNs });
+    const proj = await benchProjector({ config: cfg(projNs), jobs: plan.projectorJobs, onProgress: progress });
+    raw.projector = proj;
+    progress('projector: replay of the same stream, next to a raw COPY');
+    const rep = await benchReplay({ config: cfg(projNs), jobs: plan.projectorJobs, reuseStream: true, onProgress: progress });
+    raw.replay = rep;
+
+    progress(`enforcer: decision latency at ${plan.decisionRate} events/s`);
+    const dec = await benchDecisionLatency({
+      databaseUrl: cfg('x').databaseUrl, natsUrl: base.natsUrl, namespace: `be${suffix}`,
+      rate: plan.decisionRate, durationS: plan.decisionSeconds,
+    });
+    raw.enforcer = dec;
+
+    const f = (n: number) => Math.round(n).toLocaleString('en-US');
+    const rawPub = ing.raw?.perSecond ?? 0;
+    const rows: Row[] = [
+      { figure: 'ceiling: raw JetStream publish (msg ids, file store)', value: `${f(rawPub)} msgs/s` },
+      { figure: 'ceiling: raw Postgres COPY into usage_sample', value: `${f(rep.rawCopy.rowsPerSecond)} rows/s` },
+      { figure: 'ceiling: no-op Fastify POST (same body, 64 in flight)', value: `${f(noop.perSecond)} req/s, p99 ${noop.p99Ms} ms` },
+      ...(['batch', 'single', 'nats'] as const).map((p) => {
+        const r = ing[p];
+        return {
+          figure: `ingest ${p} (signed, verified, appended)`,
+          value: r ? `${f(r.perSecond)} events/s, p50 ${r.p50Ms} ms, p99 ${r.p99Ms} ms` : 'not measured',
+          ceiling: 'raw publish',
+          ratio: r && rawPub ? r.perSecond / rawPub : undefined,
+          target: p === 'batch' ? '≥ 0.6×' : undefined,
+        } as Row;
+      }),
+      ...Object.entries(proj.projections).map(([p, r]) => ({
+        figure: `projector ${p} (live consumer)`,
+        value: `${f(r.eventsPerSecond)} events/s`,
+        ceiling: 'raw COPY',
+        ratio: r.eventsPerSecond / rep.rawCopy.rowsPerSecond,
+      })),
+      ...Object.entries(rep.replay).map(([p, r]) => ({
+        figure: `replay ${p} (${f(rep.events)} events)`,
+        value: `${f(r.eventsPerSecond)} events/s`,
+        ceiling: 'raw COPY',
+        ratio: r.eventsPerSecond / rep.rawCopy.rowsPerSecond,
+        target: p === 'raw' ? '≥ 30k/s, ≥ 0.4×' : undefined,
+      })),
+      {
+        figure: `decision latency (append → published) at ${f(dec.achievedRate)} events/s`,
+        value: `p50 ${Math.round(dec.p50Ms)} ms, p99 ${Math.round(dec.p99Ms)} ms (${dec.decisions} decisions)`,
+        target: 'p99 < 250 ms',
+      },
+    ];
+    return { machine, rows, raw };
+  } finally {
+    await admin.query(`drop database if exists ${dbName} with (force)`).catch(() => undefined);
+    await admin.end();
+  }
+}
+
+export function toMarkdown(r: { machine: Record<string, string>; rows: Row[] }, mode: string): string {
+  const lines = [
+    `# kaching bench (${mode}) — ${new Date().toISOString()}`,
+    '',
+    Object.entries(r.machine).map(([k, v]) => `- ${k}: ${v}`).join('\n'),
+    '',
+    '| figure | value | vs ceiling | target |',
+    '|---|---|---|---|',
+    ...r.rows.map((x) => `| ${x.figure} | ${x.value} | ${x.ratio !== undefined ? `${x.ratio.toFixed(2)}× ${x.ceiling}` : ''} | ${x.target ?? ''} |`),
+  ];
+  return lines.join('\n') + '\n';
+}
+
+export async function writeResults(md: string, json: unknown): Promise<string[]> {
+  await mkdir(RESULTS_DIR, { recursive: true });
+  const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+  const files = [`${RESULTS_DIR}latest.md`, `${RESULTS_DIR}latest.json`, `${RESULTS_DIR}${stamp}.md`];
+  await writeFile(files[0]!, md);
+  await writeFile(files[1]!, JSON.stringify(json, null, 2) + '\n');
+  await writeFile(files[2]!, md);
+  return files;
+}
+
+async function machineFacts(c: BaseConfig): Promise<Record<string, string>> {
+  const nc = await connect({ servers: c.natsUrl });
+  const natsVersion = nc.info?.version ?? 'unknown';
+  await nc.close();
+  const client = new pg.Client({ connectionString: c.databaseUrl });
+  await client.connect();
+  const pgVersion = (await client.query<{ v: string }>('show server_version')).rows[0]?.v ?? 'unknown';
+  await client.end();
+  return {
+    cores: String(cpus().length),
+    cpu: cpus()[0]?.model ?? 'unknown',
+    memory: `${Math.round(totalmem() / 2 ** 30)} GiB`,
+    node: process.version,
+    'nats-server': natsVersion,
+    postgres: pgVersion,
+  };
+}
+
+function withDb(url: string, db: string): string {
+  const u = new URL(url);
+  u.pathname = `/${db}`;
+  return u.toString();
+}
