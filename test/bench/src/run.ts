@@ -147,7 +147,7 @@ async function machineFacts(c: BaseConfig): Promise<Record<string, string>> {
   await nc.close();
   const client = new pg.Client({ connectionString: c.databaseUrl });
   await client.connect();
-  const pgVersion = (await client.query<{ v: string }>('show server_version')).rows[0]?.v ?? 'unknown';
+  const pgVersion = (await client.query<{ v: string }>('select current_setting($$server_version$$) as v')).rows[0]?.v ?? 'unknown';
   await client.end();
   return {
     cores: String(cpus().length),
