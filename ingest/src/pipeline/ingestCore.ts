@@ -7,6 +7,7 @@ import {
   checkTimestamps,
   decodeBase64Strict,
   messageId,
+  digestOfSigningBytes,
   signingBytes,
   validateJobStatus,
   validateUsage,
@@ -171,7 +172,8 @@ export class IngestCore {
       if (ts instanceof KachingError) throw ts;
       const skewMs = ts.skewMs;
       // OTLP-mapped events carry no agent signature; they are flagged unsigned_otlp instead.
-      if (!opts.unsigned) await this.checkSignature(event, kind, now);
+      // The signed bytes also give the message id's digest: canonicalise once per event (hot path).
+      const signed = opts.unsigned ? signingBytes(event) : await this.checkSignature(event, kind, now);
 
       const flags: string[] = [...(opts.extraFlags ?? [])];
       if (skewMs > 0) flags.push('clock_skew');
@@ -198,7 +200,7 @@ export class IngestCore {
           ? { kind, ingest, usage: stored as UsageEvent }
           : { kind, ingest, job_status: stored as JobStatusEvent };
       // The id derives from what the agent sent, so a blind retry maps to the same message.
-      const ack = await this.d.appender.append(record, event.deployment_id, messageId(event));
+      const ack = await this.d.appender.append(record, event.deployment_id, messageId(event, digestOfSigningBytes(signed)));
       this.d.metrics.ackLatency.observe((performance.now() - started) / 1000);
       if (ack.duplicate) {
         this.d.metrics.duplicates.inc({ kind, path: opts.path });
@@ -213,7 +215,8 @@ export class IngestCore {
     }
   }
 
-  private async checkSignature(event: UsageEvent | JobStatusEvent, kind: Kind, now: number): Promise<void> {
+  /** Verifies the agent's signature; returns the signed bytes (JCS of the event without sig). */
+  private async checkSignature(event: UsageEvent | JobStatusEvent, kind: Kind, now: number): Promise<Uint8Array> {
     const sig = event.sig;
     if (sig.algo !== 'ed25519') throw new InputError('SIGNATURE_ALGO', { field: 'sig.algo', rule: 'const:ed25519' });
     let sigBytes: Uint8Array | null | undefined;
@@ -227,8 +230,10 @@ export class IngestCore {
     }
     const eventTime = Date.parse(kind === 'usage' ? ((event as UsageEvent).job.ended_at ?? event.job.started_at) : (event as JobStatusEvent).observed_at);
     const key = await this.d.keys.usableKey(event.deployment_id, sig.key_id, eventTime, now);
-    const ok = await this.d.verifier.verify(sigBytes, signingBytes(event), key.publicKey);
+    const signed = signingBytes(event);
+    const ok = await this.d.verifier.verify(sigBytes, signed, key.publicKey);
     if (!ok) throw new AuthError('SIGNATURE_INVALID', { field: 'sig.signature' });
+    return signed;
   }
 
   private errorReplyFromItem(r: ItemResult): Reply {
