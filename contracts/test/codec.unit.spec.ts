@@ -64,6 +64,20 @@ describe('stream record Avro codec', () => {
     expect(decodeStreamRecord(encodeStreamRecord(withEmptyMeta))).toStrictEqual(withEmptyMeta);
   });
 
+  it('keepNulls leaves absent optional members as null and every present member as it was', () => {
+    const { llm: _absent, ...withoutLlm } = usage();
+    const rec = { kind: 'usage', ingest, usage: withoutLlm } as StreamRecord;
+    const loose = decodeStreamRecord(encodeStreamRecord(rec), undefined, { keepNulls: true }) as Extract<StreamRecord, { kind: 'usage' }>;
+    const strict = decodeStreamRecord(encodeStreamRecord(rec)) as Extract<StreamRecord, { kind: 'usage' }>;
+    expect('llm' in strict.usage).toBe(false);
+    expect(loose.usage.llm).toBeNull();
+    const dropNulls = (v: unknown): unknown =>
+      v === null || typeof v !== 'object' || Array.isArray(v)
+        ? v
+        : Object.fromEntries(Object.entries(v).filter(([, x]) => x !== null).map(([k, x]) => [k, dropNulls(x)]));
+    expect(dropNulls(loose)).toStrictEqual(strict);
+  });
+
   it('decodes from a Uint8Array view at an offset (as NATS hands payloads over)', () => {
     const bytes = encodeStreamRecord({ kind: 'job_status', ingest, job_status: jobStatus() });
     const padded = new Uint8Array(bytes.length + 8);

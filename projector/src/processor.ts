@@ -19,8 +19,8 @@ import {
   type Names,
   type ProjectionName,
 } from '@kaching/contracts';
-import type { Decoded } from './records.js';
-import { applyBatch, lockCheckpoint, writeCheckpoint } from './db/batch.js';
+import { stagedRows, type Decoded } from './records.js';
+import { applyBatch, applyStaged, copyToStaging, lockCheckpoint, writeCheckpoint } from './db/batch.js';
 import { PartitionCache, utcDay } from './db/partitions.js';
 import { LIVE, type Tables } from './db/tables.js';
 import type { ProjectorMetrics } from './metrics.js';
@@ -34,9 +34,13 @@ export function decodeMessage(
   msgId?: string,
 ): Decoded | null {
   try {
-    const record = decodeStreamRecord(data, fingerprint);
-    const revision = record.kind === 'usage' ? revisionKey(record.usage, digestFromMessageId(record.usage, msgId)) : null;
-    return { seq, record, revision };
+    // keepNulls: every read below and in records.ts goes through `??` / `?.`.
+    let record = decodeStreamRecord(data, fingerprint, { keepNulls: true });
+    if (record.kind !== 'usage') return { seq, record, revision: null };
+    const digest = digestFromMessageId(record.usage, msgId);
+    // No usable digest in the message id: it must be computed over the event exactly as signed (no nulls).
+    if (digest === undefined) record = decodeStreamRecord(data, fingerprint);
+    return { seq, record, revision: revisionKey((record as Extract<typeof record, { kind: 'usage' }>).usage, digest) };
   } catch (err) {
     log?.error({ seq, err: (err as Error).message }, 'undecodable stream message skipped');
     return null;
@@ -68,6 +72,16 @@ export interface BatchOutcome {
 }
 
 /**
+ * Lets a batch COPY into its own session's staging table while the previous batch still merges
+ * (replay runs two at a time): it takes the checkpoint lock only once `after` resolves with the previous
+ * batch's last sequence, i.e. once that batch holds the lock, and calls `locked` once it holds it itself.
+ */
+export interface Pipelined {
+  after: Promise<number>;
+  locked(lastSeq: number): void;
+}
+
+/**
  * One batch, emmett-style: lock + read the checkpoint, drop what it already covers, apply the rest and
  * advance the checkpoint in ONE transaction. The caller acks only after this resolves.
  */
@@ -76,19 +90,38 @@ export async function processBatch(
   projection: ProjectionName,
   decoded: (Decoded | null)[],
   seqs: number[],
-  opts: { tables?: Tables; checkpointKey?: string; partitions?: PartitionCache; seqExists?: SeqExists } = {},
+  opts: { tables?: Tables; checkpointKey?: string; partitions?: PartitionCache; seqExists?: SeqExists; pipelined?: Pipelined } = {},
 ): Promise<BatchOutcome & { fresh: Decoded[]; deferred: number[] }> {
   const tables = opts.tables ?? LIVE;
   const key = opts.checkpointKey ?? projection;
   const maxSeq = Math.max(...seqs);
+  const present = decoded.filter((d): d is Decoded => d !== null);
   if (projection === 'raw' && opts.partitions) {
     // Partitions are created outside the batch transaction so the DDL lock is held only briefly.
-    const days = decoded.flatMap((d) => (d && d.record.kind === 'usage' ? [utcDay(d.record.usage.job.started_at)] : []));
+    const days = present.flatMap((d) => (d.record.kind === 'usage' ? [utcDay(d.record.usage.job.started_at)] : []));
     await opts.partitions.ensure(pool, days);
   }
   const client = await pool.connect();
   try {
     await client.query('begin');
+    // A shadow table is thrown away when its replay fails, so its commits need not wait for the WAL flush.
+    if (tables.shadow) await client.query('set local synchronous_commit = off');
+    if (opts.pipelined) {
+      await copyToStaging(client, stagedRows(present));
+      const previous = await opts.pipelined.after;
+      const cp = await lockCheckpoint(client, key);
+      // The previous batch rolled back: applying this one would advance the checkpoint over its messages.
+      if (cp < previous) throw new Error(`${key}: the previous batch (up to seq ${previous}) did not commit`);
+      opts.pipelined.locked(maxSeq);
+      const fresh = present.filter((d) => d.seq > cp);
+      // Staged rows the checkpoint covers are dropped; a winner dropped that way was applied, so the
+      // revisions it beat change nothing either.
+      if (fresh.length < present.length) await client.query('delete from stg_events where seq <= $1', [cp]);
+      if (fresh.length) await applyStaged(client, projection, tables, fresh);
+      if (maxSeq > cp) await writeCheckpoint(client, key, maxSeq);
+      await client.query('commit');
+      return { applied: fresh.length, skipped: present.length - fresh.length, lastSeq: Math.max(cp, maxSeq), fresh, deferred: [] };
+    }
     const cp = await lockCheckpoint(client, key);
     // The checkpoint says "everything up to here is applied", so only the part of the batch that covers
     // cp+1.. without holes is applied: after a crash, redeliveries arrive after later messages. A hole of
@@ -103,13 +136,13 @@ export async function processBatch(
         }
       }
     }
-    const fresh = decoded.filter((d): d is Decoded => d !== null && d.seq > cp && d.seq <= limit);
+    const fresh = present.filter((d) => d.seq > cp && d.seq <= limit);
     await applyBatch(client, projection, fresh, tables);
     if (limit > cp) await writeCheckpoint(client, key, limit);
     await client.query('commit');
     return {
       applied: fresh.length,
-      skipped: decoded.filter((d) => d && d.seq <= cp).length,
+      skipped: present.filter((d) => d.seq <= cp).length,
       lastSeq: Math.max(cp, limit),
       fresh,
       deferred: seqs.filter((x) => x > Math.max(cp, limit)),

@@ -1,12 +1,13 @@
-import { DeliverPolicy, jetstream, jetstreamManager, type JsMsg } from '@nats-io/jetstream';
+import { DeliverPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import type pg from 'pg';
 import { createPool, inTransaction, names as namesOf, type BaseConfig, type ProjectionName } from '@kaching/contracts';
-import { BulkLoader, lockCheckpoint, writeCheckpoint } from './db/batch.js';
+import { lockCheckpoint, writeCheckpoint } from './db/batch.js';
 import { PartitionCache, ensurePartitions, utcDay } from './db/partitions.js';
 import { LIVE, ORG_READABLE, OWNED, SHADOW_SUFFIX, shadowTables } from './db/tables.js';
-import { decodeJsMsg, hardenPool, processBatch } from './processor.js';
+import { decodeJsMsg, hardenPool, processBatch, type BatchOutcome } from './processor.js';
 import { recomputeAllPeaks } from './projections/concurrency.js';
+import type { Decoded } from './records.js';
 import { q } from './projections/common.js';
 
 export interface ReplayOptions {
@@ -51,7 +52,7 @@ export async function replay(config: BaseConfig, projection: ProjectionName, opt
   const nc = opts.nc ?? (await connect({ servers: config.natsUrl, name: 'kaching-replay' }));
   const shadow = shadowTables();
   const shadowKey = `${projection}${SHADOW_SUFFIX}`;
-  const batchSize = opts.batchSize ?? 2000;
+  const batchSize = opts.batchSize ?? 10_000;
   const partitions = new PartitionCache(shadow.usageSample);
   const t0 = Date.now();
   let applied = 0;
@@ -74,47 +75,53 @@ export async function replay(config: BaseConfig, projection: ProjectionName, opt
       const iter = await consumer.consume({ max_messages: batchSize });
       const onAbort = () => void iter.stop();
       opts.signal?.addEventListener('abort', onAbort);
-      let buf: JsMsg[] = [];
-      // Rebuild from scratch: one COPY + one merge for everything pending now, then batches to catch up.
-      let bulk: BulkLoader | null = info.num_pending > batchSize ? await BulkLoader.open(pool, shadowKey) : null;
+      // Two batches in flight: one COPYs into its session's staging table while the other merges, so
+      // decoding (this thread) and merging (Postgres) overlap. Batches still commit in stream order.
+      const inflight: Promise<BatchOutcome>[] = [];
+      // The shadow checkpoint starts from nothing (0), also with --from-seq.
+      let previousLocked: Promise<number> = Promise.resolve(0);
+      const settle = async () => {
+        const out = await inflight.shift()!;
+        applied += out.applied;
+        shadowSeq = Math.max(shadowSeq, out.lastSeq);
+      };
+      let decoded: (Decoded | null)[] = [];
+      let seqs: number[] = [];
       try {
         for await (const m of iter) {
-          if (bulk) {
-            await bulk.add(decodeJsMsg(m), m.info.streamSequence);
-            const pending = m.info.pending;
-            if (pending > 0) {
-              if (bulk.size % 20_000 === 0) opts.onProgress?.({ projection, seq: m.info.streamSequence, applied: bulk.size, pending, eventsPerSecond: bulk.size / Math.max(0.001, (Date.now() - t0) / 1000) });
-              continue;
-            }
-            const b = bulk;
-            bulk = null;
-            const out = await b.finish(projection, shadow, shadowKey, async (c, days) => {
-              for (const d of days) await ensurePartitions(c, shadow.usageSample, d, 1);
-            });
-            applied += out.applied;
-            shadowSeq = out.lastSeq;
+          // Decode as messages arrive, and let I/O in now and then: the merge in flight sends its next
+          // statement only when this thread is free.
+          decoded.push(decodeJsMsg(m));
+          seqs.push(m.info.streamSequence);
+          if (seqs.length % 500 === 0) await new Promise<void>((r) => setImmediate(r));
+          const pending = m.info.pending;
+          if (seqs.length < batchSize && pending > 0) continue;
+          const batchDecoded = decoded;
+          const batchSeqs = seqs;
+          decoded = [];
+          seqs = [];
+          let locked!: (seq: number) => void;
+          let failed!: (err: unknown) => void;
+          const holdsLock = new Promise<number>((res, rej) => ((locked = res), (failed = rej)));
+          holdsLock.catch(() => undefined);
+          const batch = processBatch(pool, projection, batchDecoded, batchSeqs, {
+            tables: shadow, checkpointKey: shadowKey, partitions, pipelined: { after: previousLocked, locked },
+          });
+          batch.catch(failed);
+          previousLocked = holdsLock;
+          inflight.push(batch);
+          if (inflight.length >= 2) await settle();
+          if (pending > 0) {
             opts.onProgress?.({ projection, seq: shadowSeq, applied, pending, eventsPerSecond: applied / Math.max(0.001, (Date.now() - t0) / 1000) });
-            swap = await trySwap(pool, projection, shadowSeq);
-            if (swap) break;
             continue;
           }
-          buf.push(m);
-          if (buf.length < batchSize && m.info.pending > 0) continue;
-          const decoded = buf.map((x) => decodeJsMsg(x));
-          const seqs = buf.map((x) => x.info.streamSequence);
-          const out = await processBatch(pool, projection, decoded, seqs, { tables: shadow, checkpointKey: shadowKey, partitions });
-          applied += out.applied;
-          shadowSeq = out.lastSeq;
-          const pending = m.info.pending;
-          buf = [];
+          while (inflight.length) await settle();
           opts.onProgress?.({ projection, seq: shadowSeq, applied, pending, eventsPerSecond: applied / Math.max(0.001, (Date.now() - t0) / 1000) });
-          if (pending === 0) {
-            swap = await trySwap(pool, projection, shadowSeq);
-            if (swap) break;
-          }
+          swap = await trySwap(pool, projection, shadowSeq);
+          if (swap) break;
         }
       } finally {
-        await bulk?.abort();
+        await Promise.allSettled(inflight);
         opts.signal?.removeEventListener('abort', onAbort);
         await iter.close().catch(() => undefined);
       }

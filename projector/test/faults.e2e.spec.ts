@@ -33,8 +33,8 @@ describe('projector survives SIGKILL, a Postgres restart and a NATS restart', ()
     child = spawn(process.execPath, ['--input-type=module', '-e',
       `import { start, loadConfig } from ${JSON.stringify(DIST)}; const h = await start(loadConfig()); process.on('SIGTERM', () => h.close().then(() => process.exit(0)));`], {
       env: { ...process.env, NATS_URL: nats.url, DATABASE_URL: databaseUrl, KACHING_NAMESPACE: NS, PROJECTOR_PORT: '0',
-        PROJECTOR_HOST: '127.0.0.1', PROJECTOR_BATCH_SIZE: '200', PROJECTOR_ACK_WAIT_MS: '2000', LOG_LEVEL: 'error' },
-      stdio: ['ignore', 'ignore', 'inherit'],
+        PROJECTOR_HOST: '127.0.0.1', PROJECTOR_BATCH_SIZE: '200', PROJECTOR_ACK_WAIT_MS: '2000', LOG_LEVEL: process.env.FAULT_LOG ?? 'error' },
+      stdio: ['ignore', process.env.FAULT_LOG ? 'inherit' : 'ignore', 'inherit'],
     });
   };
   const killProjector = async () => {

@@ -34,7 +34,15 @@ export function encodeStreamRecord(rec: StreamRecord): Uint8Array {
   return streamType.toBuffer(rec);
 }
 
-export function decodeStreamRecord(bytes: Uint8Array, fingerprint?: string): StreamRecord {
+export interface DecodeOptions {
+  /**
+   * Leave absent optional members as Avro's null instead of dropping them: skips a deep copy of every
+   * record, for hot-path readers that read each member with `??` / `?.` (the projector).
+   */
+  keepNulls?: boolean;
+}
+
+export function decodeStreamRecord(bytes: Uint8Array, fingerprint?: string, opts: DecodeOptions = {}): StreamRecord {
   let type = streamType;
   if (fingerprint !== undefined && fingerprint !== STREAM_SCHEMA_FINGERPRINT) {
     const t = readers.get(fingerprint);
@@ -42,7 +50,8 @@ export function decodeStreamRecord(bytes: Uint8Array, fingerprint?: string): Str
     type = t;
   }
   const buf = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length);
-  return plain(type.fromBuffer(buf)) as StreamRecord;
+  const value: unknown = type.fromBuffer(buf);
+  return (opts.keepNulls ? value : plain(value)) as StreamRecord;
 }
 
 /** Avro nulls stand for absent optional members: drop them so the JSON shape comes back exactly. */

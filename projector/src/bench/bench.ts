@@ -104,7 +104,7 @@ export async function benchReplay(o: BenchOptions): Promise<BenchReplayResult> {
     const { lastSeq } = await fillStream(o, pool);
     const out = {} as BenchReplayResult['replay'];
     for (const p of PROJECTIONS) {
-      const r = await replay(o.config, p, { batchSize: o.batchSize ?? 5000, pool });
+      const r = await replay(o.config, p, { batchSize: o.batchSize, pool });
       out[p] = { seconds: r.seconds, eventsPerSecond: r.events / r.seconds };
       o.onProgress?.(`replay ${p}: ${r.events} events, ${Math.round(out[p].eventsPerSecond)} events/s`);
     }

@@ -4,6 +4,8 @@ import { q } from '../projections/common.js';
 const DAY_MS = 86_400_000;
 
 export function utcDay(ts: string | number | Date): string {
+  // A UTC timestamp names its day already (the common case on the hot path); others go through Date.
+  if (typeof ts === 'string' && /^\d{4}-\d{2}-\d{2}T[^+-]*Z$/i.test(ts)) return ts.slice(0, 10);
   return new Date(ts).toISOString().slice(0, 10);
 }
 

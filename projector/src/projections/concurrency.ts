@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import type { Tables } from '../db/tables.js';
-import { analyzeIf, q, stageWinners } from './common.js';
+import { q } from './common.js';
 
 /**
  * concurrency: each identity occupies the minutes [minute(started_at), minute(projector_job_end(...))]
@@ -8,11 +8,11 @@ import { analyzeIf, q, stageWinners } from './common.js';
  * moves by the per-minute difference. Then the touched days' usage_rollup_daily.orchestration_peak_concurrency
  * is recomputed — the only column of that table this projection writes (the rollups projection owns the rest).
  */
-export async function applyConcurrency(client: pg.ClientBase, t: Tables, opts: { writePeak: boolean }): Promise<void> {
+export function concurrencyMerge(t: Tables, opts: { writePeak: boolean }): string[] {
+  const sql: string[] = [];
   const st = q(t.concurrencyJob);
   const cm = q(t.concurrency);
-  await stageWinners(client, t.shadow);
-  await client.query(`create temp table cc_ch on commit drop as
+  sql.push(`create temp table cc_ch on commit drop as
     with h as (
       select deployment_id, correlation_id, (array_agg(org_id))[1] as org_id, min(started_at) as started_at,
         max(observed_at) as hb
@@ -41,38 +41,46 @@ export async function applyConcurrency(client: pg.ClientBase, t: Tables, opts: {
     select n.*, date_trunc('minute', started_at, 'UTC') as n_from,
       date_trunc('minute', projector_job_end(started_at, ended_at, status, heartbeat_at), 'UTC') as n_to
     from n`);
-  await analyzeIf(client, t.shadow, 'cc_ch');
-  await client.query(`create temp table cc_d on commit drop as
-    select deployment_id, org_id, minute, sum(sign)::int as delta from (
-      select deployment_id, org_id, generate_series(o_from, o_to, interval '1 minute') as minute, -1 as sign
-        from cc_ch where o_from is not null and (o_from, o_to) is distinct from (n_from, n_to)
-      union all
-      select deployment_id, org_id, generate_series(n_from, n_to, interval '1 minute'), 1
-        from cc_ch where (o_from, o_to) is distinct from (n_from, n_to)) x
-    group by deployment_id, org_id, minute having sum(sign) <> 0`);
-  await analyzeIf(client, t.shadow, 'cc_d');
+  if (t.shadow) sql.push('analyze cc_ch');
+  // Per-minute deltas from interval boundaries (+1 where an interval starts, -1 the minute after it ends),
+  // summed along the minutes: one row per minute touched instead of one per job and minute it ran.
+  const moved = `(o_from, o_to) is distinct from (n_from, n_to)`;
+  sql.push(`create temp table cc_d on commit drop as
+    with b as (
+      select deployment_id, org_id, o_from as m, -1 as d from cc_ch where o_from is not null and ${moved}
+      union all select deployment_id, org_id, o_to + interval '1 minute', 1 from cc_ch where o_from is not null and ${moved}
+      union all select deployment_id, org_id, n_from, 1 from cc_ch where ${moved}
+      union all select deployment_id, org_id, n_to + interval '1 minute', -1 from cc_ch where ${moved}),
+    p as (select deployment_id, org_id, m, sum(d) as d from b group by deployment_id, org_id, m having sum(d) <> 0),
+    r as (select deployment_id, org_id, m, lead(m) over w as next, sum(d) over w as level
+      from p window w as (partition by deployment_id, org_id order by m))
+    select deployment_id, org_id, generate_series(m, next - interval '1 minute', interval '1 minute') as minute,
+      level::int as delta
+    from r where level <> 0`);
+  if (t.shadow) sql.push('analyze cc_d');
   // Update existing minutes first, then insert new ones: an insert never carries a negative count.
-  await client.query(`update ${cm} c set jobs_running = c.jobs_running + d.delta from cc_d d
+  sql.push(`update ${cm} c set jobs_running = c.jobs_running + d.delta from cc_d d
     where c.deployment_id = d.deployment_id and c.minute = d.minute`);
-  await client.query(`insert into ${cm} (deployment_id, minute, org_id, jobs_running)
+  sql.push(`insert into ${cm} (deployment_id, minute, org_id, jobs_running)
     select d.deployment_id, d.minute, d.org_id, d.delta from cc_d d
     where not exists (select 1 from ${cm} c where c.deployment_id = d.deployment_id and c.minute = d.minute)`);
-  await client.query(`delete from ${cm} c using cc_d d where c.deployment_id = d.deployment_id and c.minute = d.minute
+  sql.push(`delete from ${cm} c using cc_d d where c.deployment_id = d.deployment_id and c.minute = d.minute
     and c.jobs_running = 0`);
-  await client.query(`insert into ${st} as s (deployment_id, correlation_id, org_id, revision, started_at, ended_at, status,
+  sql.push(`insert into ${st} as s (deployment_id, correlation_id, org_id, revision, started_at, ended_at, status,
       heartbeat_at, from_minute, to_minute)
     select deployment_id, correlation_id, org_id, revision, started_at, ended_at, status, heartbeat_at, n_from, n_to from cc_ch
     on conflict (deployment_id, correlation_id) do update set org_id = excluded.org_id, revision = excluded.revision,
       started_at = excluded.started_at, ended_at = excluded.ended_at, status = excluded.status,
       heartbeat_at = excluded.heartbeat_at, from_minute = excluded.from_minute, to_minute = excluded.to_minute`);
   if (opts.writePeak) {
-    await client.query(`insert into ${q(t.daily)} as x (deployment_id, day, org_id, orchestration_peak_concurrency)
+    sql.push(`insert into ${q(t.daily)} as x (deployment_id, day, org_id, orchestration_peak_concurrency)
       select k.deployment_id, k.day, k.org_id, coalesce((select max(c.jobs_running) from ${cm} c
           where c.deployment_id = k.deployment_id and c.minute >= k.day::timestamp at time zone 'UTC'
             and c.minute < (k.day + 1)::timestamp at time zone 'UTC'), 0)
       from (select distinct on (deployment_id, day) deployment_id, org_id, (minute at time zone 'UTC')::date as day from cc_d) k
       on conflict (deployment_id, day) do update set orchestration_peak_concurrency = excluded.orchestration_peak_concurrency`);
   }
+  return sql;
 }
 
 /** Recomputes every day's peak from the concurrency index (after a concurrency or rollups swap). */

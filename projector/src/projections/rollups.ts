@@ -1,6 +1,5 @@
-import type pg from 'pg';
 import type { Tables } from '../db/tables.js';
-import { analyzeIf, q, stageWinners } from './common.js';
+import { q } from './common.js';
 
 const SUMS = ['cpu_seconds', 'gpu_seconds', 'disk_io_mb', 'net_in_mb', 'net_out_mb', 'context_reads', 'context_writes',
   'context_bytes_read', 'context_bytes_written', 'model_tokens_in', 'model_tokens_out'] as const;
@@ -18,14 +17,14 @@ const METRICS = [...SUMS, 'ram_mb_peak'];
  * seats/nodes are exact through per-day reference counts. orchestration_peak_concurrency is NOT
  * written here: the concurrency projection owns that column.
  */
-export async function applyRollups(client: pg.ClientBase, t: Tables): Promise<void> {
+export function rollupsMerge(t: Tables): string[] {
+  const sql: string[] = [];
   const st = q(t.rollupJob);
   const mem = q(t.rollupMember);
   const hourly = q(t.hourly);
   const daily = q(t.daily);
-  await stageWinners(client, t.shadow);
   // Changes: winners that beat the applied revision, with what that revision contributed (o_*).
-  await client.query(`create temp table rl_ch on commit drop as
+  sql.push(`create temp table rl_ch on commit drop as
     select w.deployment_id, w.correlation_id, w.org_id, w.revision,
       date_trunc('hour', coalesce(w.ended_at, w.started_at), 'UTC') as bucket_start,
       (date_trunc('hour', coalesce(w.ended_at, w.started_at), 'UTC') at time zone 'UTC')::date as day,
@@ -36,22 +35,22 @@ export async function applyRollups(client: pg.ClientBase, t: Tables): Promise<vo
       ${METRICS.map((m) => `s.${m} as o_${m}`).join(', ')}
     from stg_win w left join ${st} s on s.deployment_id = w.deployment_id and s.correlation_id = w.correlation_id
     where s.deployment_id is null or s.revision collate "C" < w.revision collate "C"`);
-  await analyzeIf(client, t.shadow, 'rl_ch');
-  await client.query(`create temp table rl_d on commit drop as
+  if (t.shadow) sql.push('analyze rl_ch');
+  sql.push(`create temp table rl_d on commit drop as
     select deployment_id, org_id, bucket_start, day, agent_type, agent_id, node_id, status, 1 as sign,
       ${SUMS.join(', ')} from rl_ch
     union all
     select deployment_id, org_id, o_bucket_start, o_day, o_agent_type, o_agent_id, o_node_id, o_status, -1,
       ${SUMS.map((m) => `-o_${m}`).join(', ')} from rl_ch where o_exists`);
-  await analyzeIf(client, t.shadow, 'rl_d');
+  if (t.shadow) sql.push('analyze rl_d');
   const sumSel = SUMS.map((m) => `sum(${m})`).join(', ');
   const jobSel = `sum(sign), coalesce(sum(sign) filter (where status = 'succeeded'), 0), coalesce(sum(sign) filter (where status = 'failed'), 0)`;
   const addSet = [...SUMS, 'jobs', 'jobs_succeeded', 'jobs_failed'].map((m) => `${m} = x.${m} + excluded.${m}`).join(', ');
-  await client.query(`insert into ${hourly} as x (deployment_id, bucket_start, agent_type, org_id, ${SUMS.join(', ')}, jobs, jobs_succeeded, jobs_failed)
+  sql.push(`insert into ${hourly} as x (deployment_id, bucket_start, agent_type, org_id, ${SUMS.join(', ')}, jobs, jobs_succeeded, jobs_failed)
     select deployment_id, bucket_start, agent_type, org_id, ${sumSel}, ${jobSel}
     from rl_d group by deployment_id, bucket_start, agent_type, org_id
     on conflict (deployment_id, bucket_start, agent_type) do update set ${addSet}`);
-  await client.query(`insert into ${st} as s (deployment_id, correlation_id, org_id, revision, bucket_start, day, agent_type,
+  sql.push(`insert into ${st} as s (deployment_id, correlation_id, org_id, revision, bucket_start, day, agent_type,
       agent_id, node_id, status, ${METRICS.join(', ')})
     select deployment_id, correlation_id, org_id, revision, bucket_start, day, agent_type, agent_id, node_id, status,
       ${METRICS.join(', ')} from rl_ch
@@ -60,22 +59,22 @@ export async function applyRollups(client: pg.ClientBase, t: Tables): Promise<vo
       agent_id = excluded.agent_id, node_id = excluded.node_id, status = excluded.status,
       ${METRICS.map((m) => `${m} = excluded.${m}`).join(', ')}`);
   // A max cannot move by a difference: recompute it for every touched bucket from the state (indexed).
-  await client.query(`update ${hourly} h set ram_mb_peak = coalesce((select max(s.ram_mb_peak) from ${st} s
+  sql.push(`update ${hourly} h set ram_mb_peak = coalesce((select max(s.ram_mb_peak) from ${st} s
       where s.deployment_id = h.deployment_id and s.bucket_start = h.bucket_start and s.agent_type = h.agent_type), 0)
     from (select distinct deployment_id, bucket_start, agent_type from rl_d) k
     where h.deployment_id = k.deployment_id and h.bucket_start = k.bucket_start and h.agent_type = k.agent_type`);
-  await client.query(`insert into ${daily} as x (deployment_id, day, org_id, ${SUMS.join(', ')}, jobs, jobs_succeeded, jobs_failed)
+  sql.push(`insert into ${daily} as x (deployment_id, day, org_id, ${SUMS.join(', ')}, jobs, jobs_succeeded, jobs_failed)
     select deployment_id, day, org_id, ${sumSel}, ${jobSel}
     from rl_d group by deployment_id, day, org_id
     on conflict (deployment_id, day) do update set ${addSet}`);
   // Distinct agents/nodes per day: reference counts; a member going 0 -> n or n -> 0 moves the count.
-  await client.query(`create temp table rl_md on commit drop as
+  sql.push(`create temp table rl_md on commit drop as
     select deployment_id, day, 'agent'::text as kind, agent_id as member_id, sum(sign)::int as delta from rl_d
       group by deployment_id, day, agent_id having sum(sign) <> 0
     union all
     select deployment_id, day, 'node'::text, node_id, sum(sign)::int from rl_d
       group by deployment_id, day, node_id having sum(sign) <> 0`);
-  await client.query(`with up as (
+  sql.push(`with up as (
       insert into ${mem} as m (deployment_id, day, kind, member_id, refs)
       select deployment_id, day, kind, member_id, delta from rl_md
       on conflict (deployment_id, day, kind, member_id) do update set refs = m.refs + excluded.refs
@@ -90,6 +89,7 @@ export async function applyRollups(client: pg.ClientBase, t: Tables): Promise<vo
       from tr group by deployment_id, day having sum(abs(t)) > 0)
     update ${daily} x set seats_active = x.seats_active + agg.seats, nodes_active = x.nodes_active + agg.nodes
     from agg where x.deployment_id = agg.deployment_id and x.day = agg.day`);
-  await client.query(`delete from ${mem} m using rl_md d where m.deployment_id = d.deployment_id and m.day = d.day
+  sql.push(`delete from ${mem} m using rl_md d where m.deployment_id = d.deployment_id and m.day = d.day
     and m.kind = d.kind and m.member_id = d.member_id and m.refs = 0`);
+  return sql;
 }
