@@ -51,7 +51,8 @@ export async function applyStaged(client: pg.ClientBase, projection: ProjectionN
     projection === 'raw' ? rawMerge(t, sightings(batch))
     : projection === 'rollups' ? rollupsMerge(t)
     : concurrencyMerge(t, { writePeak: !t.shadow });
-  if (t.shadow && process.env.AN) sql.unshift('analyze stg_events (kind, deployment_id, correlation_id)');
+  // Temp tables have no statistics; a rebuild's joins against growing shadow tables need some.
+  if (t.shadow) sql.unshift('analyze stg_events (kind, deployment_id, correlation_id)');
   await client.query(sql.join(';\n'));
 }
 
