@@ -97,7 +97,7 @@ export async function start(config: IngestConfig): Promise<IngestHandle> {
   const addr = app.server.address();
   const port = typeof addr === 'object' && addr ? addr.port : config.port;
   const host = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
-  log.info({ port, namespace: config.namespace, verifyWorkers: config.verifyWorkers }, 'ingest listening');
+  log.info({ port, namespace: config.namespace, verifyWorkers: config.verifyWorkers, verifyBackend: Verifier.backend }, 'ingest listening');
 
   let closing: Promise<void> | undefined;
   return {

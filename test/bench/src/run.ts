@@ -79,19 +79,24 @@ export async function runBench(plan: BenchPlan, progress: (line: string) => void
     const f = (n: number) => Math.round(n).toLocaleString('en-US');
     const rawPub = ing.raw?.perSecond ?? 0;
     const rows: Row[] = [
-      { figure: 'ceiling: raw JetStream publish (msg ids, file store)', value: `${f(rawPub)} msgs/s` },
+      { figure: 'ceiling: raw JetStream publish (msg ids, file store)', value: `${f(rawPub)} msgs/s, ${ing.raw?.cpuUsPerEvent} µs CPU/msg` },
       { figure: 'ceiling: raw Postgres COPY into usage_sample', value: `${f(rep.rawCopy.rowsPerSecond)} rows/s` },
       { figure: 'ceiling: no-op Fastify POST (same body, 64 in flight)', value: `${f(noop.perSecond)} req/s, p99 ${noop.p99Ms} ms` },
       ...(['batch', 'single', 'nats'] as const).map((p) => {
         const r = ing[p];
         return {
           figure: `ingest ${p} (signed, verified, appended)`,
-          value: r ? `${f(r.perSecond)} events/s, p50 ${r.p50Ms} ms, p99 ${r.p99Ms} ms` : 'not measured',
+          value: r ? `${f(r.perSecond)} events/s, p50 ${r.p50Ms} ms, p99 ${r.p99Ms} ms, ${r.cpuUsPerEvent} µs CPU/event` : 'not measured',
           ceiling: 'raw publish',
           ratio: r && rawPub ? r.perSecond / rawPub : undefined,
           target: p === 'batch' ? '≥ 0.6×' : undefined,
         } as Row;
       }),
+      {
+        figure: `ingest batch ack latency, ${ing.paced?.batchSize ?? 100}-event batches offered at half the batch throughput (${f(ing.paced?.targetPerSecond ?? 0)} events/s)`,
+        value: ing.paced ? `p50 ${ing.paced.p50Ms} ms, p99 ${ing.paced.p99Ms} ms` : 'not measured',
+        target: 'p99 < 50 ms',
+      },
       ...Object.entries(proj.projections).map(([p, r]) => ({
         figure: `projector ${p} (live consumer)`,
         value: `${f(r.eventsPerSecond)} events/s`,
