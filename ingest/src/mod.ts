@@ -12,5 +12,6 @@ export { auditVerify, type AuditResult, type AuditVerdict } from './audit/verify
 export { ENDPOINT_HEADER } from './nats/service.js';
 export { benchIngest, type BenchIngestOptions, type BenchIngestReport } from './bench/benchIngest.js';
 export { selfBenchIngest } from './bench/selfBench.js';
+export { seedBenchDeployment, type BenchDeployment } from './bench/seed.js';
 export { signedUsage } from './bench/events.js';
 export * from './sdk/mod.js';

@@ -225,8 +225,11 @@ export class ProjectionRunner {
   private iter: ConsumerMessages | null = null;
 
   /**
-   * consume() keeps a window of messages flowing while a batch commits; a batch is cut at batchSize or
-   * when the server says nothing more is pending, so a trickle of events is applied at once.
+   * consume() keeps a window of messages flowing while a batch commits. A pump moves delivered
+   * messages into a queue; the loop applies everything queued (up to batchSize) as soon as the
+   * previous batch committed. So a trickle is applied at once, and the messages that arrive while a
+   * batch commits form the next batch instead of one batch each (a commit costs tens of ms).
+   * A backlog still gives full batches: while the server reports more pending, the loop waits for them.
    */
   private async run(): Promise<void> {
     const consumer = await this.js.consumers.get(this.n.eventsStream, this.n.consumer(this.projection));
@@ -237,17 +240,49 @@ export class ProjectionRunner {
         const iter = await consumer.consume({ max_messages: this.batchSize * 2, expires: 5000 });
         this.iter = iter;
         if (this.stopped) iter.stop();
-        let buf: JsMsg[] = [];
-        for await (const m of iter) {
-          buf.push(m);
-          if (buf.length < this.batchSize && m.info.pending > 0) continue;
-          const msgs = buf;
-          buf = [];
-          await this.handle(msgs);
-          if (this.stopped) break;
+        const queue: JsMsg[] = [];
+        let ended = false;
+        let failure: unknown = null;
+        let wake: (() => void) | null = null;
+        const signal = () => {
+          const w = wake;
+          wake = null;
+          w?.();
+        };
+        const pump = (async () => {
+          try {
+            for await (const m of iter) {
+              queue.push(m);
+              if (queue.length >= this.batchSize || m.info.pending === 0) signal();
+            }
+          } catch (err) {
+            failure = err;
+          } finally {
+            ended = true;
+            signal();
+          }
+        })();
+        while (!this.stopped) {
+          const last = queue[queue.length - 1];
+          const due = queue.length >= this.batchSize || (last !== undefined && (last.info.pending === 0 || ended));
+          if (!due) {
+            if (ended) break;
+            // A partial batch waits for the pending rest at most BATCH_LINGER_MS (never for ever:
+            // the server stops delivering at max_ack_pending).
+            let lingered = false;
+            const timer = queue.length ? setTimeout(() => ((lingered = true), signal()), BATCH_LINGER_MS) : undefined;
+            await new Promise<void>((r) => (wake = r));
+            clearTimeout(timer);
+            if (lingered && !this.stopped) await this.handle(queue.splice(0, this.batchSize));
+            continue;
+          }
+          await this.handle(queue.splice(0, this.batchSize));
         }
-        // unprocessed buffered messages are simply redelivered later
+        // unprocessed queued messages are simply redelivered later
+        iter.stop();
+        await pump;
         await iter.close().catch(() => undefined);
+        if (failure && !this.stopped) throw failure;
       } catch (err) {
         if (this.stopped) break;
         this.log.warn({ err: (err as Error).message }, 'consume failed; retrying');
@@ -312,5 +347,7 @@ export class ProjectionRunner {
     await this.loop?.catch(() => undefined);
   }
 }
+
+const BATCH_LINGER_MS = 50;
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
