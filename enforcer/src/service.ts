@@ -90,8 +90,19 @@ export async function start(config: EnforcerConfig): Promise<EnforcerHandle> {
   const consumer = await js.consumers.get(n.eventsStream, n.consumer('enforcer'));
   let batches = 0;
 
+  // A failed flush (NATS or Postgres away) is retried on a timer: waiting for the next batch would leave
+  // committed decisions unpublished for as long as the stream stays quiet.
+  let flushRetry: NodeJS.Timeout | undefined;
   const flushSoon = () => {
-    outbox.flush().catch((err) => log.warn({ err: (err as Error).message }, 'outbox flush failed; retried on the next batch'));
+    outbox.flush().catch((err) => {
+      log.warn({ err: (err as Error).message }, 'outbox flush failed; retrying');
+      if (!stopped && !flushRetry) {
+        flushRetry = setTimeout(() => {
+          flushRetry = undefined;
+          if (!stopped) flushSoon();
+        }, 1000);
+      }
+    });
     notifier.nudge();
   };
 
@@ -268,6 +279,7 @@ export async function start(config: EnforcerConfig): Promise<EnforcerHandle> {
         await loop.catch(() => undefined);
         await chain;
         clearInterval(priceTimer);
+        clearTimeout(flushRetry);
         for (const s of subs) s.unsubscribe();
         await notifier.stop();
         if (!crashed) await outbox.flush().catch(() => undefined);

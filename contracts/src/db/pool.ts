@@ -12,12 +12,18 @@ export interface PoolOptions {
 /** A pg pool whose every connection works inside the installation's schema. */
 export function createPool(opts: PoolOptions): pg.Pool {
   const schema = names(opts.namespace).dbSchema;
-  return new pg.Pool({
+  const pool = new pg.Pool({
     connectionString: opts.databaseUrl,
     max: opts.max ?? 10,
     application_name: opts.applicationName ?? 'kaching',
     options: `-c search_path=${schema},public`,
   });
+  // A connection lost under a client (Postgres restarted, network cut) fails the query that uses it
+  // and pg-pool discards the client; as an 'error' event with no listener it would kill the process
+  // (idle clients emit on the pool, checked-out ones on the client). Callers may add listeners to log.
+  pool.on('error', () => undefined);
+  pool.on('connect', (client) => client.on('error', () => undefined));
+  return pool;
 }
 
 /** Runs fn inside one transaction; rolls back on throw. */
