@@ -4,22 +4,32 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { connect } from '@nats-io/transport-node';
-import { baseConfig, cryptoReady, migrate, type BaseConfig } from '@kaching/contracts';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { baseConfig, cryptoReady, migrate, names, type BaseConfig } from '@kaching/contracts';
 import { loadConfig as ingestConfig, selfBenchIngest, signedUsage } from '@kaching/ingest';
 import { benchProjector, benchReplay } from '@kaching/projector';
 import { benchDecisionLatency } from '@kaching/enforcer';
 import { generateSigningKeyPair } from '@kaching/contracts';
 import { noopFastifyPost } from './ceilings.js';
+import { benchEventToRollup, type EventToRollupResult } from './eventToRollup.js';
 
 export interface BenchPlan {
   ingestEvents: number;
   projectorJobs: number;
   decisionRate: number;
   decisionSeconds: number;
+  /** Offered ingest rates (events/s) at which event-to-rollup latency is measured, and for how long. */
+  rollupRates: number[];
+  rollupSeconds: number;
 }
 
-export const QUICK: BenchPlan = { ingestEvents: 8_000, projectorJobs: 16_000, decisionRate: 2_000, decisionSeconds: 8 };
-export const FULL: BenchPlan = { ingestEvents: 40_000, projectorJobs: 400_000, decisionRate: 2_000, decisionSeconds: 30 };
+export const QUICK: BenchPlan = {
+  ingestEvents: 8_000, projectorJobs: 16_000, decisionRate: 2_000, decisionSeconds: 8, rollupRates: [2_000, 5_000], rollupSeconds: 6,
+};
+// ~780k jobs make ~1M events (revisions, heartbeats and 10% duplicates)
+export const FULL: BenchPlan = {
+  ingestEvents: 40_000, projectorJobs: 780_000, decisionRate: 2_000, decisionSeconds: 30, rollupRates: [2_000, 5_000], rollupSeconds: 20,
+};
 
 export const RESULTS_DIR = fileURLToPath(new URL('../results/', import.meta.url));
 
@@ -69,6 +79,15 @@ export async function runBench(plan: BenchPlan, progress: (line: string) => void
     const rep = await benchReplay({ config: cfg(projNs), jobs: plan.projectorJobs, reuseStream: true, onProgress: progress });
     raw.replay = rep;
 
+    const rollup: EventToRollupResult[] = [];
+    for (const rate of plan.rollupRates) {
+      progress(`event-to-rollup latency at ${rate} events/s offered`);
+      const ns = `br${rate}${suffix}`;
+      rollup.push(await benchEventToRollup({ config: cfg(ns), rate, seconds: plan.rollupSeconds, progress }));
+      await dropStream(base.natsUrl, ns);
+    }
+    raw.eventToRollup = rollup;
+
     progress(`enforcer: decision latency at ${plan.decisionRate} events/s`);
     const dec = await benchDecisionLatency({
       databaseUrl: cfg('x').databaseUrl, natsUrl: base.natsUrl, namespace: `be${suffix}`,
@@ -110,6 +129,11 @@ export async function runBench(plan: BenchPlan, progress: (line: string) => void
         ratio: r.eventsPerSecond / rep.rawCopy.rowsPerSecond,
         target: p === 'raw' ? '≥ 30k/s, ≥ 0.4×' : undefined,
       })),
+      ...rollup.map((r) => ({
+        figure: `event-to-rollup latency (batch send → rollup committed), ${f(r.offeredPerSecond)} events/s offered in ${r.batchSize}-event batches, projector and ingest in one process`,
+        value: `p50 ${f(r.p50Ms)} ms, p99 ${f(r.p99Ms)} ms; ingest took ${f(r.achievedPerSecond)} events/s (ack p99 ${f(r.ackP99Ms)} ms)`,
+        target: r.offeredPerSecond === 5_000 ? 'p99 < 2 s at 5k/s' : undefined,
+      })),
       {
         figure: `decision latency (append → published) at ${f(dec.achievedRate)} events/s`,
         value: `p50 ${Math.round(dec.p50Ms)} ms, p99 ${Math.round(dec.p99Ms)} ms (${dec.decisions} decisions)`,
@@ -118,6 +142,7 @@ export async function runBench(plan: BenchPlan, progress: (line: string) => void
     ];
     return { machine, rows, raw };
   } finally {
+    for (const ns of [`bench${suffix}`, `bi${suffix}`, `bp${suffix}`, `be${suffix}`]) await dropStream(base.natsUrl, ns).catch(() => undefined);
     await admin.query(`drop database if exists ${dbName} with (force)`).catch(() => undefined);
     await admin.end();
   }
@@ -162,6 +187,18 @@ async function machineFacts(c: BaseConfig): Promise<Record<string, string>> {
     'nats-server': natsVersion,
     postgres: pgVersion,
   };
+}
+
+/** Deletes a bench namespace's streams and KV bucket, so runs leave nothing behind on the NATS server. */
+async function dropStream(natsUrl: string, namespace: string): Promise<void> {
+  const n = names(namespace);
+  const nc = await connect({ servers: natsUrl });
+  try {
+    const jsm = await jetstreamManager(nc);
+    for (const s of [n.eventsStream, n.decisionsStream, `KV_${n.decisionsBucket}`]) await jsm.streams.delete(s).catch(() => undefined);
+  } finally {
+    await nc.close();
+  }
 }
 
 function withDb(url: string, db: string): string {

@@ -1,0 +1,132 @@
+import pg from 'pg';
+import { createPool, cryptoReady, migrate, type BaseConfig } from '@kaching/contracts';
+import { loadConfig as ingestConfig, seedBenchDeployment, signedUsage, start as startIngest } from '@kaching/ingest';
+import { loadConfig as projectorConfig, start as startProjector } from '@kaching/projector';
+
+const CATCH_UP_MS = 120_000;
+
+export interface EventToRollupOptions {
+  /** A namespace and database of its own: the run writes data. */
+  config: BaseConfig;
+  /** Offered ingest rate, events/s. */
+  rate: number;
+  seconds: number;
+  /** Events per HTTP batch (an agent fleet's SDK flushes small batches often). */
+  batchSize?: number;
+  progress?(line: string): void;
+}
+
+export interface EventToRollupResult {
+  offeredPerSecond: number;
+  /** Events acknowledged by ingest divided by the time it took to send them. */
+  achievedPerSecond: number;
+  events: number;
+  batchSize: number;
+  /** From a batch's scheduled send time until the rollups checkpoint covers its last sequence. */
+  p50Ms: number;
+  p99Ms: number;
+  maxMs: number;
+  /** Ingest ack latency of the same batches, for comparison. */
+  ackP99Ms: number;
+}
+
+/**
+ * Event-to-rollup latency at a sustained ingest rate: signed events go through the real batch
+ * endpoint on a fixed schedule (open loop, so a stall shows as latency rather than a lower rate),
+ * while the projector (all three projections, as `kaching up` runs them) consumes the stream.
+ * A batch counts as visible when the rollups checkpoint, committed in the same transaction as the
+ * rollup rows, reaches the highest sequence ingest acknowledged for it. The checkpoint is polled
+ * every 10 ms, so each figure may be up to 10 ms late, never early.
+ */
+export async function benchEventToRollup(o: EventToRollupOptions): Promise<EventToRollupResult> {
+  const size = o.batchSize ?? 50;
+  const batches = Math.ceil((o.rate * o.seconds) / size);
+  await migrate({ databaseUrl: o.config.databaseUrl, namespace: o.config.namespace });
+  await cryptoReady();
+  const pool = createPool({ databaseUrl: o.config.databaseUrl, namespace: o.config.namespace, max: 2 });
+  const env = { ...process.env, DATABASE_URL: o.config.databaseUrl, KACHING_NAMESPACE: o.config.namespace, NATS_URL: o.config.natsUrl };
+  const ingest = await startIngest({ ...ingestConfig(env), port: 0, host: '127.0.0.1', rateLimitPerSec: 0 });
+  const projector = await startProjector({ ...projectorConfig(env), port: 0, host: '127.0.0.1' });
+  try {
+    const dep = await seedBenchDeployment(pool);
+    o.progress?.(`signing ${batches * size} events`);
+    const bodies = Array.from({ length: batches }, () =>
+      JSON.stringify({ events: Array.from({ length: size }, () => signedUsage(dep.deploymentId, dep.keyId, dep.secretKey)) }),
+    );
+    const headers = { authorization: `Bearer ${dep.token}`, 'content-type': 'application/json' };
+
+    const waiting: { due: number; seq: number }[] = [];
+    const visible: number[] = [];
+    const acks: number[] = [];
+    let sending = true;
+    let giveUpAt = Infinity;
+    const watcher: Promise<Error | null> = (async () => {
+      const client = new pg.Client({ connectionString: o.config.databaseUrl });
+      await client.connect();
+      try {
+        const sql = `select last_seq from ${pg.escapeIdentifier(o.config.namespace)}.projection_checkpoint where projection = 'rollups'`;
+        while (sending || waiting.length) {
+          if (performance.now() > giveUpAt) throw new Error(`rollups did not catch up within ${CATCH_UP_MS / 1000} s of the last send`);
+          const r = await client.query<{ last_seq: string }>(sql);
+          const seq = Number(r.rows[0]?.last_seq ?? 0);
+          const now = performance.now();
+          for (let i = waiting.length - 1; i >= 0; i--) {
+            if (waiting[i]!.seq <= seq) {
+              visible.push(now - waiting[i]!.due);
+              waiting.splice(i, 1);
+            }
+          }
+          await new Promise((r) => setTimeout(r, 10));
+        }
+      } finally {
+        await client.end();
+      }
+      return null;
+    })().catch((err: Error) => err);
+
+    o.progress?.(`offering ${o.rate} events/s for ${o.seconds} s in batches of ${size}`);
+    const intervalMs = (size / o.rate) * 1000;
+    const t0 = performance.now();
+    const sent = Promise.all(
+      bodies.map(async (body, i) => {
+        const due = t0 + i * intervalMs;
+        const wait = due - performance.now();
+        if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+        const res = await fetch(`${ingest.url}/v1/ingest/batch`, { method: 'POST', headers, body });
+        const out = (await res.json()) as { results?: { status: number; seq?: number }[] };
+        if (res.status !== 207 || !out.results?.every((x) => x.status === 202)) {
+          throw new Error(`batch answered ${res.status}: ${JSON.stringify(out).slice(0, 300)}`);
+        }
+        acks.push(performance.now() - due);
+        waiting.push({ due, seq: Math.max(...out.results.map((x) => x.seq ?? 0)) });
+      }),
+    );
+    try {
+      await sent;
+    } finally {
+      sending = false;
+      giveUpAt = performance.now() + CATCH_UP_MS;
+    }
+    const sendMs = performance.now() - t0;
+    const failed = await watcher;
+    if (failed) throw failed;
+    const q = (xs: number[], p: number) => {
+      const s = [...xs].sort((a, b) => a - b);
+      return Math.round(s[Math.min(s.length - 1, Math.floor(p * s.length))] ?? 0);
+    };
+    return {
+      offeredPerSecond: o.rate,
+      achievedPerSecond: Math.round((batches * size * 1000) / sendMs),
+      events: batches * size,
+      batchSize: size,
+      p50Ms: q(visible, 0.5),
+      p99Ms: q(visible, 0.99),
+      maxMs: q(visible, 1),
+      ackP99Ms: q(acks, 0.99),
+    };
+  } finally {
+    await projector.close();
+    await ingest.close();
+    await pool.end();
+  }
+}
