@@ -10,6 +10,7 @@ export * from './db/migrate.js';
 export * from './cli/command.js';
 export { commands } from './cli/commands.js';
 export * from './nats/streams.js';
+export * from './nats/sequence.js';
 export * from './nats/messages.js';
 export * from './logging/logger.js';
 export * from './crypto/canonicalize.js';

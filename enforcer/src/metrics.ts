@@ -10,6 +10,7 @@ export function createMetrics() {
     lag: new Gauge({ name: 'kaching_enforcer_consumer_lag', help: 'Messages pending for the enforcer consumer', registers: [registry] }),
     lastSeq: new Gauge({ name: 'kaching_enforcer_checkpoint_seq', help: 'Last stream sequence applied', registers: [registry] }),
     applied: new Counter({ name: 'kaching_enforcer_events_applied_total', help: 'Usage revisions applied', registers: [registry] }),
+    rewinds: new Counter({ name: 'kaching_enforcer_rewinds_total', help: 'Consumer re-read from the checkpoint because an earlier message was missing from a delivery', registers: [registry] }),
     failures: new Counter({ name: 'kaching_enforcer_batch_failures_total', help: 'Batches rolled back and retried', registers: [registry] }),
     admissions: new Counter({ name: 'kaching_enforcer_admissions_total', help: 'Admission checks by outcome', labelNames: ['outcome'], registers: [registry] }),
   };

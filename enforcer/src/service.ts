@@ -4,7 +4,7 @@ import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, type JsMsg } fro
 import { connect, type NatsConnection, type Subscription } from '@nats-io/transport-node';
 import type pg from 'pg';
 import {
-  digestFromMessageId, createLogger, createPool, decisionsBucket, decodeStreamRecord, ensureDecisionsStream, ensureEventsStream, isKachingError, names as mkNames,
+  contiguousLimit, digestFromMessageId, streamSeqExists, createLogger, createPool, decisionsBucket, decodeStreamRecord, ensureDecisionsStream, ensureEventsStream, isKachingError, names as mkNames,
   SCHEMA_FINGERPRINT_HEADER, type AdmissionRequest, type ConfigChange, type Names, type PolicyDecision,
 } from '@kaching/contracts';
 import { checkAdmission } from './admission.js';
@@ -87,7 +87,7 @@ export async function start(config: EnforcerConfig): Promise<EnforcerHandle> {
   // decisions committed before a crash but maybe not published
   await outbox.flush();
   const js = jetstream(nc);
-  const consumer = await js.consumers.get(n.eventsStream, n.consumer('enforcer'));
+  const seqExists = streamSeqExists(await jetstreamManager(nc), n.eventsStream);
   let batches = 0;
 
   // A failed flush (NATS or Postgres away) is retried on a timer: waiting for the next batch would leave
@@ -108,9 +108,23 @@ export async function start(config: EnforcerConfig): Promise<EnforcerHandle> {
 
   // consume() keeps a buffer filled; batches are whatever is buffered (up to batchSize), so a quiet
   // stream is processed at once instead of waiting for a full pull batch
-  const messages = await consumer.consume({ max_messages: config.batchSize * 2 });
-  const it = messages[Symbol.asyncIterator]();
+  const subscribe = async () => {
+    const consumer = await js.consumers.get(n.eventsStream, n.consumer('enforcer'));
+    const m = await consumer.consume({ max_messages: config.batchSize * 2 });
+    return { messages: m, it: m[Symbol.asyncIterator]() };
+  };
+  let { messages, it } = await subscribe();
   let pendingNext: Promise<IteratorResult<JsMsg>> | null = null;
+  // A message the server handed out but this process never received (NATS killed mid-delivery) comes
+  // back only after ack_wait, behind later ones. The checkpoint must not pass it: apply the gap-free
+  // part, then read again from checkpoint+1 on a recreated consumer (as at start).
+  const rewind = async () => {
+    messages.stop();
+    pendingNext = null;
+    await resetDurable(nc, n, lastSeq + 1, config.batchSize);
+    ({ messages, it } = await subscribe());
+    metrics.rewinds.inc();
+  };
   const nextBatch = async (): Promise<JsMsg[]> => {
     const out: JsMsg[] = [];
     while (out.length < config.batchSize && !stopped) {
@@ -134,8 +148,20 @@ export async function start(config: EnforcerConfig): Promise<EnforcerHandle> {
     ready = true;
     let backoff = 100;
     while (!stopped) {
-      const msgs = await nextBatch();
-      if (!msgs.length) continue;
+      const delivered = await nextBatch();
+      if (!delivered.length) continue;
+      let limit: number;
+      try {
+        limit = await contiguousLimit(lastSeq, delivered.map((m) => m.info.streamSequence), seqExists);
+      } catch (err) {
+        log.warn({ err: (err as Error).message }, 'could not check the batch for gaps; retrying');
+        for (const m of delivered) m.nak(backoff);
+        await sleep(backoff);
+        continue;
+      }
+      const msgs = delivered.filter((m) => m.info.streamSequence <= limit);
+      const gap = msgs.length < delivered.length;
+      if (gap) log.warn({ checkpoint: lastSeq, applied_up_to: limit, first_missing: limit + 1 }, 'an earlier message is missing from the delivery; re-reading from the checkpoint');
       const decoded: Decoded[] = [];
       for (const m of msgs) {
         try {
@@ -148,7 +174,7 @@ export async function start(config: EnforcerConfig): Promise<EnforcerHandle> {
         }
       }
       // retry the same batch until it commits: fetching past it would let the checkpoint skip it
-      for (;;) {
+      while (decoded.length) {
         if (stopped) return;
         const t0 = process.hrtime.bigint();
         try {
@@ -175,9 +201,18 @@ export async function start(config: EnforcerConfig): Promise<EnforcerHandle> {
         return;
       }
       // committed: publish the decisions first (latency), then ack (a crash in between only re-skips by checkpoint)
-      flushSoon();
+      if (msgs.length) flushSoon();
       for (const m of msgs) m.ack();
-      metrics.lag.set(msgs[msgs.length - 1]!.info.pending);
+      metrics.lag.set(delivered[delivered.length - 1]!.info.pending);
+      if (gap) {
+        try {
+          await rewind();
+        } catch (err) {
+          // the old consumer stays: its messages come back after ack_wait and are checked again
+          log.error({ err: (err as Error).message }, 'could not recreate the consumer');
+          await sleep(1000);
+        }
+      }
     }
   })();
 

@@ -11,8 +11,11 @@ import {
 import type { NatsConnection } from '@nats-io/transport-node';
 import type pg from 'pg';
 import {
+  contiguousLimit,
   decodeStreamRecord,
   digestFromMessageId,
+  streamSeqExists,
+  type SeqExists,
   revisionKey,
   SCHEMA_FINGERPRINT_HEADER,
   type Logger,
@@ -63,7 +66,6 @@ export function hardenPool(pool: pg.Pool, onError: (err: Error) => void = () => 
 }
 
 /** Answers whether a stream sequence still exists (deleted or expired ones may be skipped). */
-export type SeqExists = (seq: number) => Promise<boolean>;
 
 export interface BatchOutcome {
   applied: number;
@@ -126,16 +128,7 @@ export async function processBatch(
     // The checkpoint says "everything up to here is applied", so only the part of the batch that covers
     // cp+1.. without holes is applied: after a crash, redeliveries arrive after later messages. A hole of
     // deleted/expired messages is no hole. The rest is deferred (nak'ed) until the earlier ones are in.
-    let limit = maxSeq;
-    if (opts.seqExists) {
-      const have = new Set(seqs);
-      for (let s = cp + 1; s < maxSeq; s++) {
-        if (!have.has(s) && (await opts.seqExists(s))) {
-          limit = s - 1;
-          break;
-        }
-      }
-    }
+    const limit = opts.seqExists ? await contiguousLimit(cp, seqs, opts.seqExists) : Math.max(cp, maxSeq);
     const fresh = present.filter((d) => d.seq > cp && d.seq <= limit);
     await applyBatch(client, projection, fresh, tables);
     if (limit > cp) await writeCheckpoint(client, key, limit);
@@ -205,17 +198,7 @@ export class ProjectionRunner {
   async start(): Promise<void> {
     const jsm = await jetstreamManager(this.nc);
     await ensureDurable(jsm, this.n, this.projection, this.batchSize, this.ackWaitMs);
-    let first = { seq: 0, at: 0 };
-    this.seqExists = async (seq) => {
-      // messages below the stream's first sequence expired (max age): cheap answer, refreshed each second
-      if (Date.now() - first.at > 1000) first = { seq: (await jsm.streams.info(this.n.eventsStream)).state.first_seq, at: Date.now() };
-      if (seq < first.seq) return false;
-      const m = await jsm.streams.getMessage(this.n.eventsStream, { seq }).catch((err: Error) => {
-        if (/not found|no message/i.test(err.message)) return null;
-        throw err;
-      });
-      return m !== null;
-    };
+    this.seqExists = streamSeqExists(jsm, this.n.eventsStream);
     const r = await this.pool.query<{ last_seq: string }>('select last_seq from projection_checkpoint where projection = $1', [this.projection]);
     this.lastSeq = Number(r.rows[0]?.last_seq ?? 0);
     this.metrics.lastSeq.set({ projection: this.projection }, this.lastSeq);
