@@ -7,6 +7,8 @@ export const commands: Command[] = [
     summary: 'Benchmark report: ceilings and pipeline side by side; writes test/bench/results/latest.{md,json}',
     options: { quick: { type: 'boolean', description: 'smaller run (under 2 minutes)', default: false } },
     async run(ctx) {
+      // The services the bench starts would log every start and stop at info between the progress lines.
+      process.env.LOG_LEVEL ??= 'warn';
       const mode = ctx.args.quick ? 'quick' : 'full';
       const result = await runBench(ctx.args.quick ? QUICK : FULL, (l) => ctx.progress(l));
       const md = toMarkdown(result, mode);
