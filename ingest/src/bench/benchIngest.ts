@@ -169,7 +169,8 @@ export async function benchIngest(o: BenchIngestOptions): Promise<BenchIngestRep
       // measured batch throughput; latency counts from each batch's scheduled time, so a stall shows.
       const size = o.pacedBatchSize ?? 100;
       const target = report.batch.perSecond / 2;
-      const batches = Math.max(20, Math.ceil(total / 2 / size));
+      // at least 200 batches, so the p99 is not simply the slowest of a few dozen
+      const batches = Math.max(200, Math.ceil(total / 2 / size));
       const bodies = Array.from({ length: batches }, () => JSON.stringify({ events: make(size) }));
       const intervalMs = (size / target) * 1000;
       const lat: number[] = [];
