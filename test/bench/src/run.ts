@@ -24,7 +24,7 @@ export interface BenchPlan {
 }
 
 export const QUICK: BenchPlan = {
-  ingestEvents: 8_000, projectorJobs: 16_000, decisionRate: 2_000, decisionSeconds: 8, rollupRates: [2_000, 5_000], rollupSeconds: 6,
+  ingestEvents: 20_000, projectorJobs: 16_000, decisionRate: 2_000, decisionSeconds: 8, rollupRates: [2_000, 5_000], rollupSeconds: 6,
 };
 // ~780k jobs make ~1M events (revisions, heartbeats and 10% duplicates)
 export const FULL: BenchPlan = {
