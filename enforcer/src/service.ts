@@ -204,12 +204,13 @@ export async function start(config: EnforcerConfig): Promise<EnforcerHandle> {
       if (msgs.length) flushSoon();
       for (const m of msgs) m.ack();
       metrics.lag.set(delivered[delivered.length - 1]!.info.pending);
-      if (gap) {
+      // the old subscription is stopped by then: retry until a new one reads from the checkpoint
+      while (gap && !stopped) {
         try {
           await rewind();
+          break;
         } catch (err) {
-          // the old consumer stays: its messages come back after ack_wait and are checked again
-          log.error({ err: (err as Error).message }, 'could not recreate the consumer');
+          log.error({ err: (err as Error).message }, 'could not recreate the consumer; retrying');
           await sleep(1000);
         }
       }
