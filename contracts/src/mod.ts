@@ -11,6 +11,7 @@ export * from './cli/command.js';
 export { commands } from './cli/commands.js';
 export * from './nats/streams.js';
 export * from './nats/sequence.js';
+export * from './nats/publisher.js';
 export * from './nats/messages.js';
 export * from './logging/logger.js';
 export * from './crypto/canonicalize.js';

@@ -110,6 +110,7 @@ export async function start(config: IngestConfig): Promise<IngestHandle> {
         sub?.unsubscribe();
         await app.close().catch(() => undefined);
         await withTimeout(conn.drain(), 3000).catch(() => conn.close().catch(() => undefined));
+        appender.close();
         await verifier!.close();
         await pool.end().catch(() => undefined);
       })();

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { jetstream, jetstreamManager, StorageType } from '@nats-io/jetstream';
 import { connect, headers as natsHeaders, type NatsConnection } from '@nats-io/transport-node';
-import { names, type UsageEvent } from '@kaching/contracts';
+import { JetStreamPublisher, names, type UsageEvent } from '@kaching/contracts';
 import { signedUsage } from './events.js';
 
 export interface BenchIngestOptions {
@@ -46,12 +46,15 @@ export interface PacedResult extends PathResult {
 
 export interface BenchIngestReport {
   messageBytes: number;
+  /** Ceiling: the stock client's jetstream().publish(), one request per message. */
   raw?: PathResult;
+  /** Ceiling: the same appends through contracts' JetStreamPublisher (what ingest uses). */
+  rawPipelined?: PathResult;
   batch?: PathResult;
   single?: PathResult;
   nats?: PathResult;
   paced?: PacedResult;
-  /** batch / raw: the issue's target is >= 0.6 */
+  /** batch / the higher of the two raw ceilings: the issue's target is >= 0.6 */
   batchToRaw?: number;
 }
 
@@ -110,8 +113,24 @@ export async function benchIngest(o: BenchIngestOptions): Promise<BenchIngestRep
         lat.push(performance.now() - s);
       });
       report.raw = summarise(total, performance.now() - t0, lat, process.cpuUsage(c0));
+      log(`raw publish (stock client): ${report.raw.perSecond}/s`);
+      // The same appends through KACHING's publisher (one reply subscription, no per-message request objects).
+      const publisher = new JetStreamPublisher(nc, 10_000);
+      const latP: number[] = [];
+      const c1 = process.cpuUsage();
+      const t1 = performance.now();
+      try {
+        await pool(total, inflight, async (i) => {
+          const s = performance.now();
+          await publisher.publish(subject, payload, `${tag}-p-${i}`, { 'Kaching-Schema': 'bench' });
+          latP.push(performance.now() - s);
+        });
+      } finally {
+        publisher.close();
+      }
+      report.rawPipelined = summarise(total, performance.now() - t1, latP, process.cpuUsage(c1));
       await jsm.streams.delete(stream).catch(() => undefined);
-      log(`raw publish: ${report.raw.perSecond}/s`);
+      log(`raw publish (KACHING publisher): ${report.rawPipelined.perSecond}/s`);
     }
     const auth = { authorization: `Bearer ${o.token}`, 'content-type': 'application/json' };
     if (paths.includes('batch')) {
@@ -190,7 +209,8 @@ export async function benchIngest(o: BenchIngestOptions): Promise<BenchIngestRep
       report.paced = { ...summarise(batches * size, performance.now() - t0, lat, process.cpuUsage(c0)), targetPerSecond: Math.round(target), batchSize: size };
       log(`batch endpoint paced at ${Math.round(target)}/s: p99 ${report.paced.p99Ms} ms`);
     }
-    if (report.raw && report.batch) report.batchToRaw = Math.round((report.batch.perSecond / report.raw.perSecond) * 100) / 100;
+    const ceiling = Math.max(report.raw?.perSecond ?? 0, report.rawPipelined?.perSecond ?? 0);
+    if (ceiling && report.batch) report.batchToRaw = Math.round((report.batch.perSecond / ceiling) * 100) / 100;
     return report;
   } finally {
     await nc.close();

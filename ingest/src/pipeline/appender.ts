@@ -1,6 +1,6 @@
-import { headers as natsHeaders, type NatsConnection } from '@nats-io/transport-node';
-import { jetstream, type JetStreamClient } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/transport-node';
 import {
+  JetStreamPublisher,
   SCHEMA_FINGERPRINT_HEADER,
   STREAM_SCHEMA_FINGERPRINT,
   UnavailableError,
@@ -20,7 +20,8 @@ export interface AppendResult {
  * fails fast instead of letting the client buffer publishes.
  */
 export class Appender {
-  private readonly js: JetStreamClient;
+  private readonly publisher: JetStreamPublisher;
+  private static readonly HEADERS = { [SCHEMA_FINGERPRINT_HEADER]: STREAM_SCHEMA_FINGERPRINT };
   connected = true;
 
   constructor(
@@ -29,26 +30,23 @@ export class Appender {
     private readonly timeoutMs: number,
     private readonly retryAfterS: number,
   ) {
-    this.js = jetstream(nc, { timeout: timeoutMs });
+    this.publisher = new JetStreamPublisher(nc, timeoutMs);
   }
 
   async append(record: StreamRecord, deploymentId: string, msgId: string): Promise<AppendResult> {
     if (!this.connected || this.nc.isClosed()) {
       throw new UnavailableError('STREAM_UNAVAILABLE', { retryAfterS: this.retryAfterS, message: 'NATS is disconnected; nothing was stored, retry' });
     }
-    const h = natsHeaders();
-    h.set(SCHEMA_FINGERPRINT_HEADER, STREAM_SCHEMA_FINGERPRINT);
-    let bytes: Uint8Array;
-    bytes = encodeStreamRecord(record);
+    const bytes = encodeStreamRecord(record);
     try {
-      const ack = await this.js.publish(this.n.eventSubject(deploymentId, record.kind), bytes, {
-        msgID: msgId,
-        headers: h,
-        timeout: this.timeoutMs,
-      });
+      const ack = await this.publisher.publish(this.n.eventSubject(deploymentId, record.kind), bytes, msgId, Appender.HEADERS);
       return { seq: ack.seq, duplicate: ack.duplicate };
     } catch (cause) {
       throw new UnavailableError('STREAM_UNAVAILABLE', { retryAfterS: this.retryAfterS, cause });
     }
+  }
+
+  close(): void {
+    this.publisher.close();
   }
 }

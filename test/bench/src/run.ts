@@ -96,9 +96,14 @@ export async function runBench(plan: BenchPlan, progress: (line: string) => void
     raw.enforcer = dec;
 
     const f = (n: number) => Math.round(n).toLocaleString('en-US');
-    const rawPub = ing.raw?.perSecond ?? 0;
+    const stockPub = ing.raw?.perSecond ?? 0;
+    const rawPub = Math.max(stockPub, ing.rawPipelined?.perSecond ?? 0);
     const rows: Row[] = [
-      { figure: 'ceiling: raw JetStream publish (msg ids, file store)', value: `${f(rawPub)} msgs/s, ${ing.raw?.cpuUsPerEvent} µs CPU/msg` },
+      { figure: 'ceiling: raw JetStream publish, stock client (js.publish per message, msg ids, file store)', value: `${f(stockPub)} msgs/s, ${ing.raw?.cpuUsPerEvent} µs CPU/msg` },
+      {
+        figure: 'ceiling: raw JetStream publish, KACHING publisher (one reply subscription; what ingest uses)',
+        value: ing.rawPipelined ? `${f(ing.rawPipelined.perSecond)} msgs/s, ${ing.rawPipelined.cpuUsPerEvent} µs CPU/msg` : 'not measured',
+      },
       { figure: 'ceiling: raw Postgres COPY into usage_sample', value: `${f(rep.rawCopy.rowsPerSecond)} rows/s` },
       { figure: 'ceiling: no-op Fastify POST (same body, 64 in flight)', value: `${f(noop.perSecond)} req/s, p99 ${noop.p99Ms} ms` },
       ...(['batch', 'single', 'nats'] as const).map((p) => {
@@ -106,7 +111,7 @@ export async function runBench(plan: BenchPlan, progress: (line: string) => void
         return {
           figure: `ingest ${p} (signed, verified, appended)`,
           value: r ? `${f(r.perSecond)} events/s, p50 ${r.p50Ms} ms, p99 ${r.p99Ms} ms, ${r.cpuUsPerEvent} µs CPU/event` : 'not measured',
-          ceiling: 'raw publish',
+          ceiling: 'raw publish (higher ceiling)',
           ratio: r && rawPub ? r.perSecond / rawPub : undefined,
           target: p === 'batch' ? '≥ 0.6×' : undefined,
         } as Row;
