@@ -1,15 +1,15 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import pg from 'pg';
+import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { createPool, ensureEventsStream, migrate, names } from '@kaching/contracts';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { names } from '@kaching/contracts';
 import { verifyProjections } from '@kaching/projector';
 import { publishMessages } from '../src/bench/generate.js';
 import { checkpoint, expectedWinners, makeStream, rollupTotals, seedDeployment, waitCaughtUp, waitFor } from './helpers.js';
-import { freePort, PrivateNats, PrivatePostgres } from './servers.js';
+import { privateWorld, type PrivateNats, type PrivatePostgres, type PrivateWorld } from './servers.js';
 
 const FULL = process.env.KACHING_FAULTS === 'full' || process.env.KACHING_LONG === '1';
 const JOBS = FULL ? 20_000 : 2_400;
@@ -21,6 +21,7 @@ const NS = 'kfault';
  * Postgres crash-restart and a NATS SIGKILL-restart, all on private server instances.
  */
 describe('projector survives SIGKILL, a Postgres restart and a NATS restart', () => {
+  let world: PrivateWorld | undefined;
   let nats: PrivateNats;
   let pgs: PrivatePostgres;
   let pool: pg.Pool;
@@ -60,31 +61,15 @@ describe('projector survives SIGKILL, a Postgres restart and a NATS restart', ()
 
   beforeAll(async () => {
     if (!existsSync(DIST)) throw new Error('projector/dist is missing: run `npx tsc -b` (or npx tsc -p projector/tsconfig.json) first');
-    nats = new PrivateNats(await freePort());
-    await nats.start();
-    pgs = new PrivatePostgres(await freePort());
-    pgs.init();
-    pgs.start();
-    const admin = new pg.Client({ connectionString: pgs.url() });
-    await admin.connect();
-    await admin.query('create database kaching');
-    await admin.end();
-    databaseUrl = pgs.url('kaching');
-    await migrate({ databaseUrl, namespace: NS });
-    pool = createPool({ databaseUrl, namespace: NS, max: 3 });
-    pool.on('error', () => undefined);
-    nc = await connect({ servers: nats.url, maxReconnectAttempts: -1, reconnectTimeWait: 200 });
-    await ensureEventsStream(nc, names(NS));
+    world = await privateWorld(NS);
+    ({ nats, pgs, pool, nc, databaseUrl } = world);
     const ids = await seedDeployment(pool);
     msgs = makeStream(names(NS), { ...ids, jobs: JOBS, seed: 23 });
   }, 120_000);
 
   afterAll(async () => {
     await killProjector();
-    await nc?.close().catch(() => undefined);
-    await pool?.end().catch(() => undefined);
-    await nats?.stop();
-    pgs?.destroy();
+    await world?.close();
   });
 
   it('after recovery nothing is lost and nothing counted twice', async () => {

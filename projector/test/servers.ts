@@ -3,6 +3,9 @@ import { chownSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import pg from 'pg';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { createPool, ensureEventsStream, migrate, names } from '@kaching/contracts';
 
 /** Private server instances for fault tests: never the shared ones on 4222/5432. */
 export async function freePort(): Promise<number> {
@@ -91,4 +94,41 @@ export class PrivatePostgres {
     }
     rmSync(this.dir, { recursive: true, force: true });
   }
+}
+
+/** A private NATS and Postgres with a migrated database `kaching`, a pool and a reconnecting NATS connection. */
+export interface PrivateWorld {
+  nats: PrivateNats;
+  pgs: PrivatePostgres;
+  databaseUrl: string;
+  pool: pg.Pool;
+  nc: NatsConnection;
+  /** Closes the connections and removes both servers. */
+  close(): Promise<void>;
+}
+
+export async function privateWorld(namespace: string): Promise<PrivateWorld> {
+  const nats = new PrivateNats(await freePort());
+  await nats.start();
+  const pgs = new PrivatePostgres(await freePort());
+  pgs.init();
+  pgs.start();
+  const admin = new pg.Client({ connectionString: pgs.url() });
+  await admin.connect();
+  await admin.query('create database kaching');
+  await admin.end();
+  const databaseUrl = pgs.url('kaching');
+  await migrate({ databaseUrl, namespace });
+  const pool = createPool({ databaseUrl, namespace, max: 3 });
+  const nc = await connect({ servers: nats.url, maxReconnectAttempts: -1, reconnectTimeWait: 200 });
+  await ensureEventsStream(nc, names(namespace));
+  return {
+    nats, pgs, databaseUrl, pool, nc,
+    async close() {
+      await nc.close().catch(() => undefined);
+      await pool.end().catch(() => undefined);
+      await nats.stop();
+      pgs.destroy();
+    },
+  };
 }

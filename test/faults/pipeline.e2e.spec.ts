@@ -3,12 +3,11 @@ import { existsSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import type pg from 'pg';
-import pgLib from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { jetstreamManager } from '@nats-io/jetstream';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import type { NatsConnection } from '@nats-io/transport-node';
 import {
-  createPool, decodeStreamRecord, ensureEventsStream, messageId, migrate, names, revisionKey, signEvent,
+  decodeStreamRecord, messageId, names, revisionKey, signEvent,
   type PolicyDecision, type SignedEvent, type UsageEvent,
 } from '@kaching/contracts';
 import { backoffDelay, HttpTransport, TransportError, type BatchOutcome } from '@kaching/ingest';
@@ -17,7 +16,7 @@ import { seedDeployment, type SeededDeployment } from '../../ingest/test/support
 import { addBudget, addQuota, controlMessages } from '../../enforcer/test/helpers.js';
 import { prng } from '../../projector/src/bench/generate.js';
 import { checkpoint, makeStream, rollupTotals, waitCaughtUp, waitFor } from '../../projector/test/helpers.js';
-import { freePort, PrivateNats, PrivatePostgres } from '../../projector/test/servers.js';
+import { freePort, privateWorld, type PrivateNats, type PrivatePostgres, type PrivateWorld } from '../../projector/test/servers.js';
 import { streamEvents } from '../e2e/support.js';
 
 /**
@@ -162,6 +161,7 @@ function middayTimezone(now = new Date()): string {
 }
 
 describe('faults: the whole pipeline under kills and restarts', () => {
+  let world: PrivateWorld | undefined;
   let nats: PrivateNats;
   let pgs: PrivatePostgres;
   let pool: pg.Pool;
@@ -184,21 +184,8 @@ describe('faults: the whole pipeline under kills and restarts', () => {
     for (const d of Object.values(DIST)) {
       if (!existsSync(`${ROOT}${d}`)) throw new Error(`${d} is missing: run \`npx tsc -b\` first`);
     }
-    nats = new PrivateNats(await freePort());
-    await nats.start();
-    pgs = new PrivatePostgres(await freePort());
-    pgs.init();
-    pgs.start();
-    const admin = new pgLib.Client({ connectionString: pgs.url() });
-    await admin.connect();
-    await admin.query('create database kaching');
-    await admin.end();
-    databaseUrl = pgs.url('kaching');
-    await migrate({ databaseUrl, namespace: NS });
-    pool = createPool({ databaseUrl, namespace: NS, max: 3 });
-    pool.on('error', () => undefined);
-    nc = await connect({ servers: nats.url, maxReconnectAttempts: -1, reconnectTimeWait: 200 });
-    await ensureEventsStream(nc, names(NS));
+    world = await privateWorld(NS);
+    ({ nats, pgs, pool, nc, databaseUrl } = world);
     D = await seedDeployment(pool, { keyId: 'faults-key' });
     await pool.query('update deployment set timezone = $1 where deployment_id = $2', [middayTimezone(), D.deploymentId]);
     plan = planEvents(D);
@@ -221,10 +208,7 @@ describe('faults: the whole pipeline under kills and restarts', () => {
   afterAll(async () => {
     for (const s of services) if (s.unexpected.length) console.error(`${s.name}: ${s.starts} starts, unexpected exits:\n${s.unexpected.join('\n')}`);
     for (const s of services) await s.stop();
-    await nc?.close().catch(() => undefined);
-    await pool?.end().catch(() => undefined);
-    await nats?.stop();
-    pgs?.destroy();
+    await world?.close();
   });
 
   it('loses nothing and counts nothing twice', async () => {
