@@ -190,32 +190,49 @@ export interface Sighting {
 
 /** Nodes and agents a batch mentions (every message, winners or not), aggregated like the SQL it replaced. */
 export function sightings(batch: Decoded[]): { nodes: Sighting[]; agents: Sighting[] } {
-  const nodes = new Map<string, Sighting>();
-  const agents = new Map<string, Sighting>();
-  const see = (m: Map<string, Sighting>, id: string, d: Decoded) => {
-    const r = d.record;
-    const e = r.kind === 'usage' ? r.usage : r.job_status;
-    const at = r.ingest.received_at;
-    const key = `${e.deployment_id}\u0000${id}`;
-    const cur = m.get(key);
-    const attrs = {
-      seq: d.seq, hostname: e.node.hostname, hwClass: e.node.hw_class ?? null, nodeId: e.node.node_id,
-      agentType: e.agent.agent_type, version: e.agent.version ?? null,
-    };
-    if (!cur) {
-      m.set(key, { deploymentId: e.deployment_id, id, orgId: r.ingest.org_id, firstSeen: at, lastSeen: at, ...attrs });
-      return;
-    }
-    const c = compareInstants(at, cur.lastSeen);
-    if (compareInstants(at, cur.firstSeen) < 0) cur.firstSeen = at;
-    if (c > 0 || (c === 0 && d.seq > cur.seq)) Object.assign(cur, { lastSeen: at, orgId: r.ingest.org_id }, attrs);
-  };
-  for (const d of batch) {
+  const seen = new Sightings();
+  for (const d of batch) seen.add(d);
+  return seen.result();
+}
+
+/** Sightings gathered message by message (a rebuild sees the whole stream, never a batch at once). */
+export class Sightings {
+  private readonly nodes = new Map<string, Sighting>();
+  private readonly agents = new Map<string, Sighting>();
+
+  add(d: Decoded): void {
     const e = d.record.kind === 'usage' ? d.record.usage : d.record.job_status;
-    see(nodes, e.node.node_id, d);
-    see(agents, e.agent.agent_id, d);
+    see(this.nodes, e.node.node_id, d);
+    see(this.agents, e.agent.agent_id, d);
   }
-  return { nodes: [...nodes.values()], agents: [...agents.values()] };
+
+  result(): { nodes: Sighting[]; agents: Sighting[] } {
+    return { nodes: [...this.nodes.values()], agents: [...this.agents.values()] };
+  }
+}
+
+function see(m: Map<string, Sighting>, id: string, d: Decoded): void {
+  const r = d.record;
+  const e = r.kind === 'usage' ? r.usage : r.job_status;
+  const at = r.ingest.received_at;
+  const key = `${e.deployment_id}\u0000${id}`;
+  const cur = m.get(key);
+  if (!cur) {
+    m.set(key, {
+      deploymentId: e.deployment_id, id, orgId: r.ingest.org_id, firstSeen: at, lastSeen: at, seq: d.seq,
+      hostname: e.node.hostname, hwClass: e.node.hw_class ?? null, nodeId: e.node.node_id,
+      agentType: e.agent.agent_type, version: e.agent.version ?? null,
+    });
+    return;
+  }
+  const c = compareInstants(at, cur.lastSeen);
+  if (compareInstants(at, cur.firstSeen) < 0) cur.firstSeen = at;
+  if (c > 0 || (c === 0 && d.seq > cur.seq)) {
+    Object.assign(cur, {
+      lastSeen: at, orgId: r.ingest.org_id, seq: d.seq, hostname: e.node.hostname, hwClass: e.node.hw_class ?? null,
+      nodeId: e.node.node_id, agentType: e.agent.agent_type, version: e.agent.version ?? null,
+    });
+  }
 }
 
 /** Orders two RFC 3339 instants; ingest writes toISOString() (UTC, fixed width), which compares as text. */

@@ -1,10 +1,11 @@
-import { DeliverPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { DeliverPolicy, jetstream, jetstreamManager, type Consumer, type JetStreamClient } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import type pg from 'pg';
 import { createPool, inTransaction, names as namesOf, type BaseConfig, type ProjectionName } from '@kaching/contracts';
 import { lockCheckpoint, writeCheckpoint } from './db/batch.js';
 import { PartitionCache, ensurePartitions, utcDay } from './db/partitions.js';
-import { LIVE, ORG_READABLE, OWNED, SHADOW_SUFFIX, shadowTables } from './db/tables.js';
+import { StageWriter, buildFromStage, copyIndexes } from './db/bulk.js';
+import { LIVE, ORG_READABLE, OWNED, SHADOW_SUFFIX, shadowTables, type Tables } from './db/tables.js';
 import { decodeJsMsg, hardenPool, processBatch, type BatchOutcome } from './processor.js';
 import { recomputeAllPeaks } from './projections/concurrency.js';
 import type { Decoded } from './records.js';
@@ -53,11 +54,13 @@ export async function replay(config: BaseConfig, projection: ProjectionName, opt
   const shadow = shadowTables();
   const shadowKey = `${projection}${SHADOW_SUFFIX}`;
   const batchSize = opts.batchSize ?? 10_000;
-  const partitions = new PartitionCache(shadow.usageSample);
   const t0 = Date.now();
   let applied = 0;
+  const progress = (seq: number, pending: number) =>
+    opts.onProgress?.({ projection, seq, applied, pending, eventsPerSecond: applied / Math.max(0.001, (Date.now() - t0) / 1000) });
   try {
-    await createShadow(pool, projection);
+    // Index-less: the bulk load builds the indexes once its rows are in.
+    await createShadow(pool, projection, { indexes: false });
     await pool.query('delete from projection_checkpoint where projection = $1', [shadowKey]);
     const jsm = await jetstreamManager(nc);
     const si = await jsm.streams.info(n.eventsStream);
@@ -67,82 +70,185 @@ export async function replay(config: BaseConfig, projection: ProjectionName, opt
       ? { deliver_policy: DeliverPolicy.StartTime, opt_start_time: new Date(opts.since).toISOString() }
       : { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: Math.max(1, startSeq) });
     const info = await consumer.info();
-    // Nothing to read: everything the stream holds lies before the start point.
-    let shadowSeq = info.num_pending === 0 ? si.state.last_seq : Math.max(0, startSeq - 1);
-    let swap: 'rename' | 'copy' | null = null;
-    if (info.num_pending === 0) swap = await trySwap(pool, projection, shadowSeq);
-    if (!swap) {
-      const iter = await consumer.consume({ max_messages: batchSize });
-      const onAbort = () => void iter.stop();
-      opts.signal?.addEventListener('abort', onAbort);
-      // Two batches in flight: one COPYs into its session's staging table while the other merges, so
-      // decoding (this thread) and merging (Postgres) overlap. Batches still commit in stream order.
-      const inflight: Promise<BatchOutcome>[] = [];
-      // The shadow checkpoint starts from nothing (0), also with --from-seq.
-      let previousLocked: Promise<number> = Promise.resolve(0);
-      const settle = async () => {
-        const out = await inflight.shift()!;
-        applied += out.applied;
-        shadowSeq = Math.max(shadowSeq, out.lastSeq);
-      };
-      let decoded: (Decoded | null)[] = [];
-      let seqs: number[] = [];
-      try {
-        for await (const m of iter) {
-          // Decode as messages arrive, and let I/O in now and then: the merge in flight sends its next
-          // statement only when this thread is free.
-          decoded.push(decodeJsMsg(m));
-          seqs.push(m.info.streamSequence);
-          if (seqs.length % 500 === 0) await new Promise<void>((r) => setImmediate(r));
-          const pending = m.info.pending;
-          if (seqs.length < batchSize && pending > 0) continue;
-          const batchDecoded = decoded;
-          const batchSeqs = seqs;
-          decoded = [];
-          seqs = [];
-          let locked!: (seq: number) => void;
-          let failed!: (err: unknown) => void;
-          const holdsLock = new Promise<number>((res, rej) => ((locked = res), (failed = rej)));
-          holdsLock.catch(() => undefined);
-          const batch = processBatch(pool, projection, batchDecoded, batchSeqs, {
-            tables: shadow, checkpointKey: shadowKey, partitions, pipelined: { after: previousLocked, locked },
-          });
-          batch.catch(failed);
-          previousLocked = holdsLock;
-          inflight.push(batch);
-          if (inflight.length >= 2) await settle();
-          if (pending > 0) {
-            opts.onProgress?.({ projection, seq: shadowSeq, applied, pending, eventsPerSecond: applied / Math.max(0.001, (Date.now() - t0) / 1000) });
-            continue;
-          }
-          while (inflight.length) await settle();
-          opts.onProgress?.({ projection, seq: shadowSeq, applied, pending, eventsPerSecond: applied / Math.max(0.001, (Date.now() - t0) / 1000) });
-          swap = await trySwap(pool, projection, shadowSeq);
-          if (swap) break;
-        }
-      } finally {
-        await Promise.allSettled(inflight);
-        opts.signal?.removeEventListener('abort', onAbort);
-        await iter.close().catch(() => undefined);
-      }
-      if (!swap) throw new Error(`replay of ${projection} aborted before the swap (live tables untouched)`);
+    let shadowSeq: number;
+    if (info.num_pending === 0) {
+      // Nothing to read: everything the stream holds lies before the start point.
+      shadowSeq = si.state.last_seq;
+      await inTransaction(pool, async (client) => {
+        for (const k of OWNED[projection]) await copyIndexes(client, LIVE[k] as string, shadow[k] as string);
+      });
+    } else {
+      const bulk = await bulkLoad(pool, consumer, projection, shadow, shadowKey, { upTo: si.state.last_seq, batchSize, signal: opts.signal, progress });
+      applied = bulk.applied;
+      shadowSeq = bulk.lastSeq;
     }
+    let swap = await trySwap(pool, projection, shadowSeq);
+    if (!swap) {
+      // The live consumer got ahead while the bulk load ran: catch up batch by batch, then swap.
+      const r = await catchUp(pool, js, n.eventsStream, projection, shadowSeq, { batchSize, signal: opts.signal, progress });
+      applied += r.applied;
+      shadowSeq = r.lastSeq;
+      swap = r.swap;
+    }
+    if (!swap) throw new Error(`replay of ${projection} aborted before the swap (live tables untouched)`);
     const seconds = (Date.now() - t0) / 1000;
-    return { projection, events: applied, lastSeq: shadowSeq, seconds, eventsPerSecond: applied / Math.max(seconds, 0.001), swap: swap! };
+    return { projection, events: applied, lastSeq: shadowSeq, seconds, eventsPerSecond: applied / Math.max(seconds, 0.001), swap };
   } finally {
     if (!opts.nc) await nc.close().catch(() => undefined);
     if (!opts.pool) await pool.end().catch(() => undefined);
   }
 }
 
+interface PhaseOptions {
+  batchSize: number;
+  signal?: AbortSignal;
+  progress(seq: number, pending: number): void;
+}
+
+/**
+ * The rebuild's first pass: every message up to `upTo` (the stream's end when the replay started) goes
+ * through one open COPY into an unlogged staging table, then one transaction builds the shadow tables
+ * from it set-based and writes the shadow checkpoint. Decoding (this thread) and COPY parsing (Postgres)
+ * overlap; no merge runs per batch. A failure leaves only shadow and staging tables, dropped on retry.
+ */
+async function bulkLoad(
+  pool: pg.Pool,
+  consumer: Consumer,
+  projection: ProjectionName,
+  shadow: Tables,
+  shadowKey: string,
+  o: PhaseOptions & { upTo: number },
+): Promise<{ applied: number; lastSeq: number }> {
+  const stage = `replay_stage_${projection}`;
+  let applied = 0;
+  let lastSeq = 0;
+  let reachedEnd = false;
+  try {
+    const client = await pool.connect();
+    let writer: StageWriter;
+    try {
+      writer = await StageWriter.open(client, stage);
+      const iter = await consumer.consume({ max_messages: o.batchSize });
+      const onAbort = () => void iter.stop();
+      o.signal?.addEventListener('abort', onAbort);
+      try {
+        for await (const m of iter) {
+          const d = decodeJsMsg(m);
+          if (d) {
+            const full = writer.write(d);
+            if (full) await full;
+            applied++;
+          }
+          lastSeq = m.info.streamSequence;
+          const pending = m.info.pending;
+          if (applied % 20_000 === 0) o.progress(lastSeq, pending);
+          if (pending === 0 || lastSeq >= o.upTo) {
+            reachedEnd = true;
+            break;
+          }
+        }
+      } finally {
+        o.signal?.removeEventListener('abort', onAbort);
+        await iter.close().catch(() => undefined);
+      }
+      await writer.end();
+    } finally {
+      client.release();
+    }
+    if (!reachedEnd) throw new Error(`replay of ${projection} aborted during the bulk load (live tables untouched)`);
+    await buildFromStage(pool, projection, shadow, stage, writer.facts);
+    await inTransaction(pool, async (client) => {
+      await lockCheckpoint(client, shadowKey);
+      await writeCheckpoint(client, shadowKey, lastSeq);
+    });
+    o.progress(lastSeq, 0);
+    return { applied, lastSeq };
+  } finally {
+    await pool.query(`drop table if exists ${q(stage)}`).catch(() => undefined);
+  }
+}
+
+/**
+ * Applies what arrived after the bulk load with the live merges, two batches in flight, until a swap
+ * succeeds (the live consumer may keep getting ahead under load).
+ */
+async function catchUp(
+  pool: pg.Pool,
+  js: JetStreamClient,
+  stream: string,
+  projection: ProjectionName,
+  fromSeq: number,
+  o: PhaseOptions,
+): Promise<{ applied: number; lastSeq: number; swap: 'rename' | 'copy' | null }> {
+  const shadow = shadowTables();
+  const shadowKey = `${projection}${SHADOW_SUFFIX}`;
+  const partitions = new PartitionCache(shadow.usageSample);
+  const consumer = await js.consumers.get(stream, { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: fromSeq + 1 });
+  let applied = 0;
+  let shadowSeq = fromSeq;
+  let swap: 'rename' | 'copy' | null = null;
+  const iter = await consumer.consume({ max_messages: o.batchSize });
+  const onAbort = () => void iter.stop();
+  o.signal?.addEventListener('abort', onAbort);
+  // Two batches in flight: one COPYs into its session's staging table while the other merges, so
+  // decoding (this thread) and merging (Postgres) overlap. Batches still commit in stream order.
+  const inflight: Promise<BatchOutcome>[] = [];
+  let previousLocked: Promise<number> = Promise.resolve(0);
+  const settle = async () => {
+    const out = await inflight.shift()!;
+    applied += out.applied;
+    shadowSeq = Math.max(shadowSeq, out.lastSeq);
+  };
+  let decoded: (Decoded | null)[] = [];
+  let seqs: number[] = [];
+  try {
+    for await (const m of iter) {
+      decoded.push(decodeJsMsg(m));
+      seqs.push(m.info.streamSequence);
+      // Let I/O in now and then: the merge in flight sends its next statement only when this thread is free.
+      if (seqs.length % 500 === 0) await new Promise<void>((r) => setImmediate(r));
+      const pending = m.info.pending;
+      if (seqs.length < o.batchSize && pending > 0) continue;
+      const batchDecoded = decoded;
+      const batchSeqs = seqs;
+      decoded = [];
+      seqs = [];
+      let locked!: (seq: number) => void;
+      let failed!: (err: unknown) => void;
+      const holdsLock = new Promise<number>((res, rej) => ((locked = res), (failed = rej)));
+      holdsLock.catch(() => undefined);
+      const batch = processBatch(pool, projection, batchDecoded, batchSeqs, {
+        tables: shadow, checkpointKey: shadowKey, partitions, pipelined: { after: previousLocked, locked },
+      });
+      batch.catch(failed);
+      previousLocked = holdsLock;
+      inflight.push(batch);
+      if (inflight.length >= 2) await settle();
+      if (pending > 0) {
+        o.progress(shadowSeq, pending);
+        continue;
+      }
+      while (inflight.length) await settle();
+      o.progress(shadowSeq, pending);
+      swap = await trySwap(pool, projection, shadowSeq);
+      if (swap) break;
+    }
+  } finally {
+    await Promise.allSettled(inflight);
+    o.signal?.removeEventListener('abort', onAbort);
+    await iter.close().catch(() => undefined);
+  }
+  return { applied, lastSeq: shadowSeq, swap };
+}
+
 /** Empty `<table>__shadow` copies of the projection's tables, with RLS like the live ones. */
-async function createShadow(pool: pg.Pool, projection: ProjectionName): Promise<void> {
+async function createShadow(pool: pg.Pool, projection: ProjectionName, o: { indexes: boolean }): Promise<void> {
   for (const k of OWNED[projection]) {
     const live = LIVE[k] as string;
     const sh = `${live}${SHADOW_SUFFIX}`;
     await pool.query(`drop table if exists ${q(sh)}`);
     const partitioned = live === LIVE.usageSample ? ' partition by range (started_at)' : '';
-    await pool.query(`create table ${q(sh)} (like ${q(live)} including all)${partitioned}`);
+    await pool.query(`create table ${q(sh)} (like ${q(live)} including all${o.indexes ? '' : ' excluding indexes'})${partitioned}`);
     if (ORG_READABLE.has(live)) {
       await pool.query(`alter table ${q(sh)} enable row level security`);
       await pool.query(`create policy org_isolation on ${q(sh)} to kaching_org_reader using (org_id = current_org()) with check (org_id = current_org())`);

@@ -4,7 +4,7 @@ import { ensureEventsStream } from '@kaching/contracts';
 import { loadConfig, replay, start, verifyProjections, type ProjectorHandle } from '@kaching/projector';
 import { isolatedEnv, type IsolatedEnv } from '../../test/support/isolation.js';
 import { publishMessages } from '../src/bench/generate.js';
-import { makeStream, seedDeployment, tableSnapshot, waitCaughtUp } from './helpers.js';
+import { expectedWinners, makeStream, seedDeployment, tableSnapshot, waitCaughtUp } from './helpers.js';
 
 const TABLES: Record<string, [string, string][]> = {
   raw: [['job', 'deployment_id, correlation_id'], ['usage_sample', 'deployment_id, correlation_id']],
@@ -83,6 +83,33 @@ describe('replay rebuilds each projection into shadow tables and swaps while rea
     const parts = await env.pool.query(`select count(*)::int as c from pg_inherits i join pg_class c on c.oid = i.inhrelid
       where i.inhparent = 'usage_sample'::regclass and c.relname !~ '^usage_sample_[0-9]{8}$'`);
     expect(parts.rows[0].c).toBe(0);
+  });
+
+  it('events appended while a replay runs (bulk load, then catch-up) are all in the swapped tables', async () => {
+    const nc = await env.nats();
+    const js = jetstream(nc);
+    const before = (await (await jetstreamManager(nc)).streams.info(env.names.eventsStream)).state.last_seq;
+    const extra = makeStream(env.names, { ...ids, jobs: 1200, seed: 8 });
+    // Published in small slices for longer than the replay takes, so the live consumer gets ahead of the shadow.
+    const publishing = (async () => {
+      for (let i = 0; i < extra.length; i += 60) {
+        await publishMessages(js, extra.slice(i, i + 60));
+        await new Promise((r) => setTimeout(r, 40));
+      }
+    })();
+    const r = await replay({ databaseUrl: env.databaseUrl, natsUrl: env.natsUrl, namespace: env.namespace, logLevel: 'warn' }, 'raw', { batchSize: 200 });
+    await publishing;
+    const last = (await (await jetstreamManager(nc)).streams.info(env.names.eventsStream)).state.last_seq;
+    expect(r.lastSeq).toBeGreaterThan(before);
+    await waitCaughtUp(env.pool, last);
+    const jobs = await env.pool.query<{ c: number }>(`select count(*)::int as c from job where revision <> ''`);
+    const samples = await env.pool.query<{ c: number }>(`select count(distinct correlation_id)::int as c from usage_sample`);
+    expect(jobs.rows[0]!.c).toBe(samples.rows[0]!.c);
+    const extraWinners = expectedWinners(extra);
+    const stored = await env.pool.query<{ correlation_id: string; revision: string }>(
+      'select correlation_id, revision from job where correlation_id = any($1)', [[...extraWinners.keys()]]);
+    expect(new Map(stored.rows.map((x) => [x.correlation_id, x.revision]))).toEqual(new Map([...extraWinners].map(([k, v]) => [k, v.revision])));
+    expect(await verifyProjections(env.pool)).toEqual([]);
   });
 
   it('replay --from-seq rebuilds from that point only', async () => {

@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import type { Tables } from '../db/tables.js';
-import { q } from './common.js';
+import { q, type BuildStep } from './common.js';
 
 /**
  * concurrency: each identity occupies the minutes [minute(started_at), minute(projector_job_end(...))]
@@ -79,6 +79,9 @@ export function concurrencyMerge(t: Tables, opts: { writePeak: boolean }): strin
             and c.minute < (k.day + 1)::timestamp at time zone 'UTC'), 0)
       from (select distinct on (deployment_id, day) deployment_id, org_id, (minute at time zone 'UTC')::date as day from cc_d) k
       on conflict (deployment_id, day) do update set orchestration_peak_concurrency = excluded.orchestration_peak_concurrency`);
+    // A day that has neither jobs nor a peak any more holds only zeros (see rollupsMerge).
+    sql.push(`delete from ${q(t.daily)} x using (select distinct deployment_id, (minute at time zone 'UTC')::date as day from cc_d) k
+      where x.deployment_id = k.deployment_id and x.day = k.day and x.jobs = 0 and x.orchestration_peak_concurrency = 0`);
   }
   return sql;
 }
@@ -94,4 +97,38 @@ export async function recomputeAllPeaks(client: pg.ClientBase, concurrencyTable:
   await client.query(`update ${d} x set orchestration_peak_concurrency = 0 where orchestration_peak_concurrency <> 0
     and not exists (select 1 from ${cm} c where c.deployment_id = x.deployment_id
       and c.minute >= x.day::timestamp at time zone 'UTC' and c.minute < (x.day + 1)::timestamp at time zone 'UTC')`);
+}
+
+/**
+ * concurrency, rebuilt from a whole staged stream at once (replay): each identity's interval from its
+ * winning revision (table `win`) and its heartbeats, then jobs running per minute from
+ * interval boundaries — what concurrencyMerge reaches batch by batch. The swap recomputes the daily peaks.
+ */
+export function concurrencyBuild(t: Tables, stage: string, win: string): BuildStep[] {
+  const st = q(t.concurrencyJob);
+  return [{ indexes: ['concurrencyJob', 'concurrency'], sql: [
+    `insert into ${st} (deployment_id, correlation_id, org_id, revision, started_at, ended_at, status, heartbeat_at,
+        from_minute, to_minute)
+      with h as (
+        select deployment_id, correlation_id, (array_agg(org_id order by seq))[1] as org_id, min(started_at) as started_at,
+          max(observed_at) as hb
+        from ${q(stage)} where kind = 'job_status' group by deployment_id, correlation_id),
+      n as (
+        select coalesce(w.deployment_id, h.deployment_id) as deployment_id, coalesce(w.correlation_id, h.correlation_id) as correlation_id,
+          coalesce(w.org_id, h.org_id) as org_id, coalesce(w.revision, '') as revision,
+          coalesce(w.started_at, h.started_at) as started_at, w.ended_at, coalesce(w.status, 'running') as status, h.hb as heartbeat_at
+        from ${q(win)} w full join h on h.deployment_id = w.deployment_id and h.correlation_id = w.correlation_id)
+      select n.*, date_trunc('minute', started_at, 'UTC'),
+        date_trunc('minute', projector_job_end(started_at, ended_at, status, heartbeat_at), 'UTC')
+      from n`,
+    `insert into ${q(t.concurrency)} (deployment_id, minute, org_id, jobs_running)
+      with b as (
+        select deployment_id, org_id, from_minute as m, 1 as d from ${st}
+        union all select deployment_id, org_id, to_minute + interval '1 minute', -1 from ${st}),
+      p as (select deployment_id, org_id, m, sum(d) as d from b group by deployment_id, org_id, m having sum(d) <> 0),
+      r as (select deployment_id, org_id, m, lead(m) over w as next, sum(d) over w as level
+        from p window w as (partition by deployment_id, org_id order by m))
+      select deployment_id, generate_series(m, next - interval '1 minute', interval '1 minute'), org_id, level::int
+      from r where level <> 0`,
+  ] }];
 }

@@ -1,5 +1,5 @@
 import type { Tables } from '../db/tables.js';
-import { q } from './common.js';
+import { q, type BuildStep } from './common.js';
 
 const SUMS = ['cpu_seconds', 'gpu_seconds', 'disk_io_mb', 'net_in_mb', 'net_out_mb', 'context_reads', 'context_writes',
   'context_bytes_read', 'context_bytes_written', 'model_tokens_in', 'model_tokens_out'] as const;
@@ -91,5 +91,54 @@ export function rollupsMerge(t: Tables): string[] {
     from agg where x.deployment_id = agg.deployment_id and x.day = agg.day`);
   sql.push(`delete from ${mem} m using rl_md d where m.deployment_id = d.deployment_id and m.day = d.day
     and m.kind = d.kind and m.member_id = d.member_id and m.refs = 0`);
+  // A bucket every job left (a revision moved them) holds only zeros: drop it, so the tables do not depend
+  // on where batch boundaries fell (a rebuild never creates such rows). A day keeps a concurrency peak.
+  sql.push(`delete from ${hourly} h using (select distinct deployment_id, bucket_start, agent_type from rl_d where sign < 0) k
+    where h.deployment_id = k.deployment_id and h.bucket_start = k.bucket_start and h.agent_type = k.agent_type and h.jobs = 0`);
+  sql.push(`delete from ${daily} x using (select distinct deployment_id, day from rl_d where sign < 0) k
+    where x.deployment_id = k.deployment_id and x.day = k.day and x.jobs = 0 and x.orchestration_peak_concurrency = 0`);
   return sql;
+}
+
+/**
+ * rollups, rebuilt from a whole staged stream at once (replay): state from each identity's winning revision
+ * (table `win`), and hourly/daily sums and per-day members from the same rows — what rollupsMerge reaches
+ * batch by batch. orchestration_peak_concurrency stays 0 (the swap recomputes it).
+ */
+export function rollupsBuild(t: Tables, win: string): BuildStep[] {
+  const bucket = `date_trunc('hour', coalesce(ended_at, started_at), 'UTC')`;
+  const day = `(${bucket} at time zone 'UTC')::date`;
+  const cast = (m: string) => `${m}::${NUM_TYPES[m]}`;
+  const sums = SUMS.map((m) => `sum(${cast(m)})`).join(', ');
+  const jobs = `count(*), count(*) filter (where status = 'succeeded'), count(*) filter (where status = 'failed')`;
+  const w = q(win);
+  return [
+    {
+      indexes: ['rollupJob'],
+      sql: [
+        `insert into ${q(t.rollupJob)} (deployment_id, correlation_id, org_id, revision, bucket_start, day, agent_type, agent_id,
+            node_id, status, ${METRICS.join(', ')})
+          select deployment_id, correlation_id, org_id, revision, ${bucket}, ${day}, agent_type, agent_id, node_id, status,
+            ${METRICS.map(cast).join(', ')}
+          from ${w}`,
+      ],
+    },
+    {
+      indexes: ['hourly', 'daily', 'rollupMember'],
+      sql: [
+        `insert into ${q(t.hourly)} (deployment_id, bucket_start, agent_type, org_id, ${SUMS.join(', ')}, ram_mb_peak, jobs,
+            jobs_succeeded, jobs_failed)
+          select deployment_id, ${bucket}, agent_type, org_id, ${sums}, max(${cast('ram_mb_peak')}), ${jobs}
+          from ${w} group by deployment_id, ${bucket}, agent_type, org_id`,
+        `insert into ${q(t.daily)} (deployment_id, day, org_id, ${SUMS.join(', ')}, jobs, jobs_succeeded, jobs_failed,
+            seats_active, nodes_active)
+          select deployment_id, ${day}, org_id, ${sums}, ${jobs}, count(distinct agent_id), count(distinct node_id)
+          from ${w} group by deployment_id, ${day}, org_id`,
+        `insert into ${q(t.rollupMember)} (deployment_id, day, kind, member_id, refs)
+          select deployment_id, ${day}, 'agent', agent_id, count(*) from ${w} group by deployment_id, ${day}, agent_id
+          union all
+          select deployment_id, ${day}, 'node', node_id, count(*) from ${w} group by deployment_id, ${day}, node_id`,
+      ],
+    },
+  ];
 }

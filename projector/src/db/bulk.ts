@@ -1,0 +1,127 @@
+import type pg from 'pg';
+import copyStreams from 'pg-copy-streams';
+import { inTransaction, type ProjectionName } from '@kaching/contracts';
+import { copyLine, stageRow, STAGE_COLUMNS, STAGE_DDL, Sightings, type Decoded } from '../records.js';
+import { rawBuild, sightingUpserts } from '../projections/raw.js';
+import { rollupsBuild } from '../projections/rollups.js';
+import { concurrencyBuild } from '../projections/concurrency.js';
+import { q, type BuildStep } from '../projections/common.js';
+import { ensurePartitions, utcDay } from './partitions.js';
+import { LIVE, type Tables } from './tables.js';
+
+const CHUNK_BYTES = 256 * 1024;
+
+/**
+ * One COPY that stays open for a whole rebuild: every message's staging row goes into an unlogged table
+ * without indexes, at close to raw COPY speed. Nothing is merged per batch; buildFromStage does it once.
+ */
+export class StageWriter {
+  private buf = '';
+  private readonly sink: ReturnType<typeof copyStreams.from>;
+  private readonly done: Promise<void>;
+  private failure: Error | null = null;
+  rows = 0;
+  readonly facts: StageFacts = { days: new Set(), sightings: new Sightings() };
+
+  private constructor(client: pg.ClientBase, readonly table: string) {
+    this.sink = client.query(copyStreams.from(`copy ${q(table)} (${STAGE_COLUMNS.join(', ')}) from stdin`));
+    this.done = new Promise<void>((resolve, reject) => {
+      this.sink.on('finish', resolve);
+      this.sink.on('error', (err: Error) => {
+        this.failure = err;
+        reject(err);
+      });
+    });
+    this.done.catch(() => undefined);
+  }
+
+  /** (Re)creates the unlogged staging table `table` and opens the COPY into it. */
+  static async open(client: pg.ClientBase, table: string): Promise<StageWriter> {
+    await client.query(`drop table if exists ${q(table)}`);
+    await client.query(STAGE_DDL.replace('create temp table if not exists stg_events', `create unlogged table ${q(table)}`).replace(' on commit delete rows', ''));
+    return new StageWriter(client, table);
+  }
+
+  /** Adds one row; resolves at once unless Postgres is behind (then when it has taken the buffer). */
+  write(d: Decoded): Promise<void> | undefined {
+    if (this.failure) throw this.failure;
+    this.buf += copyLine(stageRow(d));
+    this.rows++;
+    this.facts.sightings.add(d);
+    if (d.record.kind === 'usage') this.facts.days.add(utcDay(d.record.usage.job.started_at));
+    if (this.buf.length < CHUNK_BYTES) return undefined;
+    const ok = this.sink.write(this.buf);
+    this.buf = '';
+    return ok ? undefined : new Promise<void>((resolve) => this.sink.once('drain', resolve));
+  }
+
+  async end(): Promise<void> {
+    this.sink.end(this.buf);
+    this.buf = '';
+    await this.done;
+  }
+}
+
+/** What the JS side gathers while staging: the days usage_sample needs partitions for, node/agent sightings. */
+export interface StageFacts {
+  days: Set<string>;
+  sightings: Sightings;
+}
+
+/**
+ * Builds one projection's (empty, index-less) shadow tables from a staged stream: first each identity's
+ * winning revision (highest revision key in byte order, ties to the earlier message — the order the live
+ * merges use), then the projection's build steps side by side on their own connections (this thread has
+ * nothing to do meanwhile; Postgres gets both cores). Each step then gives its tables the live tables'
+ * indexes: bulk inserts and index builds beat index maintenance row by row. The shadow tables are thrown
+ * away if anything fails, so the steps need not share one transaction.
+ */
+export async function buildFromStage(pool: pg.Pool, projection: ProjectionName, t: Tables, stage: string, facts: StageFacts): Promise<void> {
+  const win = `${stage}_win`;
+  try {
+    await pool.query(`drop table if exists ${q(win)}`);
+    await pool.query(`set work_mem = '256MB'; create unlogged table ${q(win)} as
+      select distinct on (deployment_id, correlation_id) * from ${q(stage)} where kind = 'usage'
+      order by deployment_id, correlation_id, revision collate "C" desc, seq asc; reset work_mem`);
+    if (projection === 'raw') for (const d of [...facts.days].sort()) await ensurePartitions(pool, t.usageSample, d, 1);
+    const steps = projection === 'raw' ? rawBuild(t, stage, win) : projection === 'rollups' ? rollupsBuild(t, win) : concurrencyBuild(t, stage, win);
+    await Promise.all(steps.map((step) => runStep(pool, t, step)));
+    if (projection === 'raw') {
+      // node/agent are not replayed tables: the same idempotent upserts as the live merge.
+      const upserts = sightingUpserts(facts.sightings.result());
+      if (upserts.length) await inTransaction(pool, async (client) => void (await client.query(upserts.join(';\n'))));
+    }
+  } finally {
+    await pool.query(`drop table if exists ${q(win)}`).catch(() => undefined);
+  }
+}
+
+async function runStep(pool: pg.Pool, t: Tables, step: BuildStep): Promise<void> {
+  await inTransaction(pool, async (client) => {
+    // Shadow tables are thrown away when a replay fails: no need to wait for the WAL flush.
+    await client.query(`set local synchronous_commit = off; set local work_mem = '256MB'; set local maintenance_work_mem = '512MB'`);
+    for (const statement of step.sql) await client.query(statement);
+    for (const k of step.indexes) await copyIndexes(client, LIVE[k] as string, t[k] as string);
+  });
+}
+
+/** Creates on `target` the indexes and primary/unique keys `source` has. */
+export async function copyIndexes(client: pg.ClientBase, source: string, target: string): Promise<void> {
+  const keys = await client.query<{ def: string }>(
+    `select pg_get_constraintdef(oid) as def from pg_constraint
+     where conrelid = to_regclass(quote_ident(current_schema()) || '.' || $1) and contype in ('p', 'u')`,
+    [source],
+  );
+  for (const { def } of keys.rows) await client.query(`alter table ${q(target)} add ${def}`);
+  const indexes = await client.query<{ def: string }>(
+    `select pg_get_indexdef(i.indexrelid) as def from pg_index i
+     where i.indrelid = to_regclass(quote_ident(current_schema()) || '.' || $1)
+       and not exists (select 1 from pg_constraint c where c.conindid = i.indexrelid)`,
+    [source],
+  );
+  for (const { def } of indexes.rows) {
+    const using = / USING .*$/.exec(def)?.[0];
+    if (!using) throw new Error(`cannot copy index of ${source}: ${def}`);
+    await client.query(`create ${def.startsWith('CREATE UNIQUE') ? 'unique ' : ''}index on ${q(target)}${using}`);
+  }
+}
