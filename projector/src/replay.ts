@@ -4,7 +4,7 @@ import type pg from 'pg';
 import { createPool, inTransaction, names as namesOf, type BaseConfig, type ProjectionName } from '@kaching/contracts';
 import { lockCheckpoint, writeCheckpoint } from './db/batch.js';
 import { PartitionCache, ensurePartitions, utcDay } from './db/partitions.js';
-import { StageWriter, buildFromStage, copyIndexes } from './db/bulk.js';
+import { StageWriter, buildFromStage, copyIndexes, type StageFacts } from './db/bulk.js';
 import { LIVE, ORG_READABLE, OWNED, SHADOW_SUFFIX, shadowTables, type Tables } from './db/tables.js';
 import { decodeJsMsg, hardenPool, processBatch, type BatchOutcome } from './processor.js';
 import { recomputeAllPeaks } from './projections/concurrency.js';
@@ -125,23 +125,21 @@ async function bulkLoad(
   let reachedEnd = false;
   try {
     const client = await pool.connect();
-    let writer: StageWriter;
+    let facts: StageFacts;
+    let clean = false;
     try {
-      writer = await StageWriter.open(client, stage);
+      const writer = await StageWriter.open(client, stage);
       const iter = await consumer.consume({ max_messages: o.batchSize });
       const onAbort = () => void iter.stop();
       o.signal?.addEventListener('abort', onAbort);
+      let received = 0;
       try {
         for await (const m of iter) {
-          const d = decodeJsMsg(m);
-          if (d) {
-            const full = writer.write(d);
-            if (full) await full;
-            applied++;
-          }
+          const full = writer.add(m);
+          if (full) await full;
           lastSeq = m.info.streamSequence;
           const pending = m.info.pending;
-          if (applied % 20_000 === 0) o.progress(lastSeq, pending);
+          if (++received % 20_000 === 0) o.progress(lastSeq, pending);
           if (pending === 0 || lastSeq >= o.upTo) {
             reachedEnd = true;
             break;
@@ -151,12 +149,15 @@ async function bulkLoad(
         o.signal?.removeEventListener('abort', onAbort);
         await iter.close().catch(() => undefined);
       }
-      await writer.end();
+      if (!reachedEnd) throw new Error(`replay of ${projection} aborted during the bulk load (live tables untouched)`);
+      facts = await writer.end();
+      clean = true;
     } finally {
-      client.release();
+      // A connection left in the middle of a COPY is closed, not reused.
+      client.release(!clean);
     }
-    if (!reachedEnd) throw new Error(`replay of ${projection} aborted during the bulk load (live tables untouched)`);
-    await buildFromStage(pool, projection, shadow, stage, writer.facts);
+    applied = facts.rows;
+    await buildFromStage(pool, projection, shadow, stage, facts);
     await inTransaction(pool, async (client) => {
       await lockCheckpoint(client, shadowKey);
       await writeCheckpoint(client, shadowKey, lastSeq);
