@@ -78,6 +78,7 @@ export function concurrencyMerge(t: Tables, opts: { writePeak: boolean }): strin
           where c.deployment_id = k.deployment_id and c.minute >= k.day::timestamp at time zone 'UTC'
             and c.minute < (k.day + 1)::timestamp at time zone 'UTC'), 0)
       from (select distinct on (deployment_id, day) deployment_id, org_id, (minute at time zone 'UTC')::date as day from cc_d) k
+      order by k.deployment_id, k.day -- the rollups projection writes these rows too: lock them in one order
       on conflict (deployment_id, day) do update set orchestration_peak_concurrency = excluded.orchestration_peak_concurrency`);
     // A day that has neither jobs nor a peak any more holds only zeros (see rollupsMerge).
     sql.push(`delete from ${q(t.daily)} x using (select distinct deployment_id, (minute at time zone 'UTC')::date as day from cc_d) k

@@ -66,6 +66,7 @@ export function rollupsMerge(t: Tables): string[] {
   sql.push(`insert into ${daily} as x (deployment_id, day, org_id, ${SUMS.join(', ')}, jobs, jobs_succeeded, jobs_failed)
     select deployment_id, day, org_id, ${sumSel}, ${jobSel}
     from rl_d group by deployment_id, day, org_id
+    order by deployment_id, day -- the concurrency projection writes these rows too: lock them in one order
     on conflict (deployment_id, day) do update set ${addSet}`);
   // Distinct agents/nodes per day: reference counts; a member going 0 -> n or n -> 0 moves the count.
   sql.push(`create temp table rl_md on commit drop as
