@@ -1,9 +1,19 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
+import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { createPool, cryptoReady, migrate, type BaseConfig } from '@kaching/contracts';
 import { loadConfig as ingestConfig, seedBenchDeployment, signedUsage, start as startIngest } from '@kaching/ingest';
 import { loadConfig as projectorConfig, start as startProjector } from '@kaching/projector';
 
 const CATCH_UP_MS = 120_000;
+const KACHING_BIN = fileURLToPath(new URL('../../../deploy/bin/kaching.mjs', import.meta.url));
+
+/**
+ * Where ingest and the projector run: in the bench's own process (as `kaching up` runs them, one JS
+ * thread for everything), or each in a process of its own (the kaching@ingest / kaching@projector units).
+ */
+export type Topology = 'one-process' | 'per-service';
 
 export interface EventToRollupOptions {
   /** A namespace and database of its own: the run writes data. */
@@ -13,10 +23,12 @@ export interface EventToRollupOptions {
   seconds: number;
   /** Events per HTTP batch (an agent fleet's SDK flushes small batches often). */
   batchSize?: number;
+  topology?: Topology;
   progress?(line: string): void;
 }
 
 export interface EventToRollupResult {
+  topology: Topology;
   offeredPerSecond: number;
   /** Events acknowledged by ingest divided by the time it took to send them. */
   achievedPerSecond: number;
@@ -45,8 +57,9 @@ export async function benchEventToRollup(o: EventToRollupOptions): Promise<Event
   await cryptoReady();
   const pool = createPool({ databaseUrl: o.config.databaseUrl, namespace: o.config.namespace, max: 2 });
   const env = { ...process.env, DATABASE_URL: o.config.databaseUrl, KACHING_NAMESPACE: o.config.namespace, NATS_URL: o.config.natsUrl };
-  const ingest = await startIngest({ ...ingestConfig(env), port: 0, host: '127.0.0.1', rateLimitPerSec: 0 });
-  const projector = await startProjector({ ...projectorConfig(env), port: 0, host: '127.0.0.1' });
+  const topology = o.topology ?? 'one-process';
+  const services = topology === 'one-process' ? await inProcess(env) : await perProcess(env);
+  const ingest = { url: services.ingestUrl };
   try {
     const dep = await seedBenchDeployment(pool);
     o.progress?.(`signing ${batches * size} events`);
@@ -115,6 +128,7 @@ export async function benchEventToRollup(o: EventToRollupOptions): Promise<Event
       return Math.round(s[Math.min(s.length - 1, Math.floor(p * s.length))] ?? 0);
     };
     return {
+      topology,
       offeredPerSecond: o.rate,
       achievedPerSecond: Math.round((batches * size * 1000) / sendMs),
       events: batches * size,
@@ -125,8 +139,71 @@ export async function benchEventToRollup(o: EventToRollupOptions): Promise<Event
       ackP99Ms: q(acks, 0.99),
     };
   } finally {
-    await projector.close();
-    await ingest.close();
+    await services.close();
     await pool.end();
   }
+}
+
+interface Services {
+  ingestUrl: string;
+  close(): Promise<void>;
+}
+
+async function inProcess(env: NodeJS.ProcessEnv): Promise<Services> {
+  const ingest = await startIngest({ ...ingestConfig(env), port: 0, host: '127.0.0.1', rateLimitPerSec: 0 });
+  const projector = await startProjector({ ...projectorConfig(env), port: 0, host: '127.0.0.1' });
+  return {
+    ingestUrl: ingest.url,
+    async close() {
+      await projector.close();
+      await ingest.close();
+    },
+  };
+}
+
+/** `kaching ingest` and `kaching projector` as child processes; ready once both answer /readyz. */
+async function perProcess(env: NodeJS.ProcessEnv): Promise<Services> {
+  const ingestPort = await freePort();
+  const projectorPort = await freePort();
+  const childEnv = {
+    ...env, INGEST_PORT: String(ingestPort), INGEST_HOST: '127.0.0.1', INGEST_RATE_LIMIT_PER_S: '0',
+    PROJECTOR_PORT: String(projectorPort), PROJECTOR_HOST: '127.0.0.1', LOG_LEVEL: 'warn',
+  };
+  let stderr = '';
+  const children: ChildProcess[] = ['ingest', 'projector'].map((cmd) => {
+    const c = spawn(process.execPath, [KACHING_BIN, cmd], { env: childEnv, stdio: ['ignore', 'ignore', 'pipe'] });
+    c.stderr!.on('data', (b: Buffer) => (stderr = (stderr + b.toString()).slice(-2000)));
+    return c;
+  });
+  const close = async () => {
+    await Promise.all(children.map((c) => new Promise<void>((resolve) => {
+      if (c.exitCode !== null || c.signalCode !== null) return resolve();
+      c.once('exit', () => resolve());
+      c.kill('SIGTERM');
+    })));
+  };
+  const ingestUrl = `http://127.0.0.1:${ingestPort}`;
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const ready = await Promise.all([ingestUrl, `http://127.0.0.1:${projectorPort}`].map((u) => fetch(`${u}/readyz`).then((r) => r.ok, () => false)));
+    if (ready.every(Boolean)) break;
+    const exited = children.find((c) => c.exitCode !== null);
+    if (exited || Date.now() > deadline) {
+      await close();
+      throw new Error(`${exited ? `a service exited with ${exited.exitCode}` : 'services not ready within 30 s'}: ${stderr}`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return { ingestUrl, close };
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const address = srv.address();
+      srv.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
+    });
+  });
 }

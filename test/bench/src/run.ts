@@ -80,11 +80,13 @@ export async function runBench(plan: BenchPlan, progress: (line: string) => void
     raw.replay = rep;
 
     const rollup: EventToRollupResult[] = [];
-    for (const rate of plan.rollupRates) {
-      progress(`event-to-rollup latency at ${rate} events/s offered`);
-      const ns = `br${rate}${suffix}`;
-      rollup.push(await benchEventToRollup({ config: cfg(ns), rate, seconds: plan.rollupSeconds, progress }));
-      await dropStream(base.natsUrl, ns);
+    for (const topology of ['one-process', 'per-service'] as const) {
+      for (const rate of plan.rollupRates) {
+        progress(`event-to-rollup latency at ${rate} events/s offered, ${topology}`);
+        const ns = `br${rate}${topology === 'one-process' ? 'a' : 'b'}${suffix}`;
+        rollup.push(await benchEventToRollup({ config: cfg(ns), rate, seconds: plan.rollupSeconds, topology, progress }));
+        await dropStream(base.natsUrl, ns);
+      }
     }
     raw.eventToRollup = rollup;
 
@@ -135,7 +137,7 @@ export async function runBench(plan: BenchPlan, progress: (line: string) => void
         target: p === 'raw' ? '≥ 30k/s, ≥ 0.4×' : undefined,
       })),
       ...rollup.map((r) => ({
-        figure: `event-to-rollup latency (batch send → rollup committed), ${f(r.offeredPerSecond)} events/s offered in ${r.batchSize}-event batches, projector and ingest in one process`,
+        figure: `event-to-rollup latency (batch send → rollup committed), ${f(r.offeredPerSecond)} events/s offered in ${r.batchSize}-event batches, ${r.topology === 'one-process' ? 'ingest and projector in the bench process (as kaching up runs them)' : 'ingest and projector each in its own process (kaching@ units)'}`,
         value: `p50 ${f(r.p50Ms)} ms, p99 ${f(r.p99Ms)} ms; ingest took ${f(r.achievedPerSecond)} events/s (ack p99 ${f(r.ackP99Ms)} ms)`,
         target: r.offeredPerSecond === 5_000 ? 'p99 < 2 s at 5k/s' : undefined,
       })),
