@@ -1,7 +1,7 @@
 // @kaching/projector — durable consumers that project the events stream into Postgres; replay and verify.
 export { loadConfig, type ProjectorConfig } from './config.js';
 export { start, type ProjectorHandle } from './service.js';
-export { replay, type ReplayOptions, type ReplayResult, type ReplayProgress } from './replay.js';
+export { replay, replayLockKey, type ReplayOptions, type ReplayResult, type ReplayProgress } from './replay.js';
 export { verifyProjections, type ProjectionDifference } from './verify.js';
 export { collectStatus, formatStatus, type ProjectorStatus } from './status.js';
 export { maintainPartitions } from './maintenance.js';

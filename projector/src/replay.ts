@@ -1,7 +1,7 @@
 import { DeliverPolicy, jetstream, jetstreamManager, type Consumer, type JetStreamClient } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import type pg from 'pg';
-import { createPool, inTransaction, names as namesOf, type BaseConfig, type ProjectionName } from '@kaching/contracts';
+import { createPool, inTransaction, KachingError, names as namesOf, type BaseConfig, type ProjectionName } from '@kaching/contracts';
 import { lockCheckpoint, writeCheckpoint } from './db/batch.js';
 import { PartitionCache, ensurePartitions, utcDay } from './db/partitions.js';
 import { StageWriter, buildFromStage, copyIndexes, type StageFacts } from './db/bulk.js';
@@ -49,8 +49,28 @@ export interface ReplayResult {
  */
 export async function replay(config: BaseConfig, projection: ProjectionName, opts: ReplayOptions = {}): Promise<ReplayResult> {
   const n = namesOf(config.namespace);
-  const pool = opts.pool ?? hardenPool(createPool({ databaseUrl: config.databaseUrl, namespace: config.namespace, max: 3, applicationName: 'kaching-replay' }));
-  const nc = opts.nc ?? (await connect({ servers: config.natsUrl, name: 'kaching-replay' }));
+  const pool = opts.pool ?? hardenPool(createPool({ databaseUrl: config.databaseUrl, namespace: config.namespace, max: 4, applicationName: 'kaching-replay' }));
+  // One replay per projection at a time: a second would drop the first one's shadow and staging tables.
+  // A session lock, so a replay that dies (even kill -9) releases it with its connection.
+  const lockKey = replayLockKey(config.namespace, projection);
+  const lock = await pool.connect();
+  const got = await lock.query<{ ok: boolean }>('select pg_try_advisory_lock(hashtext($1)) as ok', [lockKey]).catch((err) => {
+    lock.release(true);
+    throw err;
+  });
+  if (!got.rows[0]?.ok) {
+    lock.release();
+    if (!opts.pool) await pool.end().catch(() => undefined);
+    throw new KachingError('CONFLICT', { message: `a replay of ${projection} is already running in namespace ${config.namespace}` });
+  }
+  const unlock = async () => {
+    await lock.query('select pg_advisory_unlock(hashtext($1))', [lockKey]).then(() => lock.release(), () => lock.release(true));
+  };
+  const nc = await (opts.nc ? Promise.resolve(opts.nc) : connect({ servers: config.natsUrl, name: 'kaching-replay' })).catch(async (err) => {
+    await unlock();
+    if (!opts.pool) await pool.end().catch(() => undefined);
+    throw err;
+  });
   const shadow = shadowTables();
   const shadowKey = `${projection}${SHADOW_SUFFIX}`;
   const batchSize = opts.batchSize ?? 10_000;
@@ -94,9 +114,15 @@ export async function replay(config: BaseConfig, projection: ProjectionName, opt
     const seconds = (Date.now() - t0) / 1000;
     return { projection, events: applied, lastSeq: shadowSeq, seconds, eventsPerSecond: applied / Math.max(seconds, 0.001), swap };
   } finally {
+    await unlock();
     if (!opts.nc) await nc.close().catch(() => undefined);
     if (!opts.pool) await pool.end().catch(() => undefined);
   }
+}
+
+/** The advisory lock a replay of `projection` holds for its whole run (text hashed with hashtext()). */
+export function replayLockKey(namespace: string, projection: ProjectionName): string {
+  return `kaching:replay:${namespace}:${projection}`;
 }
 
 interface PhaseOptions {

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { ensureEventsStream } from '@kaching/contracts';
-import { loadConfig, replay, start, verifyProjections, type ProjectorHandle } from '@kaching/projector';
+import { loadConfig, replay, replayLockKey, start, verifyProjections, type ProjectorHandle } from '@kaching/projector';
 import { isolatedEnv, type IsolatedEnv } from '../../test/support/isolation.js';
 import { publishMessages } from '../src/bench/generate.js';
 import { expectedWinners, makeStream, seedDeployment, tableSnapshot, waitCaughtUp } from './helpers.js';
@@ -109,6 +109,23 @@ describe('replay rebuilds each projection into shadow tables and swaps while rea
     const stored = await env.pool.query<{ correlation_id: string; revision: string }>(
       'select correlation_id, revision from job where correlation_id = any($1)', [[...extraWinners.keys()]]);
     expect(new Map(stored.rows.map((x) => [x.correlation_id, x.revision]))).toEqual(new Map([...extraWinners].map(([k, v]) => [k, v.revision])));
+    expect(await verifyProjections(env.pool)).toEqual([]);
+  });
+
+  it('a second replay of the same projection is refused while one runs (CONFLICT), and runs once it ended', async () => {
+    // Holds the lock a running replay of rollups holds, from another session.
+    const holder = await env.pool.connect();
+    const cfg = { databaseUrl: env.databaseUrl, natsUrl: env.natsUrl, namespace: env.namespace, logLevel: 'warn' as const };
+    try {
+      await holder.query('select pg_advisory_lock(hashtext($1))', [replayLockKey(env.namespace, 'rollups')]);
+      await expect(replay(cfg, 'rollups')).rejects.toMatchObject({ code: 'CONFLICT', message: expect.stringContaining('already running') });
+      // another projection is not blocked
+      expect((await replay(cfg, 'concurrency')).swap).toBe('rename');
+    } finally {
+      await holder.query('select pg_advisory_unlock_all()');
+      holder.release();
+    }
+    expect((await replay(cfg, 'rollups')).swap).toBe('rename');
     expect(await verifyProjections(env.pool)).toEqual([]);
   });
 
