@@ -80,6 +80,7 @@ interface Job {
 }
 
 const MAX_JOB = 512;
+const EARLY_JOB = 32;
 
 export class Verifier {
   private workers: Slot[] = [];
@@ -112,7 +113,10 @@ export class Verifier {
     if (this.workers.length === 0 || this.closed) return Promise.resolve(this.verifyInline(sig, msg, pk));
     return new Promise((resolve, reject) => {
       this.queue.push({ pk, sig, msg, resolve, reject });
-      this.schedule();
+      // A batch's events reach here one by one as they are canonicalised: hand a worker the first
+      // EARLY_JOB at once, so it verifies while this thread prepares the rest.
+      if (this.queue.length >= EARLY_JOB) this.flush();
+      else this.schedule();
     });
   }
 
