@@ -25,6 +25,8 @@ export interface ReplayOptions {
 
 export interface ReplayProgress {
   projection: ProjectionName;
+  /** load: staging the stream; build: building the shadow tables from it; catch-up: applying what came since. */
+  phase: 'load' | 'build' | 'catch-up';
   seq: number;
   applied: number;
   pending: number;
@@ -76,8 +78,11 @@ export async function replay(config: BaseConfig, projection: ProjectionName, opt
   const batchSize = opts.batchSize ?? 10_000;
   const t0 = Date.now();
   let applied = 0;
-  const progress = (seq: number, pending: number) =>
-    opts.onProgress?.({ projection, seq, applied, pending, eventsPerSecond: applied / Math.max(0.001, (Date.now() - t0) / 1000) });
+  // `done` counts this phase's events; the catch-up's add to the bulk load's.
+  const progress = (phase: ReplayProgress['phase'], seq: number, pending: number, done: number) => {
+    const total = phase === 'catch-up' ? applied + done : done;
+    opts.onProgress?.({ projection, phase, seq, applied: total, pending, eventsPerSecond: total / Math.max(0.001, (Date.now() - t0) / 1000) });
+  };
   try {
     // Index-less: the bulk load builds the indexes once its rows are in.
     await createShadow(pool, projection, { indexes: false });
@@ -132,7 +137,7 @@ const BULK_PULL_MESSAGES = 50_000;
 interface PhaseOptions {
   batchSize: number;
   signal?: AbortSignal;
-  progress(seq: number, pending: number): void;
+  progress(phase: ReplayProgress['phase'], seq: number, pending: number, done: number): void;
 }
 
 /**
@@ -169,7 +174,7 @@ async function bulkLoad(
           if (full) await full;
           lastSeq = m.info.streamSequence;
           const pending = m.info.pending;
-          if (++received % 20_000 === 0) o.progress(lastSeq, pending);
+          if (++received % 20_000 === 0) o.progress('load', lastSeq, pending, received);
           if (pending === 0 || lastSeq >= o.upTo) {
             reachedEnd = true;
             break;
@@ -187,12 +192,12 @@ async function bulkLoad(
       client.release(!clean);
     }
     applied = facts.rows;
+    o.progress('build', lastSeq, 0, applied);
     await buildFromStage(pool, projection, shadow, stage, facts);
     await inTransaction(pool, async (client) => {
       await lockCheckpoint(client, shadowKey);
       await writeCheckpoint(client, shadowKey, lastSeq);
     });
-    o.progress(lastSeq, 0);
     return { applied, lastSeq };
   } finally {
     await pool.query(`drop table if exists ${q(stage)}`).catch(() => undefined);
@@ -256,11 +261,11 @@ async function catchUp(
       inflight.push(batch);
       if (inflight.length >= 2) await settle();
       if (pending > 0) {
-        o.progress(shadowSeq, pending);
+        o.progress('catch-up', shadowSeq, pending, applied);
         continue;
       }
       while (inflight.length) await settle();
-      o.progress(shadowSeq, pending);
+      o.progress('catch-up', shadowSeq, pending, applied);
       swap = await trySwap(pool, projection, shadowSeq);
       if (swap) break;
     }

@@ -50,8 +50,8 @@ describe('a replay killed with SIGKILL mid-bulk-load leaves the live tables unto
     const exited = new Promise<NodeJS.Signals | null>((r) => child.once('exit', (_code, signal) => r(signal)));
     let killedAt: { seq: number; pending: number } | null = null;
     for await (const line of createInterface({ input: child.stdout! })) {
-      const p = JSON.parse(line) as { seq: number; pending: number } | 'done';
-      if (p !== 'done' && p.pending > 0) {
+      const p = JSON.parse(line) as { phase: string; seq: number; pending: number } | 'done';
+      if (p !== 'done' && p.phase === 'load' && p.pending > 0) {
         killedAt = p;
         child.kill('SIGKILL');
         break;

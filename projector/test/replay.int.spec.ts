@@ -54,15 +54,20 @@ describe('replay rebuilds each projection into shadow tables and swaps while rea
         }
       })();
       const progress: number[] = [];
+      const phases = new Set<string>();
       const r = await replay({ databaseUrl: env.databaseUrl, natsUrl: env.natsUrl, namespace: env.namespace, logLevel: 'warn' }, projection, {
         batchSize: 400,
-        onProgress: (p) => progress.push(p.seq),
+        onProgress: (p) => {
+          progress.push(p.seq);
+          phases.add(p.phase);
+        },
       });
       stop = true;
       await reader;
       expect(r.lastSeq).toBe(lastSeq);
       expect(r.swap).toBe('rename');
       expect(progress.length).toBeGreaterThan(0);
+      expect(phases.has('build')).toBe(true);
       expect(reads).toBeGreaterThan(0);
       expect(readErrors).toBe(0);
       const after: string[] = [];

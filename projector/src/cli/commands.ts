@@ -19,7 +19,7 @@ export const commands: Command[] = [
     options: {
       'from-seq': { type: 'string', description: 'start at this stream sequence (rebuilt tables hold events from here on)' },
       since: { type: 'string', description: 'start at the first event stored at or after this RFC 3339 time' },
-      'batch-size': { type: 'string', description: 'events per transaction', default: '2000' },
+      'batch-size': { type: 'string', description: 'events per transaction while catching up with what arrives during the rebuild', default: '2000' },
     },
     async run(ctx) {
       const projection = projectionArg(ctx.positionals[0]);
@@ -43,7 +43,9 @@ export const commands: Command[] = [
         onProgress(p) {
           if (Date.now() - lastReport < 1000 && p.pending > 0) return;
           lastReport = Date.now();
-          ctx.progress(`replay ${p.projection}: seq ${p.seq}, ${p.applied} events, ${p.pending} to go, ${Math.round(p.eventsPerSecond)} ev/s`);
+          ctx.progress(p.phase === 'build'
+            ? `replay ${p.projection}: building shadow tables from ${p.applied} events (up to seq ${p.seq})`
+            : `replay ${p.projection} (${p.phase}): seq ${p.seq}, ${p.applied} events, ${p.pending} to go, ${Math.round(p.eventsPerSecond)} ev/s`);
         },
       });
       return {
