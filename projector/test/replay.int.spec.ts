@@ -147,6 +147,27 @@ describe('replay rebuilds each projection into shadow tables and swaps while rea
     expect(await verifyProjections(env.pool)).toEqual([]);
   });
 
+  it('replay --since rebuilds from the first message stored at or after that time', async () => {
+    const nc = await env.nats();
+    const before = (await (await jetstreamManager(nc)).streams.info(env.names.eventsStream)).state.last_seq;
+    await new Promise((r) => setTimeout(r, 1100));
+    const since = new Date().toISOString();
+    await new Promise((r) => setTimeout(r, 50));
+    await publishMessages(jetstream(nc), makeStream(env.names, { ...ids, jobs: 40, seed: 12 }));
+    const last = (await (await jetstreamManager(nc)).streams.info(env.names.eventsStream)).state.last_seq;
+    await waitCaughtUp(env.pool, last);
+    const cfg = { databaseUrl: env.databaseUrl, natsUrl: env.natsUrl, namespace: env.namespace, logLevel: 'warn' as const };
+    const r = await replay(cfg, 'concurrency', { since });
+    expect(r.events).toBe(last - before);
+    expect(r.lastSeq).toBe(last);
+    const jobs = await env.pool.query<{ c: number }>('select count(*)::int as c from projector_concurrency_job');
+    expect(jobs.rows[0]!.c).toBeLessThanOrEqual(40);
+    expect(jobs.rows[0]!.c).toBeGreaterThan(0);
+    // restore the full projection for anyone reading after us
+    await replay(cfg, 'concurrency');
+    expect(await verifyProjections(env.pool)).toEqual([]);
+  });
+
   it('a table other code built a view on is swapped by copy in one transaction (the view keeps working)', async () => {
     await env.pool.query('create view test_hourly_view as select deployment_id, sum(jobs) as jobs from usage_rollup_hourly group by 1');
     const before = await tableSnapshot(env.pool, 'usage_rollup_hourly', 'deployment_id, bucket_start, agent_type');
