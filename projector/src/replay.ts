@@ -163,7 +163,7 @@ async function bulkLoad(
     let facts: StageFacts;
     let clean = false;
     try {
-      const writer = await StageWriter.open(client, stage);
+      const writer = await StageWriter.open(client, stage, projection === 'raw');
       const iter = await consumer.consume({ max_messages: BULK_PULL_MESSAGES });
       const onAbort = () => void iter.stop();
       o.signal?.addEventListener('abort', onAbort);

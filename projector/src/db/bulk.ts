@@ -36,7 +36,7 @@ export class StageWriter {
   private rows = 0;
   private undecodable = 0;
 
-  private constructor(client: pg.ClientBase, readonly table: string) {
+  private constructor(client: pg.ClientBase, readonly table: string, private readonly gatherFacts: boolean) {
     this.sink = client.query(copyStreams.from(`copy ${q(table)} (${STAGE_COLUMNS.join(', ')}) from stdin`));
     this.done = new Promise<void>((resolve, reject) => {
       this.sink.on('finish', resolve);
@@ -48,11 +48,14 @@ export class StageWriter {
     this.done.catch(() => undefined);
   }
 
-  /** (Re)creates the unlogged staging table `table` and opens the COPY into it. */
-  static async open(client: pg.ClientBase, table: string): Promise<StageWriter> {
+  /**
+   * (Re)creates the unlogged staging table `table` and opens the COPY into it. `gatherFacts`: collect
+   * sightings and partition days on the way (only the raw projection uses them).
+   */
+  static async open(client: pg.ClientBase, table: string, gatherFacts: boolean): Promise<StageWriter> {
     await client.query(`drop table if exists ${q(table)}`);
     await client.query(STAGE_DDL.replace('create temp table if not exists stg_events', `create unlogged table ${q(table)}`).replace(' on commit delete rows', ''));
-    return new StageWriter(client, table);
+    return new StageWriter(client, table, gatherFacts);
   }
 
   /** Adds one message; resolves at once unless Postgres is behind (then when it has taken the buffer). */
@@ -65,8 +68,10 @@ export class StageWriter {
     }
     this.rows++;
     this.buf += copyLine(stageRow(d));
-    this.sightings.add(d);
-    if (d.record.kind === 'usage') this.days.add(utcDay(d.record.usage.job.started_at));
+    if (this.gatherFacts) {
+      this.sightings.add(d);
+      if (d.record.kind === 'usage') this.days.add(utcDay(d.record.usage.job.started_at));
+    }
     if (this.buf.length < CHUNK_BYTES) return undefined;
     const ok = this.sink.write(this.buf);
     this.buf = '';
