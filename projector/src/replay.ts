@@ -142,9 +142,10 @@ interface PhaseOptions {
 
 /**
  * The rebuild's first pass: every message up to `upTo` (the stream's end when the replay started) goes
- * through one open COPY into an unlogged staging table, then one transaction builds the shadow tables
- * from it set-based and writes the shadow checkpoint. Decoding (this thread) and COPY parsing (Postgres)
- * overlap; no merge runs per batch. A failure leaves only shadow and staging tables, dropped on retry.
+ * through one open COPY into an unlogged staging table; then buildFromStage fills the shadow tables from
+ * it set-based, and the shadow checkpoint is written last. Decoding (this thread) and COPY parsing
+ * (Postgres) overlap; no merge runs per batch. A failure leaves only shadow and staging tables, which the
+ * next replay drops.
  */
 async function bulkLoad(
   pool: pg.Pool,
