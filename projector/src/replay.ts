@@ -130,10 +130,6 @@ export function replayLockKey(namespace: string, projection: ProjectionName): st
   return `kaching:replay:${namespace}:${projection}`;
 }
 
-// The bulk load keeps no batch in memory, so it can ask for many messages at once (fewer pulls and
-// flow-control round trips per message).
-const BULK_PULL_MESSAGES = 50_000;
-
 interface PhaseOptions {
   batchSize: number;
   signal?: AbortSignal;
@@ -165,7 +161,7 @@ async function bulkLoad(
     let clean = false;
     try {
       const writer = await StageWriter.open(client, stage, projection === 'raw');
-      const iter = await consumer.consume({ max_messages: BULK_PULL_MESSAGES });
+      const iter = await consumer.consume({ max_messages: o.batchSize });
       const onAbort = () => void iter.stop();
       o.signal?.addEventListener('abort', onAbort);
       let received = 0;
