@@ -101,10 +101,13 @@ export async function buildFromStage(pool: pg.Pool, projection: ProjectionName, 
   try {
     await pool.query(`drop table if exists ${q(win)}`);
     // Sorting only the keys and then picking the rows beats sorting whole rows (which spills sooner).
-    await pool.query(`set work_mem = '256MB'; create unlogged table ${q(win)} as
-      select * from ${q(stage)} where seq in (
-        select distinct on (deployment_id, correlation_id) seq from ${q(stage)} where kind = 'usage'
-        order by deployment_id, correlation_id, revision collate "C" desc, seq asc); reset work_mem`);
+    await inTransaction(pool, async (client) => {
+      await client.query(`set local work_mem = '256MB'`);
+      await client.query(`create unlogged table ${q(win)} as
+        select * from ${q(stage)} where seq in (
+          select distinct on (deployment_id, correlation_id) seq from ${q(stage)} where kind = 'usage'
+          order by deployment_id, correlation_id, revision collate "C" desc, seq asc)`);
+    });
     if (projection === 'raw') for (const d of [...facts.days].sort()) await ensurePartitions(pool, t.usageSample, d, 1);
     const steps = projection === 'raw' ? rawBuild(t, stage, win) : projection === 'rollups' ? rollupsBuild(t, win) : concurrencyBuild(t, stage, win);
     await Promise.all(steps.map((step) => runStep(pool, t, step)));
