@@ -110,11 +110,15 @@ export async function start(config: EnforcerConfig): Promise<EnforcerHandle> {
   // stream is processed at once instead of waiting for a full pull batch
   const subscribe = async () => {
     const consumer = await js.consumers.get(n.eventsStream, n.consumer('enforcer'));
-    const m = await consumer.consume({ max_messages: config.batchSize * 2 });
+    // Without abort_on_missing_resource, consume() retries for ever once its consumer is gone (deleted by
+    // an operator, lost with a server's state) and the enforcer would silently stop reading.
+    const m = await consumer.consume({ max_messages: config.batchSize * 2, abort_on_missing_resource: true });
     return { messages: m, it: m[Symbol.asyncIterator]() };
   };
   let { messages, it } = await subscribe();
   let pendingNext: Promise<IteratorResult<JsMsg>> | null = null;
+  // The subscription ended without close() asking for it (nats.js ends it when, e.g., the consumer is gone).
+  let ended = false;
   // A message the server handed out but this process never received (NATS killed mid-delivery) comes
   // back only after ack_wait, behind later ones. The checkpoint must not pass it: apply the gap-free
   // part, then read again from checkpoint+1 on a recreated consumer (as at start).
@@ -129,14 +133,23 @@ export async function start(config: EnforcerConfig): Promise<EnforcerHandle> {
     const out: JsMsg[] = [];
     while (out.length < config.batchSize && !stopped) {
       pendingNext ??= it.next();
-      const r = await Promise.race([pendingNext, sleep(out.length ? 2 : 250).then(() => null)]);
+      let r: IteratorResult<JsMsg> | null;
+      try {
+        r = await Promise.race([pendingNext, sleep(out.length ? 2 : 250).then(() => null)]);
+      } catch (err) {
+        // the subscription gave up (its consumer is gone): read on from the checkpoint
+        if (!stopped) log.warn({ err: (err as Error).message }, 'the subscription failed');
+        pendingNext = null;
+        ended = !stopped;
+        break;
+      }
       if (r === null) {
         if (out.length) break;
         continue;
       }
       pendingNext = null;
       if (r.done) {
-        stopped = true;
+        ended = !stopped;
         break;
       }
       out.push(r.value);
@@ -144,11 +157,30 @@ export async function start(config: EnforcerConfig): Promise<EnforcerHandle> {
     return out;
   };
 
+  // After a gap or an ended subscription: retry until a new subscription reads from the checkpoint.
+  const rereadFromCheckpoint = async () => {
+    while (!stopped) {
+      try {
+        await rewind();
+        ended = false;
+        return;
+      } catch (err) {
+        log.error({ err: (err as Error).message }, 'could not recreate the consumer; retrying');
+        await sleep(1000);
+      }
+    }
+  };
+
   const loop = (async () => {
     ready = true;
     let backoff = 100;
     while (!stopped) {
       const delivered = await nextBatch();
+      if (ended && !delivered.length) {
+        log.warn({ checkpoint: lastSeq }, 'the subscription ended; re-reading from the checkpoint');
+        await rereadFromCheckpoint();
+        continue;
+      }
       if (!delivered.length) continue;
       let limit: number;
       try {
@@ -204,16 +236,9 @@ export async function start(config: EnforcerConfig): Promise<EnforcerHandle> {
       if (msgs.length) flushSoon();
       for (const m of msgs) m.ack();
       metrics.lag.set(delivered[delivered.length - 1]!.info.pending);
-      // the old subscription is stopped by then: retry until a new one reads from the checkpoint
-      while (gap && !stopped) {
-        try {
-          await rewind();
-          break;
-        } catch (err) {
-          log.error({ err: (err as Error).message }, 'could not recreate the consumer; retrying');
-          await sleep(1000);
-        }
-      }
+      // the old subscription is stopped (or ended) by then: a new one reads from the checkpoint
+      if (ended) log.warn({ checkpoint: lastSeq }, 'the subscription ended; re-reading from the checkpoint');
+      if (gap || ended) await rereadFromCheckpoint();
     }
   })();
 

@@ -56,4 +56,21 @@ describe('enforcer: a message missing from its delivery', () => {
     const rewinds = (await handle.metrics.rewinds.get()).values[0]?.value ?? 0;
     expect(rewinds).toBeGreaterThanOrEqual(1);
   });
+
+  it('a subscription that ends under it (its consumer deleted) does not stop the enforcer: it re-reads from its checkpoint', async () => {
+    const nc = await env.nats();
+    const org = await seedOrg(env.pool);
+    const dep = await seedDeployment(env.pool, org);
+    const jsm = await jetstreamManager(nc);
+    const before = await checkpoint(env.pool);
+    const rewinds0 = (await handle!.metrics.rewinds.get()).values[0]?.value ?? 0;
+    // nats.js ends a consume() whose consumer is deleted; before, the enforcer then stopped reading for good
+    await jsm.consumers.delete(env.names.eventsStream, env.names.consumer('enforcer'));
+    const last = await publish(nc, env.names, [4, 5].map((cpu) => usageRecord(dep, org, new Date(), { cpu })));
+    expect(last).toBeGreaterThan(before);
+    await waitFor(async () => (await checkpoint(env.pool)) >= last, 60_000, 'checkpoint at the last message');
+    const used = await env.pool.query(`select sum(value)::text as v from enforcer_usage_daily where deployment_id = $1 and metric = 'cpu_seconds'`, [dep]);
+    expect(used.rows[0].v).toBe('9');
+    expect((await handle!.metrics.rewinds.get()).values[0]?.value ?? 0).toBeGreaterThan(rewinds0);
+  });
 });
