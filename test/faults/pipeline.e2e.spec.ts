@@ -296,12 +296,18 @@ describe('faults: the whole pipeline under kills and restarts', () => {
     const lastSeq = async () => (await jsm.streams.info(names(NS).eventsStream)).state.last_seq;
     // mid-batch: has committed since `v` and the stream is ahead of it (or, once everything is sent, it is done)
     let midBatch = 0;
-    const busy = (p: string, v: number) => waitFor(async () => {
-      const c = await checkpoint(pool, p).catch(() => -1);
-      const l = await lastSeq().catch(() => -1);
-      if (c > v && c < l) return ++midBatch > 0;
-      return sentEvents >= plan.length && c >= 0 && c >= l;
-    }, 120_000, `${p} progress`);
+    const busy = async (p: string, v: number) => {
+      let seen = '';
+      await waitFor(async () => {
+        const c = await checkpoint(pool, p).catch(() => -1);
+        const l = await lastSeq().catch(() => -1);
+        seen = `checkpoint ${c} (was ${v}), stream ${l}, sent ${sentEvents} of ${plan.length}`;
+        if (c > v && c < l) return ++midBatch > 0;
+        return sentEvents >= plan.length && c >= 0 && c >= l;
+      }, 120_000, `${p} progress`).catch((err: Error) => {
+        throw new Error(`${err.message}; last seen: ${seen}`);
+      });
+    };
     const chaos = async () => {
       for (let k = 0; k < total; k++) {
         const kind = kinds[k % kinds.length]!;
