@@ -148,7 +148,8 @@ export async function processBatch(
   }
 }
 
-export async function ensureDurable(jsm: JetStreamManager, n: Names, projection: ProjectionName, batchSize: number, ackWaitMs = 30_000): Promise<void> {
+/** Creates the projection's durable consumer unless it exists; a re-created one starts after `checkpoint`. */
+export async function ensureDurable(jsm: JetStreamManager, n: Names, projection: ProjectionName, batchSize: number, ackWaitMs = 30_000, checkpoint = 0): Promise<void> {
   const durable = n.consumer(projection);
   try {
     await jsm.consumers.info(n.eventsStream, durable);
@@ -160,7 +161,7 @@ export async function ensureDurable(jsm: JetStreamManager, n: Names, projection:
     .add(n.eventsStream, {
       durable_name: durable,
       ack_policy: AckPolicy.Explicit,
-      deliver_policy: DeliverPolicy.All,
+      ...(checkpoint > 0 ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: checkpoint + 1 } : { deliver_policy: DeliverPolicy.All }),
       ack_wait: ackWaitMs * 1_000_000,
       max_ack_pending: Math.max(10_000, batchSize * 4),
     })
@@ -215,12 +216,14 @@ export class ProjectionRunner {
    * A backlog still gives full batches: while the server reports more pending, the loop waits for them.
    */
   private async run(): Promise<void> {
-    const consumer = await this.js.consumers.get(this.n.eventsStream, this.n.consumer(this.projection));
+    let consumer = await this.js.consumers.get(this.n.eventsStream, this.n.consumer(this.projection));
     this.ready = true;
     while (!this.stopped) {
       try {
-        // short expiry: after a NATS restart the pull is re-issued within seconds (missed heartbeats)
-        const iter = await consumer.consume({ max_messages: this.batchSize * 2, expires: 5000 });
+        // short expiry: after a NATS restart the pull is re-issued within seconds (missed heartbeats).
+        // abort_on_missing_resource: a consumer that is gone (deleted, lost with a server's state) ends the
+        // subscription instead of being retried for ever; it is re-created below from the checkpoint.
+        const iter = await consumer.consume({ max_messages: this.batchSize * 2, expires: 5000, abort_on_missing_resource: true });
         this.iter = iter;
         if (this.stopped) iter.stop();
         const queue: JsMsg[] = [];
@@ -270,6 +273,12 @@ export class ProjectionRunner {
         if (this.stopped) break;
         this.log.warn({ err: (err as Error).message }, 'consume failed; retrying');
         await sleep(1000);
+        try {
+          await ensureDurable(await jetstreamManager(this.nc), this.n, this.projection, this.batchSize, this.ackWaitMs, this.lastSeq);
+          consumer = await this.js.consumers.get(this.n.eventsStream, this.n.consumer(this.projection));
+        } catch (e) {
+          this.log.warn({ err: (e as Error).message }, 'could not re-create the consumer; retrying');
+        }
       }
     }
   }
