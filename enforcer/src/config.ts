@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { baseConfig, intFromEnv, type BaseConfig } from '@kaching/contracts';
+import { baseConfig, decodeBase64Strict, intFromEnv, type BaseConfig } from '@kaching/contracts';
 
 export interface EnforcerConfig extends BaseConfig {
   port: number;
@@ -15,8 +15,7 @@ export interface EnforcerConfig extends BaseConfig {
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): EnforcerConfig {
   let key = env.KACHING_LICENSE_PUBLIC_KEY?.trim() || null;
   if (!key && env.KACHING_LICENSE_PUBLIC_KEY_FILE) key = readFileSync(env.KACHING_LICENSE_PUBLIC_KEY_FILE, 'utf8').trim();
-  // a value that names a readable file is accepted too
-  if (key && (key.startsWith('/') || key.startsWith('.'))) key = readFileSync(key, 'utf8').trim();
+  if (key && !isPublicKey(key)) key = readFileSync(key, 'utf8').trim();
   return {
     ...baseConfig(env),
     port: intFromEnv(env, 'ENFORCER_PORT', 7073),
@@ -24,4 +23,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): EnforcerConfig
     licensePublicKey: key,
     batchSize: intFromEnv(env, 'ENFORCER_BATCH', 200) || 200,
   };
+}
+
+/** A base64 Ed25519 public key (32 bytes); anything else given as a key is taken as a path to a file holding one. Base64 may start with '/', so the shape decides, not the first character. */
+export function isPublicKey(value: string): boolean {
+  return decodeBase64Strict(value)?.length === 32;
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { issueLicense, licenseKeygen, verifyLicense } from '@kaching/enforcer';
+import { issueLicense, licenseKeygen, loadConfig, verifyLicense } from '@kaching/enforcer';
 
 const ORG = '11111111-1111-4111-8111-111111111111';
 
@@ -23,5 +23,21 @@ describe('vendor-signed licenses', () => {
     await expect(verifyLicense(tampered, k.publicKey)).rejects.toMatchObject({ code: 'LICENSE_INVALID' });
     await expect(verifyLicense(blob, other.publicKey)).rejects.toMatchObject({ code: 'LICENSE_INVALID' });
     await expect(verifyLicense('not a license', k.publicKey)).rejects.toMatchObject({ code: 'LICENSE_INVALID' });
+  });
+});
+
+describe('vendor public key configuration', () => {
+  it('takes a base64 key that starts with "/" as the key itself, and anything else as a file holding it', async () => {
+    const { mkdtempSync, writeFileSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    // base64 of 32 bytes whose first 6 bits are all ones starts with '/'
+    const slashKey = Buffer.alloc(32, 0xff).toString('base64');
+    expect(slashKey.startsWith('/')).toBe(true);
+    expect(loadConfig({ KACHING_LICENSE_PUBLIC_KEY: slashKey }).licensePublicKey).toBe(slashKey);
+    const file = join(mkdtempSync(join(tmpdir(), 'kaching-key-')), 'vendor.pub');
+    writeFileSync(file, `${slashKey}\n`);
+    expect(loadConfig({ KACHING_LICENSE_PUBLIC_KEY: file }).licensePublicKey).toBe(slashKey);
+    expect(loadConfig({ KACHING_LICENSE_PUBLIC_KEY_FILE: file }).licensePublicKey).toBe(slashKey);
   });
 });

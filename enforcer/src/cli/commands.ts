@@ -1,15 +1,14 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { connect } from '@nats-io/transport-node';
-import { createPool, decodeBase64Strict, names, publishConfigChange, requireString, UsageError, type Command, type CommandContext } from '@kaching/contracts';
-import { loadConfig } from '../config.js';
+import { createPool, names, publishConfigChange, requireString, UsageError, type Command, type CommandContext } from '@kaching/contracts';
+import { isPublicKey, loadConfig } from '../config.js';
 import { activateLicense, issueLicense, licenseKeygen, verifyLicense } from '../license.js';
 import { setModelPrice } from '../pricing.js';
 import { start } from '../service.js';
 
 async function readKeyArg(v: string): Promise<string> {
   // the base64 key itself, or a file holding it
-  const raw = decodeBase64Strict(v.trim());
-  return raw && raw.length === 32 ? v.trim() : (await readFile(v, 'utf8')).trim();
+  return isPublicKey(v.trim()) ? v.trim() : (await readFile(v, 'utf8')).trim();
 }
 
 async function vendorKey(ctx: CommandContext): Promise<string> {
