@@ -148,19 +148,21 @@ export async function processBatch(
   }
 }
 
-/** Creates the projection's durable consumer unless it exists; a re-created one starts after `checkpoint`. */
+/**
+ * Creates the projection's durable consumer unless it exists; a (re-)created one starts after `checkpoint`.
+ * Ack policy "all": a batch is applied in sequence order and committed with its checkpoint, so one ack
+ * of its last message covers the batch — one ack per batch instead of per message, on the server
+ * and in this process. A durable made by an older version (explicit acks) is replaced from the checkpoint.
+ */
 export async function ensureDurable(jsm: JetStreamManager, n: Names, projection: ProjectionName, batchSize: number, ackWaitMs = 30_000, checkpoint = 0): Promise<void> {
   const durable = n.consumer(projection);
-  try {
-    await jsm.consumers.info(n.eventsStream, durable);
-    return;
-  } catch {
-    // not there yet
-  }
+  const existing = await jsm.consumers.info(n.eventsStream, durable).catch(() => null);
+  if (existing?.config.ack_policy === AckPolicy.All) return;
+  if (existing) await jsm.consumers.delete(n.eventsStream, durable).catch(() => undefined);
   await jsm.consumers
     .add(n.eventsStream, {
       durable_name: durable,
-      ack_policy: AckPolicy.Explicit,
+      ack_policy: AckPolicy.All,
       ...(checkpoint > 0 ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: checkpoint + 1 } : { deliver_policy: DeliverPolicy.All }),
       ack_wait: ackWaitMs * 1_000_000,
       max_ack_pending: Math.max(10_000, batchSize * 4),
@@ -198,10 +200,10 @@ export class ProjectionRunner {
 
   async start(): Promise<void> {
     const jsm = await jetstreamManager(this.nc);
-    await ensureDurable(jsm, this.n, this.projection, this.batchSize, this.ackWaitMs);
-    this.seqExists = streamSeqExists(jsm, this.n.eventsStream);
     const r = await this.pool.query<{ last_seq: string }>('select last_seq from projection_checkpoint where projection = $1', [this.projection]);
     this.lastSeq = Number(r.rows[0]?.last_seq ?? 0);
+    await ensureDurable(jsm, this.n, this.projection, this.batchSize, this.ackWaitMs, this.lastSeq);
+    this.seqExists = streamSeqExists(jsm, this.n.eventsStream);
     this.metrics.lastSeq.set({ projection: this.projection }, this.lastSeq);
     this.loop = this.run();
   }
@@ -302,10 +304,14 @@ export class ProjectionRunner {
         partitions: this.partitions,
         seqExists: this.seqExists,
       });
+      // the deferred are the tail after a gap; everything before it is committed, and one ack
+      // (policy "all") of its last message acknowledges it all
       const deferred = new Set(out.deferred);
+      const applied = msgs.filter((m) => !deferred.has(m.info.streamSequence));
+      applied[applied.length - 1]?.ack();
       for (const m of msgs) {
-        if (!deferred.has(m.info.streamSequence)) m.ack();
-        else if (this.held.size < this.batchSize * 4) this.held.set(m.info.streamSequence, m);
+        if (!deferred.has(m.info.streamSequence)) continue;
+        if (this.held.size < this.batchSize * 4) this.held.set(m.info.streamSequence, m);
         else m.nak(1000); // bounded memory: the server redelivers it later
       }
       if (deferred.size) {
