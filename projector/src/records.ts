@@ -1,24 +1,28 @@
 import type { StreamRecord } from '@kaching/contracts';
 
-/** Columns of the per-batch staging table: one row per stream message (usage or job_status). */
-export const STAGE_COLUMNS = [
-  'seq', 'kind', 'deployment_id', 'correlation_id', 'org_id', 'job_id', 'agent_id', 'agent_type', 'agent_version',
-  'node_id', 'hostname', 'hw_class', 'ucxl_addr', 'started_at', 'ended_at', 'status', 'observed_at', 'received_at',
-  'meta', 'flags', 'cpu_seconds', 'gpu_seconds', 'ram_mb_peak', 'disk_io_mb', 'net_in_mb', 'net_out_mb',
-  'context_reads', 'context_writes', 'context_bytes_read', 'context_bytes_written', 'model_name', 'provider',
-  'model_tokens_in', 'model_tokens_out', 'model_tokens_cached_in', 'model_tokens_reasoning', 'revision',
+/** Columns of the per-batch staging table and their types: one row per stream message (usage or job_status). */
+const STAGE_SPEC = [
+  ['seq', 'bigint not null'], ['kind', 'text not null'], ['deployment_id', 'uuid not null'], ['correlation_id', 'text not null'],
+  ['org_id', 'uuid not null'], ['job_id', 'uuid not null'], ['agent_id', 'uuid not null'], ['agent_type', 'text not null'],
+  ['agent_version', 'text'], ['node_id', 'uuid not null'], ['hostname', 'text not null'], ['hw_class', 'text'], ['ucxl_addr', 'text'],
+  ['started_at', 'timestamptz not null'], ['ended_at', 'timestamptz'], ['status', 'text not null'], ['observed_at', 'timestamptz'],
+  ['received_at', 'timestamptz not null'], ['meta', 'jsonb'], ['flags', 'jsonb'], ['cpu_seconds', 'numeric'], ['gpu_seconds', 'numeric'],
+  ['ram_mb_peak', 'numeric'], ['disk_io_mb', 'numeric'], ['net_in_mb', 'numeric'], ['net_out_mb', 'numeric'], ['context_reads', 'bigint'],
+  ['context_writes', 'bigint'], ['context_bytes_read', 'bigint'], ['context_bytes_written', 'bigint'], ['model_name', 'text'],
+  ['provider', 'text'], ['model_tokens_in', 'bigint'], ['model_tokens_out', 'bigint'], ['model_tokens_cached_in', 'bigint'],
+  ['model_tokens_reasoning', 'bigint'], ['revision', 'text'],
 ] as const;
 
-export const STAGE_DDL = `create temp table if not exists stg_events (
-  seq bigint not null, kind text not null, deployment_id uuid not null, correlation_id text not null,
-  org_id uuid not null, job_id uuid not null, agent_id uuid not null, agent_type text not null, agent_version text,
-  node_id uuid not null, hostname text not null, hw_class text, ucxl_addr text, started_at timestamptz not null,
-  ended_at timestamptz, status text not null, observed_at timestamptz, received_at timestamptz not null,
-  meta jsonb, flags jsonb, cpu_seconds numeric, gpu_seconds numeric, ram_mb_peak numeric, disk_io_mb numeric,
-  net_in_mb numeric, net_out_mb numeric, context_reads bigint, context_writes bigint, context_bytes_read bigint,
-  context_bytes_written bigint, model_name text, provider text, model_tokens_in bigint, model_tokens_out bigint,
-  model_tokens_cached_in bigint, model_tokens_reasoning bigint, revision text
-) on commit delete rows`;
+export type StageColumn = (typeof STAGE_SPEC)[number][0];
+export const STAGE_COLUMNS: readonly StageColumn[] = STAGE_SPEC.map(([c]) => c);
+const STAGE_TYPES = new Map<string, string>(STAGE_SPEC);
+
+/** `create ... (<columns with their types>)` for a staging table holding `columns`. */
+export function stageColumnsDdl(columns: readonly StageColumn[]): string {
+  return `(${columns.map((c) => `${c} ${STAGE_TYPES.get(c)}`).join(', ')})`;
+}
+
+export const STAGE_DDL = `create temp table if not exists stg_events ${stageColumnsDdl(STAGE_COLUMNS)} on commit delete rows`;
 
 export type StageValue = string | number | null;
 
@@ -59,6 +63,43 @@ export function stageRow(d: Decoded): StageValue[] {
     '{}', flags, null, null, null, null, null, null, null, null, null, null, null, null, null, null, null, null, null,
   ];
 }
+
+/**
+ * The replay's staging rows for one projection: raw needs every column; rollups and concurrency read a
+ * few (rollups no heartbeats), and staging only those saves most of the bulk load's text building (no JSON, for concurrency
+ * no numbers at all) and Postgres's COPY parsing. Each list covers what its build step reads.
+ */
+export const REBUILD_STAGE: Record<'rollups' | 'concurrency', { columns: readonly StageColumn[]; row(d: Decoded): StageValue[] | null }> = {
+  rollups: {
+    columns: ['seq', 'kind', 'deployment_id', 'correlation_id', 'org_id', 'agent_id', 'agent_type', 'node_id', 'started_at', 'ended_at',
+      'status', 'cpu_seconds', 'gpu_seconds', 'ram_mb_peak', 'disk_io_mb', 'net_in_mb', 'net_out_mb', 'context_reads', 'context_writes',
+      'context_bytes_read', 'context_bytes_written', 'model_tokens_in', 'model_tokens_out', 'revision'],
+    row(d) {
+      const r = d.record;
+      if (r.kind !== 'usage') return null; // rollups count finished and revised jobs only; heartbeats change nothing
+      const e = r.usage;
+      const m = e.metrics;
+      return [d.seq, 'usage', e.deployment_id, e.job.correlation_id, r.ingest.org_id, e.agent.agent_id, e.agent.agent_type,
+        e.node.node_id, e.job.started_at, e.job.ended_at ?? null, e.job.status, m.cpu_seconds, m.gpu_seconds, m.ram_mb_peak,
+        m.disk_io_mb, m.net_in_mb, m.net_out_mb, m.context_reads, m.context_writes, m.context_bytes_read, m.context_bytes_written,
+        e.llm?.tokens_in ?? 0, e.llm?.tokens_out ?? 0, d.revision];
+    },
+  },
+  concurrency: {
+    columns: ['seq', 'kind', 'deployment_id', 'correlation_id', 'org_id', 'started_at', 'ended_at', 'status', 'observed_at', 'revision'],
+    row(d) {
+      const r = d.record;
+      if (r.kind !== 'usage') {
+        const e = r.job_status;
+        return [d.seq, 'job_status', e.deployment_id, e.job.correlation_id, r.ingest.org_id, e.job.started_at, null, e.job.status,
+          e.observed_at, null];
+      }
+      const e = r.usage;
+      return [d.seq, 'usage', e.deployment_id, e.job.correlation_id, r.ingest.org_id, e.job.started_at, e.job.ended_at ?? null,
+        e.job.status, null, d.revision];
+    },
+  },
+};
 
 /** Postgres COPY text format: tab-separated, \N for null, backslash escapes. */
 export function copyField(v: StageValue): string {

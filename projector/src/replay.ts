@@ -160,7 +160,7 @@ async function bulkLoad(
     let facts: StageFacts;
     let clean = false;
     try {
-      const writer = await StageWriter.open(client, stage, projection === 'raw');
+      const writer = await StageWriter.open(client, stage, projection);
       const iter = await consumer.consume({ max_messages: o.batchSize });
       const onAbort = () => void iter.stop();
       o.signal?.addEventListener('abort', onAbort);

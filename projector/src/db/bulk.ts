@@ -3,7 +3,7 @@ import copyStreams from 'pg-copy-streams';
 import { inTransaction, type ProjectionName } from '@kaching/contracts';
 import type { JsMsg } from '@nats-io/jetstream';
 import { decodeJsMsg } from '../processor.js';
-import { copyLine, Sightings, stageRow, STAGE_COLUMNS, STAGE_DDL, type Sighting } from '../records.js';
+import { copyLine, REBUILD_STAGE, Sightings, stageColumnsDdl, stageRow, STAGE_COLUMNS, type Decoded, type Sighting, type StageValue } from '../records.js';
 import { rawBuild, sightingUpserts } from '../projections/raw.js';
 import { rollupsBuild } from '../projections/rollups.js';
 import { concurrencyBuild } from '../projections/concurrency.js';
@@ -36,8 +36,14 @@ export class StageWriter {
   private rows = 0;
   private undecodable = 0;
 
-  private constructor(client: pg.ClientBase, readonly table: string, private readonly gatherFacts: boolean) {
-    this.sink = client.query(copyStreams.from(`copy ${q(table)} (${STAGE_COLUMNS.join(', ')}) from stdin`));
+  private constructor(
+    client: pg.ClientBase,
+    readonly table: string,
+    columns: readonly string[],
+    private readonly row: (d: Decoded) => StageValue[] | null,
+    private readonly gatherFacts: boolean,
+  ) {
+    this.sink = client.query(copyStreams.from(`copy ${q(table)} (${columns.join(', ')}) from stdin`));
     this.done = new Promise<void>((resolve, reject) => {
       this.sink.on('finish', resolve);
       this.sink.on('error', (err: Error) => {
@@ -49,13 +55,14 @@ export class StageWriter {
   }
 
   /**
-   * (Re)creates the unlogged staging table `table` and opens the COPY into it. `gatherFacts`: collect
-   * sightings and partition days on the way (only the raw projection uses them).
+   * (Re)creates the unlogged staging table `table` with the columns `projection` builds from and opens
+   * the COPY into it. For raw it also gathers sightings and partition days on the way.
    */
-  static async open(client: pg.ClientBase, table: string, gatherFacts: boolean): Promise<StageWriter> {
+  static async open(client: pg.ClientBase, table: string, projection: ProjectionName): Promise<StageWriter> {
+    const { columns, row } = projection === 'raw' ? { columns: STAGE_COLUMNS, row: stageRow } : REBUILD_STAGE[projection];
     await client.query(`drop table if exists ${q(table)}`);
-    await client.query(STAGE_DDL.replace('create temp table if not exists stg_events', `create unlogged table ${q(table)}`).replace(' on commit delete rows', ''));
-    return new StageWriter(client, table, gatherFacts);
+    await client.query(`create unlogged table ${q(table)} ${stageColumnsDdl(columns)}`);
+    return new StageWriter(client, table, columns, row, projection === 'raw');
   }
 
   /** Adds one message; resolves at once unless Postgres is behind (then when it has taken the buffer). */
@@ -67,7 +74,8 @@ export class StageWriter {
       return undefined;
     }
     this.rows++;
-    this.buf += copyLine(stageRow(d));
+    const row = this.row(d);
+    if (row) this.buf += copyLine(row);
     if (this.gatherFacts) {
       this.sightings.add(d);
       if (d.record.kind === 'usage') this.days.add(utcDay(d.record.usage.job.started_at));
