@@ -8,9 +8,7 @@ import { rawMerge } from '../projections/raw.js';
 import { rollupsMerge } from '../projections/rollups.js';
 import { concurrencyMerge } from '../projections/concurrency.js';
 import type { Tables } from './tables.js';
-
-// pg-copy-streams sends every chunk as its own socket write: rows go out in ~256 KB chunks.
-const CHUNK_BYTES = 256 * 1024;
+import { CopyChunks } from './copyChunks.js';
 
 /** The session's temp staging table and winners view (created once per connection; a rollback may undo them). */
 async function ensureStaging(client: pg.ClientBase): Promise<void> {
@@ -29,16 +27,14 @@ export async function copyToStaging(client: pg.ClientBase, rows: Decoded[]): Pro
   await pipeline(Readable.from(chunks(rows)), sink);
 }
 
-function* chunks(rows: Decoded[]): Generator<string> {
-  let buf = '';
+function* chunks(rows: Decoded[]): Generator<Buffer> {
+  const out = new CopyChunks();
   for (const d of rows) {
-    buf += copyLine(stageRow(d));
-    if (buf.length >= CHUNK_BYTES) {
-      yield buf;
-      buf = '';
-    }
+    const full = out.add(copyLine(stageRow(d)));
+    if (full) yield full;
   }
-  if (buf) yield buf;
+  const rest = out.take();
+  if (rest) yield rest;
 }
 
 /**

@@ -10,8 +10,7 @@ import { concurrencyBuild } from '../projections/concurrency.js';
 import { q, type BuildStep } from '../projections/common.js';
 import { ensurePartitions, utcDay } from './partitions.js';
 import { LIVE, type Tables } from './tables.js';
-
-const CHUNK_BYTES = 256 * 1024;
+import { CopyChunks } from './copyChunks.js';
 
 /** What the JS side learns while staging: the days usage_sample needs partitions for, node/agent sightings. */
 export interface StageFacts {
@@ -27,7 +26,7 @@ export interface StageFacts {
  * (Decoding in a worker thread was measured too: no faster on 2 cores, where Postgres and NATS use the other.)
  */
 export class StageWriter {
-  private buf = '';
+  private readonly out = new CopyChunks();
   private readonly sink: ReturnType<typeof copyStreams.from>;
   private readonly done: Promise<void>;
   private failure: Error | null = null;
@@ -75,22 +74,22 @@ export class StageWriter {
     }
     this.rows++;
     const row = this.row(d);
-    if (row) this.buf += copyLine(row);
+    const full = row ? this.out.add(copyLine(row)) : null;
     if (this.gatherFacts) {
       this.sightings.add(d);
       if (d.record.kind === 'usage') this.days.add(utcDay(d.record.usage.job.started_at));
     }
-    if (this.buf.length < CHUNK_BYTES) return undefined;
-    const ok = this.sink.write(this.buf);
-    this.buf = '';
+    if (!full) return undefined;
+    const ok = this.sink.write(full);
     return ok ? undefined : new Promise<void>((resolve) => this.sink.once('drain', resolve));
   }
 
   /** Sends what is left, closes the COPY and returns what was learnt on the way. */
   async end(): Promise<StageFacts> {
     if (this.failure) throw this.failure;
-    this.sink.end(this.buf);
-    this.buf = '';
+    const rest = this.out.take();
+    if (rest) this.sink.end(rest);
+    else this.sink.end();
     await this.done;
     return { rows: this.rows, undecodable: this.undecodable, days: [...this.days], sightings: this.sightings.result() };
   }
