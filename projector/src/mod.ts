@@ -6,5 +6,5 @@ export { verifyProjections, type ProjectionDifference } from './verify.js';
 export { collectStatus, formatStatus, type ProjectorStatus } from './status.js';
 export { maintainPartitions } from './maintenance.js';
 export { processBatch, decodeMessage } from './processor.js';
-export { benchProjector, benchReplay, type BenchProjectorResult, type BenchReplayResult } from './bench/bench.js';
+export { benchProjector, benchReplay, replayPhaseText, type BenchProjectorResult, type BenchReplayResult } from './bench/bench.js';
 export { commands } from './cli/commands.js';

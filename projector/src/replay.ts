@@ -40,6 +40,8 @@ export interface ReplayResult {
   seconds: number;
   eventsPerSecond: number;
   swap: 'rename' | 'copy';
+  /** Where the time went, seconds: staging the stream, building the shadow tables, catching up, swapping. */
+  phases: { load: number; build: number; catchUp: number; swap: number };
 }
 
 /**
@@ -78,8 +80,16 @@ export async function replay(config: BaseConfig, projection: ProjectionName, opt
   const batchSize = opts.batchSize ?? 10_000;
   const t0 = Date.now();
   let applied = 0;
+  const phases = { load: 0, build: 0, catchUp: 0, swap: 0 };
+  let phaseStart = t0;
+  const phaseEnd = (k: keyof typeof phases) => {
+    const now = Date.now();
+    phases[k] += (now - phaseStart) / 1000;
+    phaseStart = now;
+  };
   // `done` counts this phase's events; the catch-up's add to the bulk load's.
   const progress = (phase: ReplayProgress['phase'], seq: number, pending: number, done: number) => {
+    if (phase === 'build' && phases.load === 0) phaseEnd('load');
     const total = phase === 'catch-up' ? applied + done : done;
     opts.onProgress?.({ projection, phase, seq, applied: total, pending, eventsPerSecond: total / Math.max(0.001, (Date.now() - t0) / 1000) });
   };
@@ -107,17 +117,20 @@ export async function replay(config: BaseConfig, projection: ProjectionName, opt
       applied = bulk.applied;
       shadowSeq = bulk.lastSeq;
     }
+    phaseEnd('build');
     let swap = await trySwap(pool, projection, shadowSeq);
+    phaseEnd('swap');
     if (!swap) {
       // The live consumer got ahead while the bulk load ran: catch up batch by batch, then swap.
       const r = await catchUp(pool, js, n.eventsStream, projection, shadowSeq, { batchSize, signal: opts.signal, progress });
       applied += r.applied;
       shadowSeq = r.lastSeq;
       swap = r.swap;
+      phaseEnd('catchUp');
     }
     if (!swap) throw new Error(`replay of ${projection} aborted before the swap (live tables untouched)`);
     const seconds = (Date.now() - t0) / 1000;
-    return { projection, events: applied, lastSeq: shadowSeq, seconds, eventsPerSecond: applied / Math.max(seconds, 0.001), swap };
+    return { projection, events: applied, lastSeq: shadowSeq, seconds, eventsPerSecond: applied / Math.max(seconds, 0.001), swap, phases };
   } finally {
     await unlock();
     if (!opts.nc) await nc.close().catch(() => undefined);

@@ -68,6 +68,11 @@ describe('replay rebuilds each projection into shadow tables and swaps while rea
       expect(r.swap).toBe('rename');
       expect(progress.length).toBeGreaterThan(0);
       expect(phases.has('build')).toBe(true);
+      // the reported phases account for the whole run (each measured from where the previous ended)
+      const { load, build, catchUp, swap } = r.phases;
+      expect(load).toBeGreaterThan(0);
+      expect(build).toBeGreaterThan(0);
+      expect(load + build + catchUp + swap).toBeCloseTo(r.seconds, 1);
       expect(reads).toBeGreaterThan(0);
       expect(readErrors).toBe(0);
       const after: string[] = [];

@@ -9,7 +9,7 @@ import { createPool, ensureEventsStream, names, PROJECTIONS, type BaseConfig, ty
 import { loadConfig } from '../config.js';
 import { ensurePartitions, utcDay } from '../db/partitions.js';
 import { q } from '../projections/common.js';
-import { replay } from '../replay.js';
+import { replay, type ReplayResult } from '../replay.js';
 import { start } from '../service.js';
 import { generateMessages, publishMessages } from './generate.js';
 
@@ -31,7 +31,7 @@ export interface BenchProjectorResult {
 
 export interface BenchReplayResult {
   events: number;
-  replay: Record<ProjectionName, { seconds: number; eventsPerSecond: number }>;
+  replay: Record<ProjectionName, { seconds: number; eventsPerSecond: number; phases: ReplayResult['phases'] }>;
   rawCopy: { rows: number; seconds: number; rowsPerSecond: number };
   /** replay raw events/s divided by raw COPY rows/s. */
   ratio: number;
@@ -105,8 +105,8 @@ export async function benchReplay(o: BenchOptions): Promise<BenchReplayResult> {
     const out = {} as BenchReplayResult['replay'];
     for (const p of PROJECTIONS) {
       const r = await replay(o.config, p, { batchSize: o.batchSize, pool });
-      out[p] = { seconds: r.seconds, eventsPerSecond: r.events / r.seconds };
-      o.onProgress?.(`replay ${p}: ${r.events} events, ${Math.round(out[p].eventsPerSecond)} events/s`);
+      out[p] = { seconds: r.seconds, eventsPerSecond: r.events / r.seconds, phases: r.phases };
+      o.onProgress?.(`replay ${p}: ${r.events} events, ${Math.round(out[p].eventsPerSecond)} events/s (${replayPhaseText(r.phases)})`);
     }
     const rawCopy = await copyBaseline(pool, lastSeq);
     o.onProgress?.(`raw COPY: ${Math.round(rawCopy.rowsPerSecond)} rows/s`);
@@ -114,6 +114,10 @@ export async function benchReplay(o: BenchOptions): Promise<BenchReplayResult> {
   } finally {
     await pool.end();
   }
+}
+
+export function replayPhaseText(ph: ReplayResult['phases']): string {
+  return `load ${ph.load.toFixed(1)} s, build ${ph.build.toFixed(1)} s, catch-up ${ph.catchUp.toFixed(1)} s, swap ${ph.swap.toFixed(1)} s`;
 }
 
 /** COPY `rows` synthetic rows into a partitioned clone of usage_sample (same indexes), then drop it. */

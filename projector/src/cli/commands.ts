@@ -50,7 +50,7 @@ export const commands: Command[] = [
       });
       return {
         data: r,
-        text: `replayed ${r.projection}: ${r.events} events up to seq ${r.lastSeq} in ${r.seconds.toFixed(1)} s (${Math.round(r.eventsPerSecond)} ev/s), swapped by ${r.swap}`,
+        text: `replayed ${r.projection}: ${r.events} events up to seq ${r.lastSeq} in ${r.seconds.toFixed(1)} s (${Math.round(r.eventsPerSecond)} ev/s), swapped by ${r.swap} (load ${r.phases.load.toFixed(1)} s, build ${r.phases.build.toFixed(1)} s, catch-up ${r.phases.catchUp.toFixed(1)} s, swap ${r.phases.swap.toFixed(1)} s)`,
       };
     },
   },
