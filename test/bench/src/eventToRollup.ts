@@ -40,6 +40,8 @@ export interface EventToRollupResult {
   maxMs: number;
   /** Ingest ack latency of the same batches, for comparison. */
   ackP99Ms: number;
+  /** Events ingest answered 503/429 (or could not be reached) and the sender sent again (as an SDK would). */
+  retried: number;
 }
 
 /**
@@ -63,22 +65,24 @@ export async function benchEventToRollup(o: EventToRollupOptions): Promise<Event
   try {
     const dep = await seedBenchDeployment(pool);
     o.progress?.(`signing ${batches * size} events`);
-    const bodies = Array.from({ length: batches }, () =>
-      JSON.stringify({ events: Array.from({ length: size }, () => signedUsage(dep.deploymentId, dep.keyId, dep.secretKey)) }),
-    );
+    const events = Array.from({ length: batches }, () => Array.from({ length: size }, () => signedUsage(dep.deploymentId, dep.keyId, dep.secretKey)));
+    const bodies = events.map((batch) => JSON.stringify({ events: batch }));
     const headers = { authorization: `Bearer ${dep.token}`, 'content-type': 'application/json' };
 
     const waiting: { due: number; seq: number }[] = [];
     const visible: number[] = [];
     const acks: number[] = [];
     let sending = true;
+    let abandoned = false;
+    let retried = 0;
     let giveUpAt = Infinity;
     const watcher: Promise<Error | null> = (async () => {
       const client = new pg.Client({ connectionString: o.config.databaseUrl });
+      client.on('error', () => undefined); // a failure reaches the pending query; without a listener it killed the process
       await client.connect();
       try {
         const sql = `select last_seq from ${pg.escapeIdentifier(o.config.namespace)}.projection_checkpoint where projection = 'rollups'`;
-        while (sending || waiting.length) {
+        while (!abandoned && (sending || waiting.length)) {
           if (performance.now() > giveUpAt) throw new Error(`rollups did not catch up within ${CATCH_UP_MS / 1000} s of the last send`);
           const r = await client.query<{ last_seq: string }>(sql);
           const seq = Number(r.rows[0]?.last_seq ?? 0);
@@ -105,17 +109,43 @@ export async function benchEventToRollup(o: EventToRollupOptions): Promise<Event
         const due = t0 + i * intervalMs;
         const wait = due - performance.now();
         if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-        const res = await fetch(`${ingest.url}/v1/ingest/batch`, { method: 'POST', headers, body });
-        const out = (await res.json()) as { results?: { status: number; seq?: number }[] };
-        if (res.status !== 207 || !out.results?.every((x) => x.status === 202)) {
-          throw new Error(`batch answered ${res.status}: ${JSON.stringify(out).slice(0, 300)}`);
+        // As an agent's SDK does: what ingest could not take yet (503/429, with Retry-After) is sent again, so an
+        // overloaded run shows as latency (counted from the first due time), not as an aborted bench.
+        let todo = events[i]!;
+        let payload = body;
+        let seq = 0;
+        for (let attempt = 0; ; attempt++) {
+          const retryable = (st: number) => st === 503 || st === 429;
+          // a connection refused or reset under overload is retried too, as an SDK would
+          const res = await fetch(`${ingest.url}/v1/ingest/batch`, { method: 'POST', headers, body: payload }).catch((err: Error) => {
+            if (attempt >= 20) throw err;
+            return new Response(JSON.stringify({ error: err.message }), { status: 503, headers: { 'retry-after': '1' } });
+          });
+          const out = (await res.json()) as { results?: { status: number; seq?: number }[] };
+          if (res.status !== 207 && !retryable(res.status)) throw new Error(`batch answered ${res.status}: ${JSON.stringify(out).slice(0, 300)}`);
+          const results: { status: number; seq?: number }[] = res.status === 207 ? out.results ?? [] : todo.map(() => ({ status: res.status }));
+          const again = todo.filter((_, k) => retryable(results[k]!.status));
+          const refused = results.find((x) => x.status !== 202 && x.status !== 200 && !retryable(x.status));
+          if (refused) throw new Error(`batch item answered ${refused.status}: ${JSON.stringify(refused).slice(0, 300)}`);
+          seq = Math.max(seq, ...results.map((x) => x.seq ?? 0));
+          if (!again.length) break;
+          if (attempt >= 20) throw new Error(`${again.length} events still refused after 20 retries`);
+          retried += again.length;
+          const after = Number(res.headers.get('retry-after') ?? 1);
+          await new Promise((r) => setTimeout(r, Math.min(5, Math.max(0.2, after)) * 1000));
+          todo = again;
+          payload = JSON.stringify({ events: todo });
         }
         acks.push(performance.now() - due);
-        waiting.push({ due, seq: Math.max(...out.results.map((x) => x.seq ?? 0)) });
+        waiting.push({ due, seq });
       }),
     );
     try {
       await sent;
+    } catch (err) {
+      abandoned = true;
+      await watcher;
+      throw err;
     } finally {
       sending = false;
       giveUpAt = performance.now() + CATCH_UP_MS;
@@ -137,6 +167,7 @@ export async function benchEventToRollup(o: EventToRollupOptions): Promise<Event
       p99Ms: q(visible, 0.99),
       maxMs: q(visible, 1),
       ackP99Ms: q(acks, 0.99),
+      retried,
     };
   } finally {
     await services.close();
