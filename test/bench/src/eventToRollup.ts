@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
@@ -42,6 +43,12 @@ export interface EventToRollupResult {
   ackP99Ms: number;
   /** Events ingest answered 503/429 (or could not be reached) and the sender sent again (as an SDK would). */
   retried: number;
+  /**
+   * CPU used while sending, % of one core, per process: the bench process (load generator, plus ingest and
+   * projector in one-process topology), the service processes, nats-server, postgres (all its backends).
+   * Empty where /proc is not available.
+   */
+  cpu: Record<string, number>;
 }
 
 /**
@@ -103,6 +110,7 @@ export async function benchEventToRollup(o: EventToRollupOptions): Promise<Event
 
     o.progress?.(`offering ${o.rate} events/s for ${o.seconds} s in batches of ${size}`);
     const intervalMs = (size / o.rate) * 1000;
+    const cpu0 = cpuTicks(services.pids);
     const t0 = performance.now();
     const sent = Promise.all(
       bodies.map(async (body, i) => {
@@ -151,6 +159,7 @@ export async function benchEventToRollup(o: EventToRollupOptions): Promise<Event
       giveUpAt = performance.now() + CATCH_UP_MS;
     }
     const sendMs = performance.now() - t0;
+    const cpu = cpuPercent(cpu0, cpuTicks(services.pids));
     const failed = await watcher;
     if (failed) throw failed;
     const q = (xs: number[], p: number) => {
@@ -168,6 +177,7 @@ export async function benchEventToRollup(o: EventToRollupOptions): Promise<Event
       maxMs: q(visible, 1),
       ackP99Ms: q(acks, 0.99),
       retried,
+      cpu,
     };
   } finally {
     await services.close();
@@ -177,6 +187,8 @@ export async function benchEventToRollup(o: EventToRollupOptions): Promise<Event
 
 interface Services {
   ingestUrl: string;
+  /** The services' own processes (per-service topology); in one process they are the bench's. */
+  pids: Record<string, number>;
   close(): Promise<void>;
 }
 
@@ -185,6 +197,7 @@ async function inProcess(env: NodeJS.ProcessEnv): Promise<Services> {
   const projector = await startProjector({ ...projectorConfig(env), port: 0, host: '127.0.0.1' });
   return {
     ingestUrl: ingest.url,
+    pids: {},
     async close() {
       await projector.close();
       await ingest.close();
@@ -225,7 +238,7 @@ async function perProcess(env: NodeJS.ProcessEnv): Promise<Services> {
     }
     await new Promise((r) => setTimeout(r, 100));
   }
-  return { ingestUrl, close };
+  return { ingestUrl, close, pids: { ingest: children[0]!.pid!, projector: children[1]!.pid! } };
 }
 
 function freePort(): Promise<number> {
@@ -237,4 +250,53 @@ function freePort(): Promise<number> {
       srv.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
     });
   });
+}
+
+interface CpuSample {
+  at: number;
+  ticks: Record<string, number>;
+}
+
+/** utime+stime in clock ticks (USER_HZ, 100 on Linux) per process group of interest, read from /proc. */
+function cpuTicks(pids: Record<string, number>): CpuSample {
+  const ticks: Record<string, number> = {};
+  const own = process.cpuUsage();
+  ticks['bench process'] = (own.user + own.system) / 10_000;
+  const read = (pid: string): { name: string; ticks: number } | null => {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      return { name, ticks: Number(f[11]) + Number(f[12]) };
+    } catch {
+      return null;
+    }
+  };
+  for (const [label, pid] of Object.entries(pids)) {
+    const r = read(String(pid));
+    if (r) ticks[label] = r.ticks;
+  }
+  let entries: string[] = [];
+  try {
+    entries = readdirSync('/proc').filter((e) => /^\d+$/.test(e));
+  } catch {
+    return { at: performance.now(), ticks: {} };
+  }
+  for (const pid of entries) {
+    const r = read(pid);
+    if (r && (r.name === 'nats-server' || r.name === 'postgres')) ticks[`${r.name}/${pid}`] = r.ticks;
+  }
+  return { at: performance.now(), ticks };
+}
+
+function cpuPercent(a: CpuSample, b: CpuSample): Record<string, number> {
+  const seconds = (b.at - a.at) / 1000;
+  const out: Record<string, number> = {};
+  // per pid, then summed by name: postgres backends come and go (one that ended in between is missed)
+  for (const [k, v] of Object.entries(b.ticks)) {
+    const label = k.split('/')[0]!;
+    out[label] = (out[label] ?? 0) + Math.max(0, v - (a.ticks[k] ?? 0));
+  }
+  for (const k of Object.keys(out)) out[k] = Math.round(out[k]! / seconds);
+  return out;
 }

@@ -138,7 +138,7 @@ export async function runBench(plan: BenchPlan, progress: (line: string) => void
       })),
       ...rollup.map((r) => ({
         figure: `event-to-rollup latency (batch send → rollup committed), ${f(r.offeredPerSecond)} events/s offered in ${r.batchSize}-event batches, ${r.topology === 'one-process' ? 'ingest and projector in the bench process (as kaching up runs them)' : 'ingest and projector each in its own process (kaching@ units)'}`,
-        value: `p50 ${f(r.p50Ms)} ms, p99 ${f(r.p99Ms)} ms; ingest took ${f(r.achievedPerSecond)} events/s (ack p99 ${f(r.ackP99Ms)} ms${r.retried ? `; ${f(r.retried)} events answered 503/429 and sent again` : ''})`,
+        value: `p50 ${f(r.p50Ms)} ms, p99 ${f(r.p99Ms)} ms; ingest took ${f(r.achievedPerSecond)} events/s (ack p99 ${f(r.ackP99Ms)} ms${r.retried ? `; ${f(r.retried)} events answered 503/429 and sent again` : ''})${cpuText(r.cpu)}`,
         target: r.offeredPerSecond === 5_000 ? 'p99 < 2 s at 5k/s' : undefined,
       })),
       {
@@ -153,6 +153,12 @@ export async function runBench(plan: BenchPlan, progress: (line: string) => void
     await admin.query(`drop database if exists ${dbName} with (force)`).catch(() => undefined);
     await admin.end();
   }
+}
+
+/** "; CPU while sending (% of one core): bench process 60, nats-server 28, postgres 50" — empty without /proc. */
+function cpuText(cpu: Record<string, number>): string {
+  const parts = Object.entries(cpu).map(([k, v]) => `${k} ${v}`);
+  return parts.length ? `; CPU while sending (% of one core): ${parts.join(', ')}` : '';
 }
 
 export function toMarkdown(r: { machine: Record<string, string>; rows: Row[] }, mode: string): string {
