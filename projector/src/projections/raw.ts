@@ -76,11 +76,11 @@ export function rawBuild(t: Tables, stage: string, win: string): BuildStep[] {
         // sorted all the winners to disk (3.4 s of 8 s at 1M events); bulk_hb (heartbeats only) is small, so hash it.
         'set local enable_mergejoin = off',
         `create temp table bulk_hb on commit drop as
-          select distinct on (deployment_id, correlation_id) deployment_id, correlation_id, org_id, job_id, agent_id, node_id,
-            agent_type, coalesce(ucxl_addr, '') as ucxl_addr, min(started_at) over w as started_at, max(observed_at) over w as hb,
-            min(seq) over w as seq
-          from ${s} where kind = 'job_status' window w as (partition by deployment_id, correlation_id)
-          order by deployment_id, correlation_id, seq asc`,
+          select distinct on (deployment_id, correlation_id collate "C") deployment_id, correlation_id, org_id, job_id, agent_id,
+            node_id, agent_type, coalesce(ucxl_addr, '') as ucxl_addr, min(started_at) over w as started_at,
+            max(observed_at) over w as hb, min(seq) over w as seq
+          from ${s} where kind = 'job_status' window w as (partition by deployment_id, correlation_id collate "C")
+          order by deployment_id, correlation_id collate "C", seq asc`,
         `insert into ${q(t.job)} (deployment_id, correlation_id, org_id, job_id, agent_id, node_id, agent_type, ucxl_addr,
             started_at, ended_at, status, meta, flags, last_heartbeat_at, revision, stream_seq)
           select w.deployment_id, w.correlation_id, w.org_id, w.job_id, w.agent_id, w.node_id, w.agent_type, w.ucxl_addr,
