@@ -198,12 +198,26 @@ export class ProjectionRunner {
 
   private seqExists: SeqExists = async () => true;
 
+  /**
+   * Reads the checkpoint, makes sure the durable exists, and starts the loop. Postgres or NATS restarting at
+   * this moment (a supervisor restarts the projector into an outage) delays the start instead of failing it.
+   */
   async start(): Promise<void> {
-    const jsm = await jetstreamManager(this.nc);
-    const r = await this.pool.query<{ last_seq: string }>('select last_seq from projection_checkpoint where projection = $1', [this.projection]);
-    this.lastSeq = Number(r.rows[0]?.last_seq ?? 0);
-    await ensureDurable(jsm, this.n, this.projection, this.batchSize, this.ackWaitMs, this.lastSeq);
-    this.seqExists = streamSeqExists(jsm, this.n.eventsStream);
+    for (let wait = 200; ; wait = Math.min(wait * 2, 5000)) {
+      try {
+        const jsm = await jetstreamManager(this.nc);
+        const r = await this.pool.query<{ last_seq: string }>('select last_seq from projection_checkpoint where projection = $1', [this.projection]);
+        this.lastSeq = Number(r.rows[0]?.last_seq ?? 0);
+        await ensureDurable(jsm, this.n, this.projection, this.batchSize, this.ackWaitMs, this.lastSeq);
+        this.seqExists = streamSeqExists(jsm, this.n.eventsStream);
+        break;
+      } catch (err) {
+        if (this.stopped) return;
+        this.log.warn({ err: (err as Error).message, retryInMs: wait }, 'could not start the projection yet; retrying');
+        await sleep(wait);
+        if (this.stopped) return;
+      }
+    }
     this.metrics.lastSeq.set({ projection: this.projection }, this.lastSeq);
     this.loop = this.run();
   }

@@ -29,6 +29,7 @@ describe('projector survives SIGKILL, a Postgres restart and a NATS restart', ()
   let child: ChildProcess | null = null;
   let databaseUrl = '';
   let msgs: ReturnType<typeof makeStream> = [];
+  let ids: Awaited<ReturnType<typeof seedDeployment>>;
 
   const spawnProjector = () => {
     child = spawn(process.execPath, ['--input-type=module', '-e',
@@ -63,7 +64,7 @@ describe('projector survives SIGKILL, a Postgres restart and a NATS restart', ()
     if (!existsSync(DIST)) throw new Error('projector/dist is missing: run `npx tsc -b` (or npx tsc -p projector/tsconfig.json) first');
     world = await privateWorld(NS);
     ({ nats, pgs, pool, nc, databaseUrl } = world);
-    const ids = await seedDeployment(pool);
+    ids = await seedDeployment(pool);
     msgs = makeStream(names(NS), { ...ids, jobs: JOBS, seed: 23 });
   }, 120_000);
 
@@ -111,4 +112,20 @@ describe('projector survives SIGKILL, a Postgres restart and a NATS restart', ()
     expect(strip(hourly!)).toEqual(strip(raw!));
     expect(strip(daily!)).toEqual(strip(raw!));
   }, FULL ? 1_200_000 : 240_000);
+
+  it('a projector (re)started while Postgres is down waits for it instead of exiting, then projects', async () => {
+    await killProjector();
+    pgs.stopImmediate();
+    spawnProjector();
+    // a supervisor restarting the projector into a Postgres outage: it used to exit with ECONNREFUSED
+    await new Promise((r) => setTimeout(r, 2500));
+    expect(child?.exitCode).toBeNull();
+    pgs.start();
+    const more = makeStream(names(NS), { ...ids, jobs: 200, seed: 29 });
+    await publish(more);
+    const last = (await (await jetstreamManager(nc)).streams.info(names(NS).eventsStream)).state.last_seq;
+    await waitCaughtUp(pool, last, undefined, 120_000);
+    expect(child?.exitCode).toBeNull();
+    expect(await verifyProjections(pool)).toEqual([]);
+  }, 180_000);
 });
