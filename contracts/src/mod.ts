@@ -14,6 +14,7 @@ export * from './nats/sequence.js';
 export * from './nats/publisher.js';
 export * from './nats/messages.js';
 export * from './logging/logger.js';
+export * from './retry/untilAvailable.js';
 export * from './crypto/canonicalize.js';
 export * from './crypto/ed25519.js';
 export * from './schemas/validate.js';

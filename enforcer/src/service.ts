@@ -6,6 +6,7 @@ import type pg from 'pg';
 import {
   contiguousLimit, digestFromMessageId, streamSeqExists, createLogger, createPool, decisionsBucket, decodeStreamRecord, ensureDecisionsStream, ensureEventsStream, isKachingError, names as mkNames,
   SCHEMA_FINGERPRINT_HEADER, type AdmissionRequest, type ConfigChange, type Names, type PolicyDecision,
+  untilAvailable,
 } from '@kaching/contracts';
 import { checkAdmission } from './admission.js';
 import type { EnforcerConfig } from './config.js';
@@ -64,7 +65,6 @@ export async function start(config: EnforcerConfig): Promise<EnforcerHandle> {
   }
   const kv = await decisionsBucket(nc, n);
   const prices = new PriceBook();
-  await prices.load(pool);
   const limits = new LimitsCache();
   const ctx: EngineCtx = { pool, names: n, limits, prices, known: new Set() };
   const outbox = new OutboxPublisher(nc, pool, n, kv, (d) => {
@@ -81,11 +81,16 @@ export async function start(config: EnforcerConfig): Promise<EnforcerHandle> {
     return p;
   };
 
-  const cp = await pool.query('select last_seq from projection_checkpoint where projection = $1', [CHECKPOINT_KEY]);
-  let lastSeq = Number(cp.rows[0]?.last_seq ?? 0);
-  await resetDurable(nc, n, lastSeq + 1, config.batchSize);
-  // decisions committed before a crash but maybe not published
-  await outbox.flush();
+  // Started into a Postgres (or NATS) restart, e.g. by a supervisor: wait for it rather than exit again.
+  let lastSeq = 0;
+  await untilAvailable(async () => {
+    await prices.load(pool);
+    const cp = await pool.query('select last_seq from projection_checkpoint where projection = $1', [CHECKPOINT_KEY]);
+    lastSeq = Number(cp.rows[0]?.last_seq ?? 0);
+    await resetDurable(nc, n, lastSeq + 1, config.batchSize);
+    // decisions committed before a crash but maybe not published
+    await outbox.flush();
+  }, { log, what: 'load the enforcer state' });
   const js = jetstream(nc);
   const seqExists = streamSeqExists(await jetstreamManager(nc), n.eventsStream);
   let batches = 0;

@@ -17,6 +17,7 @@ import {
   streamSeqExists,
   type SeqExists,
   revisionKey,
+  untilAvailable,
   SCHEMA_FINGERPRINT_HEADER,
   type Logger,
   type Names,
@@ -203,21 +204,15 @@ export class ProjectionRunner {
    * this moment (a supervisor restarts the projector into an outage) delays the start instead of failing it.
    */
   async start(): Promise<void> {
-    for (let wait = 200; ; wait = Math.min(wait * 2, 5000)) {
-      try {
-        const jsm = await jetstreamManager(this.nc);
-        const r = await this.pool.query<{ last_seq: string }>('select last_seq from projection_checkpoint where projection = $1', [this.projection]);
-        this.lastSeq = Number(r.rows[0]?.last_seq ?? 0);
-        await ensureDurable(jsm, this.n, this.projection, this.batchSize, this.ackWaitMs, this.lastSeq);
-        this.seqExists = streamSeqExists(jsm, this.n.eventsStream);
-        break;
-      } catch (err) {
-        if (this.stopped) return;
-        this.log.warn({ err: (err as Error).message, retryInMs: wait }, 'could not start the projection yet; retrying');
-        await sleep(wait);
-        if (this.stopped) return;
-      }
-    }
+    const started = await untilAvailable(async () => {
+      const jsm = await jetstreamManager(this.nc);
+      const r = await this.pool.query<{ last_seq: string }>('select last_seq from projection_checkpoint where projection = $1', [this.projection]);
+      this.lastSeq = Number(r.rows[0]?.last_seq ?? 0);
+      await ensureDurable(jsm, this.n, this.projection, this.batchSize, this.ackWaitMs, this.lastSeq);
+      this.seqExists = streamSeqExists(jsm, this.n.eventsStream);
+      return true;
+    }, { log: this.log, what: 'start the projection', stopped: () => this.stopped });
+    if (!started) return;
     this.metrics.lastSeq.set({ projection: this.projection }, this.lastSeq);
     this.loop = this.run();
   }
