@@ -1,10 +1,10 @@
 // @kaching/projector — durable consumers that project the events stream into Postgres; replay and verify.
 export { loadConfig, type ProjectorConfig } from './config.js';
 export { start, type ProjectorHandle } from './service.js';
-export { replay, replayLockKey, type ReplayOptions, type ReplayResult, type ReplayProgress } from './replay.js';
+export { replay, replayLockKey, replayPhaseText, type ReplayOptions, type ReplayResult, type ReplayProgress } from './replay.js';
 export { verifyProjections, type ProjectionDifference } from './verify.js';
 export { collectStatus, formatStatus, type ProjectorStatus } from './status.js';
 export { maintainPartitions } from './maintenance.js';
 export { processBatch, decodeMessage } from './processor.js';
-export { benchProjector, benchReplay, replayPhaseText, type BenchProjectorResult, type BenchReplayResult } from './bench/bench.js';
+export { benchProjector, benchReplay, type BenchProjectorResult, type BenchReplayResult } from './bench/bench.js';
 export { commands } from './cli/commands.js';

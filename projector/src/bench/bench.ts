@@ -9,7 +9,7 @@ import { createPool, ensureEventsStream, names, PROJECTIONS, type BaseConfig, ty
 import { loadConfig } from '../config.js';
 import { ensurePartitions, utcDay } from '../db/partitions.js';
 import { q } from '../projections/common.js';
-import { replay, type ReplayResult } from '../replay.js';
+import { replay, replayPhaseText, type ReplayResult } from '../replay.js';
 import { start } from '../service.js';
 import { generateMessages, publishMessages } from './generate.js';
 
@@ -114,10 +114,6 @@ export async function benchReplay(o: BenchOptions): Promise<BenchReplayResult> {
   } finally {
     await pool.end();
   }
-}
-
-export function replayPhaseText(ph: ReplayResult['phases']): string {
-  return `load ${ph.load.toFixed(1)} s, build ${ph.build.toFixed(1)} s, catch-up ${ph.catchUp.toFixed(1)} s, swap ${ph.swap.toFixed(1)} s`;
 }
 
 /** COPY `rows` synthetic rows into a partitioned clone of usage_sample (same indexes), then drop it. */

@@ -1,7 +1,7 @@
 import { connect } from '@nats-io/transport-node';
 import { createPool, names, PROJECTIONS, UsageError, type Command, type ProjectionName } from '@kaching/contracts';
 import { loadConfig } from '../config.js';
-import { replay } from '../replay.js';
+import { replay, replayPhaseText } from '../replay.js';
 import { start } from '../service.js';
 import { collectStatus, formatStatus } from '../status.js';
 import { verifyProjections } from '../verify.js';
@@ -50,7 +50,7 @@ export const commands: Command[] = [
       });
       return {
         data: r,
-        text: `replayed ${r.projection}: ${r.events} events up to seq ${r.lastSeq} in ${r.seconds.toFixed(1)} s (${Math.round(r.eventsPerSecond)} ev/s), swapped by ${r.swap} (load ${r.phases.load.toFixed(1)} s, build ${r.phases.build.toFixed(1)} s, catch-up ${r.phases.catchUp.toFixed(1)} s, swap ${r.phases.swap.toFixed(1)} s)`,
+        text: `replayed ${r.projection}: ${r.events} events up to seq ${r.lastSeq} in ${r.seconds.toFixed(1)} s (${Math.round(r.eventsPerSecond)} ev/s), swapped by ${r.swap} (${replayPhaseText(r.phases)})`,
       };
     },
   },
