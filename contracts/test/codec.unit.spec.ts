@@ -1,9 +1,11 @@
+import avro from 'avsc';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
   canonicalize,
   decodeStreamRecord,
   encodeStreamRecord,
+  KNOWN_STREAM_SCHEMA_FINGERPRINTS,
   SCHEMA_FINGERPRINT_HEADER,
   STREAM_SCHEMA_FINGERPRINT,
   UnknownSchemaError,
@@ -11,6 +13,7 @@ import {
   validateUsage,
   type StreamRecord,
 } from '@kaching/contracts';
+import { STREAM_RECORD_AVRO_SCHEMA_V1 } from '../src/codec/stream.v1.avsc.js';
 import { jobStatus, ORG, streamRecordArb, usage } from './support/fixtures.js';
 
 const ingest = { received_at: '2026-11-23T03:02:31.001Z', org_id: ORG, clock_skew_ms: 0, redacted_segments: [], flags: [] };
@@ -112,5 +115,41 @@ describe('stream record Avro codec', () => {
       }),
       { numRuns: 1000 },
     );
+  });
+
+  describe('records written with an older schema (stream and archive keep them for years)', () => {
+    const v1 = avro.Type.forSchema(STREAM_RECORD_AVRO_SCHEMA_V1 as unknown as avro.Schema, { omitRecordMethods: true });
+    const v1Fingerprint = v1.fingerprint('sha256').toString('hex');
+    /** What a v1 writer could hold: the record without the members v2 added. */
+    const asV1 = (rec: StreamRecord): StreamRecord => {
+      const r = structuredClone(rec) as any;
+      delete r.ingest.original_sha256;
+      delete r.ingest.batch;
+      if (r.usage) {
+        delete r.usage.tags;
+        if (r.usage.llm) delete r.usage.llm.tokens_cache_write;
+      }
+      return r;
+    };
+
+    it('knows v1 and the current fingerprint, and they differ', () => {
+      expect(KNOWN_STREAM_SCHEMA_FINGERPRINTS).toEqual([v1Fingerprint, STREAM_SCHEMA_FINGERPRINT]);
+      expect(v1Fingerprint).not.toBe(STREAM_SCHEMA_FINGERPRINT);
+    });
+
+    it('property: 500 random v1-encoded records decode by their fingerprint into the same record', () => {
+      fc.assert(
+        fc.property(streamRecordArb, (rec) => {
+          const old = JSON.parse(JSON.stringify(asV1(rec))) as StreamRecord;
+          const bytes = v1.toBuffer(old);
+          expect(decodeStreamRecord(bytes, v1Fingerprint)).toStrictEqual(old);
+          // the v2-only members come back absent (null under keepNulls), never invented
+          const loose = decodeStreamRecord(bytes, v1Fingerprint, { keepNulls: true }) as any;
+          expect(loose.ingest.batch).toBeNull();
+          expect(loose.ingest.original_sha256).toBeNull();
+        }),
+        { numRuns: 500 },
+      );
+    });
   });
 });

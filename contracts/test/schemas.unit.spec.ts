@@ -118,6 +118,11 @@ describe('rejections carry code, dotted field and rule', () => {
     ['CR/LF in correlation id', mutate(usage(), (e) => (e.job.correlation_id = 'a\r\nNats-Msg-Id: x')), { code: 'FIELD_FORMAT', field: 'job.correlation_id', rule: 'no-control-chars' }],
     ['control char in key_id', mutate(usage(), (e) => (e.sig.key_id = 'k\u0000')), { code: 'FIELD_FORMAT', field: 'sig.key_id', rule: 'no-control-chars' }],
     ['llm without tokens_in', mutate(usage(), (e) => delete e.llm.tokens_in), { code: 'FIELD_REQUIRED', field: 'llm.tokens_in', rule: 'required' }],
+    ['negative cache-write tokens', mutate(usage(), (e) => (e.llm.tokens_cache_write = -1)), { code: 'FIELD_RANGE', field: 'llm.tokens_cache_write', rule: 'minimum:0' }],
+    ['too many tags', mutate(usage(), (e) => (e.tags = Object.fromEntries(Array.from({ length: 17 }, (_, i) => [`t${i}`, 'v'])))), { code: 'FIELD_LENGTH', field: 'tags', rule: 'maxProperties:16' }],
+    ['upper-case tag key', mutate(usage(), (e) => (e.tags = { Team: 'ml' })), { code: 'FIELD_FORMAT', field: 'tags.Team', rule: 'propertyNames.pattern' }],
+    ['empty tag value', mutate(usage(), (e) => (e.tags = { team: '' })), { code: 'FIELD_LENGTH', field: 'tags.team', rule: 'minLength:1' }],
+    ['non-string tag value', mutate(usage(), (e) => (e.tags = { team: 7 })), { code: 'FIELD_TYPE', field: 'tags.team', rule: 'type:string' }],
   ];
   for (const [name, input, expected] of cases) {
     it(`usage: ${name}`, () => expect(errorOf(validateUsage(input))).toEqual(expected));
@@ -153,10 +158,12 @@ describe('raw schemas', () => {
       const walk = (node: unknown, path: string): void => {
         if (node === null || typeof node !== 'object') return;
         const n = node as Record<string, unknown>;
-        if (n['type'] === 'object' && path !== 'meta') {
+        // string maps (job.meta, tags) bound their keys and values instead
+        const isMap = path === 'meta' || path === 'tags';
+        if (n['type'] === 'object' && !isMap) {
           expect(n['additionalProperties'], path).toBe(false);
         }
-        for (const [k, v] of Object.entries(n)) walk(v, k === 'meta' ? 'meta' : `${path}/${k}`);
+        for (const [k, v] of Object.entries(n)) walk(v, k === 'meta' || k === 'tags' ? k : `${path}/${k}`);
       };
       walk(s, '');
     }

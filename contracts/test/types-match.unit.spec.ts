@@ -51,6 +51,7 @@ const llm: Shape<LlmUsage> = {
   tokens_in: 'required',
   tokens_out: 'required',
   tokens_cached_in: 'optional',
+  tokens_cache_write: 'optional',
   tokens_reasoning: 'optional',
 };
 const usage: Shape<UsageEvent> = {
@@ -61,6 +62,7 @@ const usage: Shape<UsageEvent> = {
   job: 'required',
   metrics: 'required',
   llm: 'optional',
+  tags: 'optional',
   sig: 'required',
 };
 const jobStatusJob: Shape<JobStatusEvent['job']> = {

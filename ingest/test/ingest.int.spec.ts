@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { headers as natsHeaders, type NatsConnection } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
 import {
@@ -7,6 +7,7 @@ import {
   decodeStreamRecord,
   generateSigningKeyPair,
   signEvent,
+  signingBytes,
   type JobStatusEvent,
   type UsageEvent,
 } from '@kaching/contracts';
@@ -287,8 +288,9 @@ describe('redaction and audit', () => {
     expect(rec.usage.job.ucxl_addr).toBe('ucxl://coder-7:dev@[redacted]:t1/src/customer/[redacted]/main.ts');
     expect(rec.ingest.redacted_segments).toEqual(['customer', 'project']);
     expect(rec.ingest.flags).toContain('redacted');
-    // the signature still covers what the agent sent
+    // the signature still covers what the agent sent, and the record keeps the digest of exactly that
     expect(rec.usage.sig).toEqual(e.sig);
+    expect(rec.ingest.original_sha256).toBe(createHash('sha256').update(signingBytes(e)).digest('hex'));
 
     const audit = commands.find((c) => c.name === 'audit verify')!;
     const ctx = (seq: number) => ({

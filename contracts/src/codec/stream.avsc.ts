@@ -1,4 +1,9 @@
-/** Avro schema of one events-stream message (`StreamRecord`). Changing it changes the fingerprint. */
+/**
+ * Avro schema of one events-stream message (`StreamRecord`), version 2. Changing it changes the fingerprint:
+ * add a version (freeze this one as stream.v2.avsc.ts) and register the old one in stream.ts, so records
+ * already in the stream and the archive keep decoding. v2 added llm.tokens_cache_write, tags,
+ * ingest.original_sha256 and ingest.batch (all optional, so v1 records resolve into v2).
+ */
 const opt = (type: unknown) => ({ type: ['null', type], default: null });
 
 const jobStatusEnum = { type: 'enum', name: 'JobStatus', symbols: ['running', 'succeeded', 'failed', 'canceled'] };
@@ -90,9 +95,11 @@ const usageEvent = {
           { name: 'tokens_out', type: 'long' },
           { name: 'tokens_cached_in', ...opt('long') },
           { name: 'tokens_reasoning', ...opt('long') },
+          { name: 'tokens_cache_write', ...opt('long') },
         ],
       }),
     },
+    { name: 'tags', ...opt({ type: 'map', values: 'string' }) },
     { name: 'sig', type: signature },
   ],
 };
@@ -141,6 +148,22 @@ export const STREAM_RECORD_AVRO_SCHEMA = {
           { name: 'clock_skew_ms', type: 'double' },
           { name: 'redacted_segments', type: { type: 'array', items: 'string' } },
           { name: 'flags', type: { type: 'array', items: 'string' } },
+          { name: 'original_sha256', ...opt('string') },
+          {
+            name: 'batch',
+            ...opt({
+              type: 'record',
+              name: 'BatchProof',
+              fields: [
+                { name: 'key_id', type: 'string' },
+                { name: 'root', type: 'string' },
+                { name: 'signature', type: 'string' },
+                { name: 'leaf_index', type: 'long' },
+                { name: 'tree_size', type: 'long' },
+                { name: 'path', type: { type: 'array', items: 'string' } },
+              ],
+            }),
+          },
         ],
       },
     },

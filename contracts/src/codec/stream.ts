@@ -1,6 +1,9 @@
 import avro from 'avsc';
 import type { StreamRecord } from '../types/usage.js';
 import { STREAM_RECORD_AVRO_SCHEMA } from './stream.avsc.js';
+import { STREAM_RECORD_AVRO_SCHEMA_V1 } from './stream.v1.avsc.js';
+
+type AvroResolver = ReturnType<avro.Type['createResolver']>;
 
 /** NATS header carrying the Avro schema fingerprint of the payload. */
 export const SCHEMA_FINGERPRINT_HEADER = 'Kaching-Schema';
@@ -11,8 +14,21 @@ const streamType = avro.Type.forSchema(STREAM_RECORD_AVRO_SCHEMA as unknown as a
 /** Hex SHA-256 of the schema's Parsing Canonical Form. */
 export const STREAM_SCHEMA_FINGERPRINT: string = streamType.fingerprint('sha256').toString('hex');
 
-/** Every stream schema this build can read, by fingerprint (older versions join here when the schema evolves). */
-const readers = new Map<string, avro.Type>([[STREAM_SCHEMA_FINGERPRINT, streamType]]);
+/**
+ * How to read each stream schema this build knows, by fingerprint: the current one directly, older ones
+ * (writer schemas) through a resolver into the current (reader) schema, so every consumer sees one shape.
+ */
+interface Reader {
+  resolver?: AvroResolver;
+}
+const readers = new Map<string, Reader>([[STREAM_SCHEMA_FINGERPRINT, {}]]);
+for (const writerSchema of [STREAM_RECORD_AVRO_SCHEMA_V1]) {
+  const writer = avro.Type.forSchema(writerSchema as unknown as avro.Schema, { omitRecordMethods: true });
+  readers.set(writer.fingerprint('sha256').toString('hex'), { resolver: streamType.createResolver(writer) });
+}
+
+/** Fingerprints of every stream schema this build reads, oldest first, current last. */
+export const KNOWN_STREAM_SCHEMA_FINGERPRINTS: readonly string[] = [...readers.keys()].slice(1).concat(STREAM_SCHEMA_FINGERPRINT);
 
 export class UnknownSchemaError extends Error {
   constructor(readonly fingerprint: string) {
@@ -43,14 +59,14 @@ export interface DecodeOptions {
 }
 
 export function decodeStreamRecord(bytes: Uint8Array, fingerprint?: string, opts: DecodeOptions = {}): StreamRecord {
-  let type = streamType;
+  let resolver: AvroResolver | undefined;
   if (fingerprint !== undefined && fingerprint !== STREAM_SCHEMA_FINGERPRINT) {
-    const t = readers.get(fingerprint);
-    if (!t) throw new UnknownSchemaError(fingerprint);
-    type = t;
+    const r = readers.get(fingerprint);
+    if (!r) throw new UnknownSchemaError(fingerprint);
+    resolver = r.resolver;
   }
   const buf = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length);
-  const value: unknown = type.fromBuffer(buf);
+  const value: unknown = streamType.fromBuffer(buf, resolver);
   return (opts.keepNulls ? value : plain(value)) as StreamRecord;
 }
 

@@ -37,16 +37,26 @@ export interface UsageMetrics {
   context_bytes_written: number;
 }
 
+/**
+ * Model tokens, counted as OpenTelemetry's GenAI conventions count them: `tokens_in` is every input token,
+ * cache reads and cache writes included; `tokens_out` is every output token, reasoning included. (Anthropic's
+ * API reports cache tokens apart from input_tokens: an agent adds them in.) Each token is priced once.
+ */
 export interface LlmUsage {
   model_name: string;
   provider: string;
   tokens_in: number;
   tokens_out: number;
-  /** Part of tokens_in served from the provider's prompt cache. */
+  /** Part of tokens_in read from the provider's prompt cache. */
   tokens_cached_in?: number;
-  /** Reasoning/thinking tokens, billed as output by most providers. */
+  /** Part of tokens_in written to the provider's prompt cache (cache creation). */
+  tokens_cache_write?: number;
+  /** Part of tokens_out spent on reasoning/thinking. */
   tokens_reasoning?: number;
 }
+
+/** Free-form attribution of an event (feature, user, project, team, ...): at most 16 keys. */
+export type Tags = Record<string, string>;
 
 export interface UsageJob {
   job_id: string; // uuid
@@ -66,6 +76,7 @@ export interface UsageEvent {
   job: UsageJob;
   metrics: UsageMetrics;
   llm?: LlmUsage;
+  tags?: Tags;
   sig: Signature;
 }
 
@@ -100,6 +111,26 @@ export interface IngestFacts {
   redacted_segments: string[];
   /** Free-form markers, e.g. "clock_skew", "redacted". */
   flags: string[];
+  /**
+   * Hex SHA-256 of the agent's signing bytes when redaction changed the stored event: the stored event no
+   * longer verifies, this ties it to what the agent signed (the agent's own copy verifies against it).
+   */
+  original_sha256?: string;
+  /** Set when the event arrived in a Merkle-signed batch: what proves it on its own. */
+  batch?: BatchProof;
+}
+
+/** An event's inclusion in a signed batch (RFC 9162-style tree over each event's JCS bytes). */
+export interface BatchProof {
+  key_id: string;
+  /** base64 of the 32-byte Merkle tree head the agent signed. */
+  root: string;
+  /** base64 of the Ed25519 signature over the root. */
+  signature: string;
+  leaf_index: number;
+  tree_size: number;
+  /** base64 sibling hashes, leaf level first. */
+  path: string[];
 }
 
 /** One message on the events stream. */

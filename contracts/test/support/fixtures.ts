@@ -143,9 +143,15 @@ export const usageArb: fc.Arbitrary<UsageEvent> = fc
           tokens_in: int(1e10),
           tokens_out: int(1e10),
           tokens_cached_in: int(1e10),
+          tokens_cache_write: int(1e10),
           tokens_reasoning: int(1e10),
         },
         { requiredKeys: ['model_name', 'provider', 'tokens_in', 'tokens_out'] },
+      ),
+      tags: fc.dictionary(
+        fc.stringMatching(/^[a-z][a-z0-9_.-]{0,63}$/),
+        name(1, 256),
+        { maxKeys: 16 },
       ),
       sig,
     },
@@ -172,13 +178,26 @@ export const jobStatusArb: fc.Arbitrary<JobStatusEvent> = fc
   })
   .map((e) => ({ schema: 'kaching.v1.job_status' as const, ...e }) as JobStatusEvent);
 
-const ingestArb: fc.Arbitrary<IngestFacts> = fc.record({
-  received_at: timestamp,
-  org_id: uuid,
-  clock_skew_ms: fc.oneof(fc.constant(0), fc.integer({ min: 0, max: 300000 }), fc.double({ min: 0, max: 300000, noNaN: true })),
-  redacted_segments: fc.array(str(1, 40), { maxLength: 4 }),
-  flags: fc.array(fc.constantFrom('clock_skew', 'redacted'), { maxLength: 2 }),
-});
+const b64 = (n: number) => fc.uint8Array({ minLength: n, maxLength: n }).map((b) => Buffer.from(b).toString('base64'));
+const ingestArb: fc.Arbitrary<IngestFacts> = fc.record(
+  {
+    received_at: timestamp,
+    org_id: uuid,
+    clock_skew_ms: fc.oneof(fc.constant(0), fc.integer({ min: 0, max: 300000 }), fc.double({ min: 0, max: 300000, noNaN: true })),
+    redacted_segments: fc.array(str(1, 40), { maxLength: 4 }),
+    flags: fc.array(fc.constantFrom('clock_skew', 'redacted'), { maxLength: 2 }),
+    original_sha256: fc.uint8Array({ minLength: 32, maxLength: 32 }).map((b) => Buffer.from(b).toString('hex')),
+    batch: fc.record({
+      key_id: name(1, 200),
+      root: b64(32),
+      signature: b64(64),
+      leaf_index: fc.integer({ min: 0, max: 999 }),
+      tree_size: fc.integer({ min: 1, max: 1000 }),
+      path: fc.array(b64(32), { maxLength: 10 }),
+    }),
+  },
+  { requiredKeys: ['received_at', 'org_id', 'clock_skew_ms', 'redacted_segments', 'flags'] },
+);
 
 export const streamRecordArb: fc.Arbitrary<StreamRecord> = fc.oneof(
   fc.record({ kind: fc.constant('usage' as const), ingest: ingestArb, usage: usageArb }),

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import {
   AuthError,
   InputError,
@@ -194,6 +195,8 @@ export class IngestCore {
         clock_skew_ms: skewMs,
         redacted_segments: redacted,
         flags,
+        // the stored (redacted) event no longer verifies: keep what ties it to what the agent signed
+        ...(redacted.length ? { original_sha256: createHash('sha256').update(signed).digest('hex') } : {}),
       };
       const record: StreamRecord =
         kind === 'usage'
