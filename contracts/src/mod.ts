@@ -17,6 +17,8 @@ export * from './logging/logger.js';
 export * from './retry/untilAvailable.js';
 export * from './crypto/canonicalize.js';
 export * from './crypto/ed25519.js';
+export * from './crypto/merkle.js';
+export * from './crypto/batch.js';
 export * from './schemas/validate.js';
 export * from './codec/stream.js';
 export { STREAM_RECORD_AVRO_SCHEMA } from './codec/stream.avsc.js';
