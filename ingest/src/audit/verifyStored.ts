@@ -5,6 +5,7 @@ import {
   SCHEMA_FINGERPRINT_HEADER,
   cryptoReady,
   decodeStreamRecord,
+  verifyBatchProof,
   verifyEventSignature,
   type JobStatusEvent,
   type Names,
@@ -72,8 +73,11 @@ export async function auditVerify(nc: NatsConnection, pool: pg.Pool, n: Names, s
     return { ...base, key_revoked_at: keyRevokedAt, verdict: 'key_not_valid_at_signing', failed: true, detail: `key ${key.keyId} was not inside its validity window at ${signedAtIso}` };
   }
   await cryptoReady();
-  const ok = verifyEventSignature(event, key.publicKey);
-  if (!ok) return { ...base, key_revoked_at: keyRevokedAt, verdict: 'signature_invalid', failed: true, detail: 'the signature does not verify over the stored event' };
+  // an event of a signed batch is proven by its inclusion proof and the signature over the batch's tree head
+  const proof = rec.ingest.batch;
+  const ok = proof ? verifyBatchProof(event, proof, key.publicKey) : verifyEventSignature(event, key.publicKey);
+  const how = proof ? `the batch signature over its tree head, leaf ${proof.leaf_index} of ${proof.tree_size}` : 'its signature';
+  if (!ok) return { ...base, key_revoked_at: keyRevokedAt, verdict: 'signature_invalid', failed: true, detail: `${how} does not verify over the stored event` };
   const note = keyRevokedAt ? ` (the key was revoked later, at ${keyRevokedAt})` : '';
-  return { ...base, key_revoked_at: keyRevokedAt, verdict: 'verified', failed: false, detail: `signature verifies with key ${key.keyId}, valid at ${signedAtIso}${note}` };
+  return { ...base, key_revoked_at: keyRevokedAt, verdict: 'verified', failed: false, detail: `${how} verifies with key ${key.keyId}, valid at ${signedAtIso}${note}` };
 }

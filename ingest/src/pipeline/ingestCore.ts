@@ -5,15 +5,21 @@ import {
   KachingError,
   JOB_STATUS_SCHEMA,
   USAGE_SCHEMA,
+  batchProofs,
+  batchSigningBytes,
   checkTimestamps,
   decodeBase64Strict,
+  merkleLeafHash,
+  merkleRoot,
   messageId,
   digestOfSigningBytes,
   signingBytes,
   validateJobStatus,
   validateUsage,
+  type BatchProof,
   type ErrorBody,
   type IngestFacts,
+  type Signature,
   type JobStatusEvent,
   type StreamRecord,
   type UsageEvent,
@@ -123,7 +129,7 @@ export class IngestCore {
       throw new InputError('FIELD_TYPE', { field: 'events', rule: 'type:object', message: 'A batch is {"events":[...]}' });
     }
     for (const k of Object.keys(body)) {
-      if (k !== 'events') throw new InputError('FIELD_UNKNOWN', { field: k, rule: 'additionalProperties:false' });
+      if (k !== 'events' && k !== 'batch_sig') throw new InputError('FIELD_UNKNOWN', { field: k, rule: 'additionalProperties:false' });
     }
     const events = (body as { events?: unknown }).events;
     if (!Array.isArray(events)) throw new InputError('FIELD_TYPE', { field: 'events', rule: 'type:array' });
@@ -132,7 +138,9 @@ export class IngestCore {
       throw new InputError('BATCH_TOO_LARGE', { field: 'events', rule: `maxItems:${this.d.config.batchMax}` });
     }
     this.d.limiter.take(principal.tokenId, events.length);
-    const results = await Promise.all(events.map((e, i) => this.one(principal, e, null, opts, i)));
+    const batchSig = (body as { batch_sig?: unknown }).batch_sig;
+    const signed = batchSig === undefined ? undefined : await this.checkBatchSignature(principal, events, batchSig);
+    const results = await Promise.all(events.map((e, i) => this.one(principal, e, null, opts, i, signed?.[i])));
     const unavailable = results.find((r) => r.status === 503);
     const out = { results };
     if (unavailable) {
@@ -150,9 +158,13 @@ export class IngestCore {
     fixedKind: Kind | null,
     opts: { path: Path; extraFlags?: string[]; unsigned?: boolean },
     index = 0,
+    inBatch?: BatchMember,
   ): Promise<ItemResult> {
     const started = performance.now();
     try {
+      // A batch-signed event carries no sig of its own: the stored one names the batch key and signature,
+      // and ingest.batch holds the proof that makes it verifiable alone.
+      if (inBatch) raw = { ...(raw as object), sig: inBatch.sig };
       const kind = fixedKind ?? kindOf(raw);
       // OTLP events were admitted by the ingest:otlp scope already.
       if (!opts.unsigned && !principal.scopes.has(SCOPE[kind])) throw new AuthError('TOKEN_SCOPE', { rule: `scope:${SCOPE[kind]}` });
@@ -174,7 +186,11 @@ export class IngestCore {
       const skewMs = ts.skewMs;
       // OTLP-mapped events carry no agent signature; they are flagged unsigned_otlp instead.
       // The signed bytes also give the message id's digest: canonicalise once per event (hot path).
-      const signed = opts.unsigned ? signingBytes(event) : await this.checkSignature(event, kind, now);
+      const signed = opts.unsigned
+        ? signingBytes(event)
+        : inBatch
+          ? await this.checkBatchMember(event, kind, now, inBatch)
+          : await this.checkSignature(event, kind, now);
 
       const flags: string[] = [...(opts.extraFlags ?? [])];
       if (skewMs > 0) flags.push('clock_skew');
@@ -197,6 +213,7 @@ export class IngestCore {
         flags,
         // the stored (redacted) event no longer verifies: keep what ties it to what the agent signed
         ...(redacted.length ? { original_sha256: createHash('sha256').update(signed).digest('hex') } : {}),
+        ...(inBatch ? { batch: inBatch.proof } : {}),
       };
       const record: StreamRecord =
         kind === 'usage'
@@ -231,12 +248,45 @@ export class IngestCore {
     if (!sigBytes || sigBytes.length !== 64) {
       throw new InputError('BAD_BASE64', { field: 'sig.signature', rule: 'base64:64-bytes' });
     }
-    const eventTime = Date.parse(kind === 'usage' ? ((event as UsageEvent).job.ended_at ?? event.job.started_at) : (event as JobStatusEvent).observed_at);
-    const key = await this.d.keys.usableKey(event.deployment_id, sig.key_id, eventTime, now);
+    const key = await this.d.keys.usableKey(event.deployment_id, sig.key_id, reportTime(event, kind), now);
     const signed = signingBytes(event);
     const ok = await this.d.verifier.verify(sigBytes, signed, key.publicKey);
     if (!ok) throw new AuthError('SIGNATURE_INVALID', { field: 'sig.signature' });
     return signed;
+  }
+
+  /**
+   * A signed batch: one Ed25519 signature over the RFC 9162 tree head of the events' signing bytes. Verified
+   * once for the batch; each event then gets its inclusion proof. Any flaw refuses the whole request, since
+   * no event of it is proven.
+   */
+  private async checkBatchSignature(principal: TokenPrincipal, events: unknown[], raw: unknown): Promise<BatchMember[]> {
+    const sig = parseBatchSignature(raw, events.length);
+    const signingInputs = events.map((e, i) => {
+      if (typeof e !== 'object' || e === null || Array.isArray(e)) throw new InputError('FIELD_TYPE', { field: `events.${i}`, rule: 'type:object' });
+      if ('sig' in e) throw new InputError('FIELD_UNKNOWN', { field: `events.${i}.sig`, rule: 'batch_sig:events-carry-no-sig' });
+      try {
+        return signingBytes(e as UsageEvent);
+      } catch {
+        throw new InputError('FIELD_FORMAT', { field: `events.${i}`, rule: 'rfc8785:canonicalizable' });
+      }
+    });
+    const key = await this.d.keys.get(principal.deploymentId, sig.key_id);
+    if (!key) throw new AuthError('KEY_UNKNOWN', { field: 'batch_sig.key_id' });
+    const leaves = signingInputs.map(merkleLeafHash);
+    const root = merkleRoot(leaves);
+    if (!root.equals(sig.rootBytes)) throw new AuthError('SIGNATURE_INVALID', { field: 'batch_sig.root', message: 'The root is not the RFC 9162 tree head of the events as sent' });
+    if (!(await this.d.verifier.verify(sig.signatureBytes, batchSigningBytes(root, leaves.length), key.publicKey))) {
+      throw new AuthError('SIGNATURE_INVALID', { field: 'batch_sig.signature' });
+    }
+    const eventSig: Signature = { algo: 'ed25519', key_id: sig.key_id, signature: sig.signature };
+    return batchProofs(leaves, sig).map((proof, i) => ({ proof, sig: eventSig, signed: signingInputs[i]! }));
+  }
+
+  /** The batch signature holds; the key must still be usable at this event's own time. */
+  private async checkBatchMember(event: UsageEvent | JobStatusEvent, kind: Kind, now: number, m: BatchMember): Promise<Uint8Array> {
+    await this.d.keys.usableKey(event.deployment_id, m.sig.key_id, reportTime(event, kind), now);
+    return m.signed;
   }
 
   private errorReplyFromItem(r: ItemResult): Reply {
@@ -254,6 +304,39 @@ export class IngestCore {
 function withRetryHeader(reply: Reply, retryAfterS: number | undefined): Reply {
   if (retryAfterS !== undefined) reply.headers = { ...reply.headers, 'retry-after': String(retryAfterS) };
   return reply;
+}
+
+/** When the agent made the report: validity of its key is judged at this instant. */
+function reportTime(event: UsageEvent | JobStatusEvent, kind: Kind): number {
+  return Date.parse(kind === 'usage' ? ((event as UsageEvent).job.ended_at ?? event.job.started_at) : (event as JobStatusEvent).observed_at);
+}
+
+/** One event of a signed batch: its proof, the sig it is stored with, and its signing bytes (computed once). */
+interface BatchMember {
+  proof: BatchProof;
+  sig: Signature;
+  signed: Uint8Array;
+}
+
+const KEY_ID = /^[^\u0000-\u001f\u007f]{1,200}$/;
+
+function parseBatchSignature(raw: unknown, events: number) {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new InputError('FIELD_TYPE', { field: 'batch_sig', rule: 'type:object' });
+  const o = raw as Record<string, unknown>;
+  for (const k of Object.keys(o)) {
+    if (!['algo', 'key_id', 'tree_size', 'root', 'signature'].includes(k)) throw new InputError('FIELD_UNKNOWN', { field: `batch_sig.${k}`, rule: 'additionalProperties:false' });
+  }
+  for (const k of ['algo', 'key_id', 'tree_size', 'root', 'signature']) {
+    if (o[k] === undefined) throw new InputError('FIELD_REQUIRED', { field: `batch_sig.${k}`, rule: 'required' });
+  }
+  if (o.algo !== 'ed25519') throw new InputError('SIGNATURE_ALGO', { field: 'batch_sig.algo', rule: 'const:ed25519' });
+  if (typeof o.key_id !== 'string' || !KEY_ID.test(o.key_id)) throw new InputError('FIELD_FORMAT', { field: 'batch_sig.key_id', rule: 'string:1-200,no-control-chars' });
+  if (o.tree_size !== events) throw new InputError('FIELD_RANGE', { field: 'batch_sig.tree_size', rule: 'const:events.length' });
+  const rootBytes = typeof o.root === 'string' ? decodeBase64Strict(o.root) : undefined;
+  if (!rootBytes || rootBytes.length !== 32) throw new InputError('BAD_BASE64', { field: 'batch_sig.root', rule: 'base64:32-bytes' });
+  const signatureBytes = typeof o.signature === 'string' ? decodeBase64Strict(o.signature) : undefined;
+  if (!signatureBytes || signatureBytes.length !== 64) throw new InputError('BAD_BASE64', { field: 'batch_sig.signature', rule: 'base64:64-bytes' });
+  return { algo: 'ed25519' as const, key_id: o.key_id, tree_size: events, root: o.root as string, signature: o.signature as string, rootBytes, signatureBytes };
 }
 
 function kindOf(raw: unknown): Kind {
