@@ -10,8 +10,8 @@ export { parseIngestToken, INGEST_SCOPES, type IngestScope } from './auth/tokenF
 export { redactUcxl, REDACTED, type RedactionResult } from './pipeline/redact.js';
 export { auditVerify, type AuditResult, type AuditVerdict } from './audit/verifyStored.js';
 export { ENDPOINT_HEADER } from './nats/service.js';
-export { benchIngest, type BenchIngestOptions, type BenchIngestReport } from './bench/benchIngest.js';
+export { benchIngest, type BenchIngestOptions, type BenchIngestReport, type PacedResult, type PathResult } from './bench/benchIngest.js';
 export { selfBenchIngest } from './bench/selfBench.js';
 export { seedBenchDeployment, type BenchDeployment } from './bench/seed.js';
-export { signedUsage } from './bench/events.js';
+export { sampleUsage, signedUsage } from './bench/events.js';
 export * from './sdk/mod.js';

@@ -25,6 +25,8 @@ export interface BenchIngestOptions {
   paths?: ('raw' | 'batch' | 'single' | 'nats' | 'paced')[];
   /** Events per batch of the paced run (open loop at half the batch path's throughput). */
   pacedBatchSize?: number;
+  /** Offered rate of the paced run when the batch path is not measured here (e.g. by wrk). */
+  pacedPerSecond?: number;
   progress?(line: string): void;
 }
 
@@ -183,11 +185,11 @@ export async function benchIngest(o: BenchIngestOptions): Promise<BenchIngestRep
       report.nats = summarise(quarter, performance.now() - t0, lat, process.cpuUsage(c0));
       log(`nats path: ${report.nats.perSecond}/s`);
     }
-    if (paths.includes('paced') && report.batch) {
+    if (paths.includes('paced') && (report.batch || o.pacedPerSecond)) {
       // Ack latency below saturation: batches offered on a fixed schedule (open loop) at half the
       // measured batch throughput; latency counts from each batch's scheduled time, so a stall shows.
       const size = o.pacedBatchSize ?? 100;
-      const target = report.batch.perSecond / 2;
+      const target = o.pacedPerSecond ?? report.batch!.perSecond / 2;
       // at least 200 batches, so the p99 is not simply the slowest of a few dozen
       const batches = Math.max(200, Math.ceil(total / 2 / size));
       const bodies = Array.from({ length: batches }, () => JSON.stringify({ events: make(size) }));

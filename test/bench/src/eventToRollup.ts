@@ -1,20 +1,10 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
-import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { createPool, cryptoReady, migrate, type BaseConfig } from '@kaching/contracts';
-import { loadConfig as ingestConfig, seedBenchDeployment, signedUsage, start as startIngest } from '@kaching/ingest';
-import { loadConfig as projectorConfig, start as startProjector } from '@kaching/projector';
+import { seedBenchDeployment, signedUsage } from '@kaching/ingest';
+import { cpuBetween, cpuSnapshot, type CpuUse } from './harness/proc.js';
+import { startStack, type Topology } from './harness/stack.js';
 
 const CATCH_UP_MS = 120_000;
-const KACHING_BIN = fileURLToPath(new URL('../../../deploy/bin/kaching.mjs', import.meta.url));
-
-/**
- * Where ingest and the projector run: in the bench's own process (as `kaching up` runs them, one JS
- * thread for everything), or each in a process of its own (the kaching@ingest / kaching@projector units).
- */
-export type Topology = 'one-process' | 'per-service';
 
 export interface EventToRollupOptions {
   /** A namespace and database of its own: the run writes data. */
@@ -44,11 +34,10 @@ export interface EventToRollupResult {
   /** Events ingest answered 503/429 (or could not be reached) and the sender sent again (as an SDK would). */
   retried: number;
   /**
-   * CPU used while sending, % of one core, per process: the bench process (load generator, plus ingest and
-   * projector in one-process topology), the service processes, nats-server, postgres (all its backends).
-   * Empty where /proc is not available.
+   * CPU used while sending, per process: the bench process (the load generator), the service processes,
+   * nats-server, postgres (all its backends). Empty where /proc is not available.
    */
-  cpu: Record<string, number>;
+  cpu: Record<string, CpuUse>;
 }
 
 /**
@@ -66,9 +55,10 @@ export async function benchEventToRollup(o: EventToRollupOptions): Promise<Event
   await cryptoReady();
   const pool = createPool({ databaseUrl: o.config.databaseUrl, namespace: o.config.namespace, max: 2 });
   const env = { ...process.env, DATABASE_URL: o.config.databaseUrl, KACHING_NAMESPACE: o.config.namespace, NATS_URL: o.config.natsUrl };
-  const topology = o.topology ?? 'one-process';
-  const services = topology === 'one-process' ? await inProcess(env) : await perProcess(env);
+  const topology = o.topology ?? 'all-in-one';
+  const services = await startStack({ topology, env });
   const ingest = { url: services.ingestUrl };
+  const procs = { ...services.pids, 'bench process (load generator)': process.pid };
   try {
     const dep = await seedBenchDeployment(pool);
     o.progress?.(`signing ${batches * size} events`);
@@ -110,7 +100,7 @@ export async function benchEventToRollup(o: EventToRollupOptions): Promise<Event
 
     o.progress?.(`offering ${o.rate} events/s for ${o.seconds} s in batches of ${size}`);
     const intervalMs = (size / o.rate) * 1000;
-    const cpu0 = cpuTicks(services.pids);
+    const cpu0 = cpuSnapshot(procs);
     const t0 = performance.now();
     const sent = Promise.all(
       bodies.map(async (body, i) => {
@@ -159,7 +149,7 @@ export async function benchEventToRollup(o: EventToRollupOptions): Promise<Event
       giveUpAt = performance.now() + CATCH_UP_MS;
     }
     const sendMs = performance.now() - t0;
-    const cpu = cpuPercent(cpu0, cpuTicks(services.pids));
+    const cpu = cpuBetween(cpu0, cpuSnapshot(procs));
     const failed = await watcher;
     if (failed) throw failed;
     const q = (xs: number[], p: number) => {
@@ -183,120 +173,4 @@ export async function benchEventToRollup(o: EventToRollupOptions): Promise<Event
     await services.close();
     await pool.end();
   }
-}
-
-interface Services {
-  ingestUrl: string;
-  /** The services' own processes (per-service topology); in one process they are the bench's. */
-  pids: Record<string, number>;
-  close(): Promise<void>;
-}
-
-async function inProcess(env: NodeJS.ProcessEnv): Promise<Services> {
-  const ingest = await startIngest({ ...ingestConfig(env), port: 0, host: '127.0.0.1', rateLimitPerSec: 0 });
-  const projector = await startProjector({ ...projectorConfig(env), port: 0, host: '127.0.0.1' });
-  return {
-    ingestUrl: ingest.url,
-    pids: {},
-    async close() {
-      await projector.close();
-      await ingest.close();
-    },
-  };
-}
-
-/** `kaching ingest` and `kaching projector` as child processes; ready once both answer /readyz. */
-async function perProcess(env: NodeJS.ProcessEnv): Promise<Services> {
-  const ingestPort = await freePort();
-  const projectorPort = await freePort();
-  const childEnv = {
-    ...env, INGEST_PORT: String(ingestPort), INGEST_HOST: '127.0.0.1', INGEST_RATE_LIMIT_PER_S: '0',
-    PROJECTOR_PORT: String(projectorPort), PROJECTOR_HOST: '127.0.0.1', LOG_LEVEL: 'warn',
-  };
-  let stderr = '';
-  const children: ChildProcess[] = ['ingest', 'projector'].map((cmd) => {
-    const c = spawn(process.execPath, [KACHING_BIN, cmd], { env: childEnv, stdio: ['ignore', 'ignore', 'pipe'] });
-    c.stderr!.on('data', (b: Buffer) => (stderr = (stderr + b.toString()).slice(-2000)));
-    return c;
-  });
-  const close = async () => {
-    await Promise.all(children.map((c) => new Promise<void>((resolve) => {
-      if (c.exitCode !== null || c.signalCode !== null) return resolve();
-      c.once('exit', () => resolve());
-      c.kill('SIGTERM');
-    })));
-  };
-  const ingestUrl = `http://127.0.0.1:${ingestPort}`;
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    const ready = await Promise.all([ingestUrl, `http://127.0.0.1:${projectorPort}`].map((u) => fetch(`${u}/readyz`).then((r) => r.ok, () => false)));
-    if (ready.every(Boolean)) break;
-    const exited = children.find((c) => c.exitCode !== null);
-    if (exited || Date.now() > deadline) {
-      await close();
-      throw new Error(`${exited ? `a service exited with ${exited.exitCode}` : 'services not ready within 30 s'}: ${stderr}`);
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  return { ingestUrl, close, pids: { ingest: children[0]!.pid!, projector: children[1]!.pid! } };
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const address = srv.address();
-      srv.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
-    });
-  });
-}
-
-interface CpuSample {
-  at: number;
-  ticks: Record<string, number>;
-}
-
-/** utime+stime in clock ticks (USER_HZ, 100 on Linux) per process group of interest, read from /proc. */
-function cpuTicks(pids: Record<string, number>): CpuSample {
-  const ticks: Record<string, number> = {};
-  const own = process.cpuUsage();
-  ticks['bench process'] = (own.user + own.system) / 10_000;
-  const read = (pid: string): { name: string; ticks: number } | null => {
-    try {
-      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-      const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
-      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      return { name, ticks: Number(f[11]) + Number(f[12]) };
-    } catch {
-      return null;
-    }
-  };
-  for (const [label, pid] of Object.entries(pids)) {
-    const r = read(String(pid));
-    if (r) ticks[label] = r.ticks;
-  }
-  let entries: string[] = [];
-  try {
-    entries = readdirSync('/proc').filter((e) => /^\d+$/.test(e));
-  } catch {
-    return { at: performance.now(), ticks: {} };
-  }
-  for (const pid of entries) {
-    const r = read(pid);
-    if (r && (r.name === 'nats-server' || r.name === 'postgres')) ticks[`${r.name}/${pid}`] = r.ticks;
-  }
-  return { at: performance.now(), ticks };
-}
-
-function cpuPercent(a: CpuSample, b: CpuSample): Record<string, number> {
-  const seconds = (b.at - a.at) / 1000;
-  const out: Record<string, number> = {};
-  // per pid, then summed by name: postgres backends come and go (one that ended in between is missed)
-  for (const [k, v] of Object.entries(b.ticks)) {
-    const label = k.split('/')[0]!;
-    out[label] = (out[label] ?? 0) + Math.max(0, v - (a.ticks[k] ?? 0));
-  }
-  for (const k of Object.keys(out)) out[k] = Math.round(out[k]! / seconds);
-  return out;
 }

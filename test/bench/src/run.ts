@@ -5,16 +5,18 @@ import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { connect } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
-import { baseConfig, cryptoReady, migrate, names, type BaseConfig } from '@kaching/contracts';
-import { loadConfig as ingestConfig, selfBenchIngest, signedUsage } from '@kaching/ingest';
+import { baseConfig, cryptoReady, generateSigningKeyPair, migrate, names, type BaseConfig } from '@kaching/contracts';
+import { benchIngest } from '@kaching/ingest';
 import { benchProjector, benchReplay, replayPhaseText } from '@kaching/projector';
 import { benchDecisionLatency } from '@kaching/enforcer';
-import { generateSigningKeyPair } from '@kaching/contracts';
-import { noopFastifyPost } from './ceilings.js';
 import { benchEventToRollup, type EventToRollupResult } from './eventToRollup.js';
+import { benchOutside, OUTSIDE_FULL, OUTSIDE_QUICK, type HttpPathFigure, type OutsidePlan } from './harness/outside.js';
+import { cpuText } from './harness/proc.js';
 
 export interface BenchPlan {
+  /** Messages per raw-publish ceiling run. */
   ingestEvents: number;
+  outside: OutsidePlan;
   projectorJobs: number;
   decisionRate: number;
   decisionSeconds: number;
@@ -24,11 +26,11 @@ export interface BenchPlan {
 }
 
 export const QUICK: BenchPlan = {
-  ingestEvents: 20_000, projectorJobs: 16_000, decisionRate: 2_000, decisionSeconds: 8, rollupRates: [2_000, 5_000], rollupSeconds: 6,
+  ingestEvents: 20_000, outside: OUTSIDE_QUICK, projectorJobs: 16_000, decisionRate: 2_000, decisionSeconds: 8, rollupRates: [2_000, 5_000], rollupSeconds: 6,
 };
-// ~780k jobs make ~1M events (revisions, heartbeats and 10% duplicates)
+// ~780k jobs make ~1M events (revisions, heartbeats and 10% duplicates); the 5k/s latency target is for 60 s
 export const FULL: BenchPlan = {
-  ingestEvents: 40_000, projectorJobs: 780_000, decisionRate: 2_000, decisionSeconds: 30, rollupRates: [2_000, 5_000], rollupSeconds: 20,
+  ingestEvents: 60_000, outside: OUTSIDE_FULL, projectorJobs: 780_000, decisionRate: 2_000, decisionSeconds: 30, rollupRates: [2_000, 5_000], rollupSeconds: 60,
 };
 
 export const RESULTS_DIR = fileURLToPath(new URL('../results/', import.meta.url));
@@ -55,20 +57,21 @@ export async function runBench(plan: BenchPlan, progress: (line: string) => void
     await cryptoReady();
     const machine = await machineFacts(cfg(`bench${suffix}`));
 
-    progress('ceiling: no-op Fastify POST of a signed event body');
+    // The bench process is only a load generator: every service under test runs in a process of its own.
+    progress('ceilings: raw JetStream publish from the bench process (stock client, then KACHING publisher)');
     const kp = generateSigningKeyPair();
-    const body = JSON.stringify(signedUsage('00000000-0000-4000-8000-000000000000', 'bench', kp.secretKey));
-    const noop = await noopFastifyPost(body, plan.ingestEvents / 4, 64);
-    raw.noopFastify = noop;
-
-    progress('ingest: raw JetStream publish (ceiling), batch, single, NATS');
-    const ingestNs = `bi${suffix}`;
-    await migrate({ databaseUrl: cfg(ingestNs).databaseUrl, namespace: ingestNs });
-    const ing = await selfBenchIngest(
-      ingestConfig({ ...process.env, DATABASE_URL: cfg(ingestNs).databaseUrl, KACHING_NAMESPACE: ingestNs, NATS_URL: base.natsUrl }),
-      { events: plan.ingestEvents, progress },
-    );
+    const ceilingNs = `bc${suffix}`;
+    const ing = await benchIngest({
+      ingestUrl: 'http://unused', natsUrl: base.natsUrl, namespace: ceilingNs, deploymentId: '00000000-0000-4000-8000-000000000000',
+      token: 'unused', keyId: 'bench', secretKey: kp.secretKey, events: plan.ingestEvents, paths: ['raw'], progress,
+    });
     raw.ingest = ing;
+
+    const outside = await benchOutside({
+      config: cfg('x'), namespaces: { 'all-in-one': `bo${suffix}a`, 'per-service': `bo${suffix}b` }, plan: plan.outside, progress,
+    });
+    raw.outside = outside;
+    for (const ns of [`bo${suffix}a`, `bo${suffix}b`]) await dropStream(base.natsUrl, ns);
 
     progress('projector: live consumers');
     const projNs = `bp${suffix}`;
@@ -80,10 +83,10 @@ export async function runBench(plan: BenchPlan, progress: (line: string) => void
     raw.replay = rep;
 
     const rollup: EventToRollupResult[] = [];
-    for (const topology of ['one-process', 'per-service'] as const) {
+    for (const topology of ['all-in-one', 'per-service'] as const) {
       for (const rate of plan.rollupRates) {
-        progress(`event-to-rollup latency at ${rate} events/s offered, ${topology}`);
-        const ns = `br${rate}${topology === 'one-process' ? 'a' : 'b'}${suffix}`;
+        progress(`event-to-rollup latency at ${rate} events/s offered for ${plan.rollupSeconds} s, ${topology}`);
+        const ns = `br${rate}${topology === 'all-in-one' ? 'a' : 'b'}${suffix}`;
         rollup.push(await benchEventToRollup({ config: cfg(ns), rate, seconds: plan.rollupSeconds, topology, progress }));
         await dropStream(base.natsUrl, ns);
       }
@@ -99,30 +102,40 @@ export async function runBench(plan: BenchPlan, progress: (line: string) => void
 
     const f = (n: number) => Math.round(n).toLocaleString('en-US');
     const stockPub = ing.raw?.perSecond ?? 0;
-    const rawPub = Math.max(stockPub, ing.rawPipelined?.perSecond ?? 0);
+    const topo = (t: string) => (t === 'all-in-one' ? 'all-in-one (kaching up)' : 'one process per service');
+    const http = (x: HttpPathFigure) =>
+      `${f(x.eventsPerSecond)} ${x.eventsPerRequest ? 'events' : 'requests'}/s, p50 ${x.p50Ms} ms, p99 ${x.p99Ms} ms${x.non2xx ? `, ${f(x.non2xx)} refused` : ''}${x.ranOut ? ' (ran out of bodies: a lower bound)' : ''}; CPU: ${cpuText(x.cpu, x.eventsPerRequest ? x.requests * x.eventsPerRequest : undefined)}`;
     const rows: Row[] = [
-      { figure: 'ceiling: raw JetStream publish, stock client (js.publish per message, msg ids, file store)', value: `${f(stockPub)} msgs/s, ${ing.raw?.cpuUsPerEvent} µs CPU/msg` },
+      { figure: 'ceiling: raw JetStream publish, stock client (js.publish per message, msg ids, file store; from the bench process)', value: `${f(stockPub)} msgs/s, ${ing.raw?.cpuUsPerEvent} µs CPU/msg in the client` },
       {
         figure: 'ceiling: raw JetStream publish, KACHING publisher (one reply subscription; what ingest uses)',
-        value: ing.rawPipelined ? `${f(ing.rawPipelined.perSecond)} msgs/s, ${ing.rawPipelined.cpuUsPerEvent} µs CPU/msg` : 'not measured',
+        value: ing.rawPipelined ? `${f(ing.rawPipelined.perSecond)} msgs/s, ${ing.rawPipelined.cpuUsPerEvent} µs CPU/msg in the client` : 'not measured',
       },
       { figure: 'ceiling: raw Postgres COPY into usage_sample', value: `${f(rep.rawCopy.rowsPerSecond)} rows/s` },
-      { figure: 'ceiling: no-op Fastify POST (same body, 64 in flight)', value: `${f(noop.perSecond)} req/s, p99 ${noop.p99Ms} ms` },
-      ...(['batch', 'single', 'nats'] as const).map((p) => {
-        const r = ing[p];
-        return {
-          figure: `ingest ${p} (signed, verified, appended)`,
-          value: r ? `${f(r.perSecond)} events/s, p50 ${r.p50Ms} ms, p99 ${r.p99Ms} ms, ${r.cpuUsPerEvent} µs CPU/event` : 'not measured',
-          ceiling: 'raw publish (higher ceiling)',
-          ratio: r && rawPub ? r.perSecond / rawPub : undefined,
-          target: p === 'batch' ? '≥ 0.6×' : undefined,
-        } as Row;
-      }),
-      {
-        figure: `ingest batch ack latency, ${ing.paced?.batchSize ?? 100}-event batches offered at half the batch throughput (${f(ing.paced?.targetPerSecond ?? 0)} events/s)`,
-        value: ing.paced ? `p50 ${ing.paced.p50Ms} ms, p99 ${ing.paced.p99Ms} ms` : 'not measured',
-        target: 'p99 < 50 ms',
-      },
+      ...outside.flatMap((o) => [
+        { figure: `ceiling: no-op GET /healthz on the ingest server, wrk ${plan.outside.singleConnections} connections, ${topo(o.topology)}`, value: http(o.noop) },
+        {
+          figure: `ingest single events over HTTP (wrk, ${plan.outside.singleConnections} connections, ${f(o.bytesPerEvent)} B/event), ${topo(o.topology)}`,
+          value: http(o.single), ceiling: 'no-op', ratio: o.single.eventsPerSecond / o.noop.eventsPerSecond, target: o.topology === 'all-in-one' ? '≥ 0.2×' : undefined,
+        },
+        {
+          figure: `ingest ${plan.outside.batchSize}-event batches, each event signed (wrk, ${plan.outside.batchConnections} connections), ${topo(o.topology)}`,
+          value: http(o.batch), ceiling: 'stock-client publish', ratio: stockPub ? o.batch.eventsPerSecond / stockPub : undefined, target: o.topology === 'all-in-one' ? '≥ 0.5×' : undefined,
+        },
+        {
+          figure: `ingest ${plan.outside.batchSize}-event signed batches (one Merkle-root signature each), ${topo(o.topology)}`,
+          value: http(o.signedBatch), ceiling: 'stock-client publish', ratio: stockPub ? o.signedBatch.eventsPerSecond / stockPub : undefined, target: o.topology === 'all-in-one' ? '≥ 0.8×' : undefined,
+        },
+        {
+          figure: `ingest batch ack latency, ${o.paced?.batchSize ?? 100}-event batches offered at half the batch throughput (${f(o.paced?.targetPerSecond ?? 0)} events/s; Node client in the bench process), ${topo(o.topology)}`,
+          value: o.paced ? `p50 ${o.paced.p50Ms} ms, p99 ${o.paced.p99Ms} ms` : 'not measured',
+          target: 'p99 < 50 ms',
+        },
+        {
+          figure: `ingest single events as NATS requests (64 in flight; Node client in the bench process), ${topo(o.topology)}`,
+          value: o.nats ? `${f(o.nats.perSecond)} events/s, p50 ${o.nats.p50Ms} ms, p99 ${o.nats.p99Ms} ms` : 'not measured',
+        },
+      ] as Row[]),
       ...Object.entries(proj.projections).map(([p, r]) => ({
         figure: `projector ${p} (live consumer)`,
         value: `${f(r.eventsPerSecond)} events/s`,
@@ -137,9 +150,9 @@ export async function runBench(plan: BenchPlan, progress: (line: string) => void
         target: '≥ 30k/s, ≥ 0.4×',
       })),
       ...rollup.map((r) => ({
-        figure: `event-to-rollup latency (batch send → rollup committed), ${f(r.offeredPerSecond)} events/s offered in ${r.batchSize}-event batches, ${r.topology === 'one-process' ? 'ingest and projector in the bench process (as kaching up runs them)' : 'ingest and projector each in its own process (kaching@ units)'}`,
-        value: `p50 ${f(r.p50Ms)} ms, p99 ${f(r.p99Ms)} ms; ingest took ${f(r.achievedPerSecond)} events/s (ack p99 ${f(r.ackP99Ms)} ms${r.retried ? `; ${f(r.retried)} events answered 503/429 and sent again` : ''})${cpuText(r.cpu)}`,
-        target: r.offeredPerSecond === 5_000 ? 'p99 < 2 s at 5k/s' : undefined,
+        figure: `event-to-rollup latency (batch send → rollup committed), ${f(r.offeredPerSecond)} events/s offered for ${plan.rollupSeconds} s in ${r.batchSize}-event batches, ${topo(r.topology)}`,
+        value: `p50 ${f(r.p50Ms)} ms, p99 ${f(r.p99Ms)} ms; ingest took ${f(r.achievedPerSecond)} events/s (ack p99 ${f(r.ackP99Ms)} ms${r.retried ? `; ${f(r.retried)} events answered 503/429 and sent again` : ''}); CPU while sending: ${cpuText(r.cpu, r.events)}`,
+        target: r.offeredPerSecond === 5_000 && r.topology === 'per-service' ? 'p99 < 2 s at 5k/s' : undefined,
       })),
       {
         figure: `decision latency (append → published) at ${f(dec.achievedRate)} events/s`,
@@ -149,16 +162,10 @@ export async function runBench(plan: BenchPlan, progress: (line: string) => void
     ];
     return { machine, rows, raw };
   } finally {
-    for (const ns of [`bench${suffix}`, `bi${suffix}`, `bp${suffix}`, `be${suffix}`]) await dropStream(base.natsUrl, ns).catch(() => undefined);
+    for (const ns of [`bench${suffix}`, `bc${suffix}`, `bo${suffix}a`, `bo${suffix}b`, `bp${suffix}`, `be${suffix}`]) await dropStream(base.natsUrl, ns).catch(() => undefined);
     await admin.query(`drop database if exists ${dbName} with (force)`).catch(() => undefined);
     await admin.end();
   }
-}
-
-/** "; CPU while sending (% of one core): bench process 60, nats-server 28, postgres 50" — empty without /proc. */
-function cpuText(cpu: Record<string, number>): string {
-  const parts = Object.entries(cpu).map(([k, v]) => `${k} ${v}`);
-  return parts.length ? `; CPU while sending (% of one core): ${parts.join(', ')}` : '';
 }
 
 export function toMarkdown(r: { machine: Record<string, string>; rows: Row[] }, mode: string): string {

@@ -1,0 +1,84 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
+import { fileURLToPath } from 'node:url';
+
+const KACHING_BIN = fileURLToPath(new URL('../../../../deploy/bin/kaching.mjs', import.meta.url));
+
+/**
+ * How the services under test run, always in processes of their own (never in the bench's):
+ * `all-in-one` is `kaching up` (every service on one JS thread, as a single-box install runs it);
+ * `per-service` is one process per service, as the kaching@ systemd units and the Helm chart run them.
+ */
+export type Topology = 'all-in-one' | 'per-service';
+export type ServiceName = 'ingest' | 'projector' | 'enforcer' | 'api';
+
+export interface RunningStack {
+  topology: Topology;
+  ingestUrl: string;
+  /** Process ids by service; in all-in-one every service maps to the one `kaching up` process. */
+  pids: Partial<Record<ServiceName | 'kaching up', number>>;
+  close(): Promise<void>;
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const address = srv.address();
+      srv.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
+    });
+  });
+}
+
+/** Starts the services (`services` selects which, per-service only) and waits until each answers /readyz. */
+export async function startStack(o: { topology: Topology; env: NodeJS.ProcessEnv; services?: ServiceName[] }): Promise<RunningStack> {
+  const ports = { ingest: await freePort(), projector: await freePort(), enforcer: await freePort(), api: await freePort() };
+  const env: NodeJS.ProcessEnv = {
+    ...o.env,
+    LOG_LEVEL: o.env.LOG_LEVEL ?? 'warn',
+    INGEST_PORT: String(ports.ingest), INGEST_HOST: '127.0.0.1', INGEST_RATE_LIMIT_PER_S: '0',
+    PROJECTOR_PORT: String(ports.projector), PROJECTOR_HOST: '127.0.0.1',
+    ENFORCER_PORT: String(ports.enforcer), ENFORCER_HOST: '127.0.0.1',
+    API_PORT: String(ports.api), API_HOST: '127.0.0.1',
+  };
+  const wanted = o.services ?? ['ingest', 'projector', 'enforcer', 'api'];
+  const commands: [string, string[]][] = o.topology === 'all-in-one' ? [['kaching up', ['up']]] : wanted.map((s) => [s, [s]]);
+  let stderr = '';
+  const children = new Map<string, ChildProcess>();
+  for (const [label, args] of commands) {
+    const c = spawn(process.execPath, [KACHING_BIN, ...args], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+    c.stderr!.on('data', (b: Buffer) => (stderr = (stderr + b.toString()).slice(-4000)));
+    children.set(label, c);
+  }
+  const close = async () => {
+    await Promise.all(
+      [...children.values()].map(
+        (c) =>
+          new Promise<void>((resolve) => {
+            if (c.exitCode !== null || c.signalCode !== null) return resolve();
+            const t = setTimeout(() => c.kill('SIGKILL'), 20_000);
+            c.once('exit', () => (clearTimeout(t), resolve()));
+            c.kill('SIGTERM');
+          }),
+      ),
+    );
+  };
+  const readyUrls = (o.topology === 'all-in-one' ? (['ingest', 'projector', 'enforcer', 'api'] as const) : wanted).map(
+    (s) => `http://127.0.0.1:${ports[s]}/readyz`,
+  );
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    const ready = await Promise.all(readyUrls.map((u) => fetch(u).then((r) => r.ok, () => false)));
+    if (ready.every(Boolean)) break;
+    const exited = [...children.entries()].find(([, c]) => c.exitCode !== null);
+    if (exited || Date.now() > deadline) {
+      await close();
+      throw new Error(`${exited ? `${exited[0]} exited with ${exited[1].exitCode}` : 'services not ready within 60 s'}: ${stderr}`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const pids: RunningStack['pids'] = {};
+  for (const [label, c] of children) pids[label as ServiceName] = c.pid;
+  return { topology: o.topology, ingestUrl: `http://127.0.0.1:${ports.ingest}`, pids, close };
+}
