@@ -12,6 +12,7 @@ export { auditVerify, type AuditResult, type AuditVerdict } from './audit/verify
 export { ENDPOINT_HEADER } from './nats/service.js';
 export { benchIngest, type BenchIngestOptions, type BenchIngestReport, type PacedResult, type PathResult } from './bench/benchIngest.js';
 export { selfBenchIngest } from './bench/selfBench.js';
+export { ingestStageCosts, type IngestStageCosts } from './bench/stages.js';
 export { seedBenchDeployment, type BenchDeployment } from './bench/seed.js';
 export { sampleUsage, signedUsage } from './bench/events.js';
 export * from './sdk/mod.js';

@@ -7,4 +7,5 @@ export { collectStatus, formatStatus, type ProjectorStatus } from './status.js';
 export { maintainPartitions } from './maintenance.js';
 export { processBatch, decodeMessage } from './processor.js';
 export { benchProjector, benchReplay, type BenchProjectorResult, type BenchReplayResult } from './bench/bench.js';
+export { projectorStageCosts, type ProjectorStageCosts } from './bench/stages.js';
 export { commands } from './cli/commands.js';

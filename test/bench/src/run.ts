@@ -6,8 +6,8 @@ import pg from 'pg';
 import { connect } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { baseConfig, cryptoReady, generateSigningKeyPair, migrate, names, type BaseConfig } from '@kaching/contracts';
-import { benchIngest } from '@kaching/ingest';
-import { benchProjector, benchReplay, replayPhaseText } from '@kaching/projector';
+import { benchIngest, ingestStageCosts } from '@kaching/ingest';
+import { benchProjector, benchReplay, projectorStageCosts, replayPhaseText } from '@kaching/projector';
 import { benchDecisionLatency } from '@kaching/enforcer';
 import { benchEventToRollup, type EventToRollupResult } from './eventToRollup.js';
 import { benchOutside, OUTSIDE_FULL, OUTSIDE_QUICK, type HttpPathFigure, type OutsidePlan } from './harness/outside.js';
@@ -56,6 +56,10 @@ export async function runBench(plan: BenchPlan, progress: (line: string) => void
   try {
     await cryptoReady();
     const machine = await machineFacts(cfg(`bench${suffix}`));
+
+    progress('per-event stage costs (microbenchmark in the bench process, one thread)');
+    const stages = { ...(await ingestStageCosts()), ...(await projectorStageCosts()) };
+    raw.stages = stages;
 
     // The bench process is only a load generator: every service under test runs in a process of its own.
     progress('ceilings: raw JetStream publish from the bench process (stock client, then KACHING publisher)');
@@ -112,6 +116,10 @@ export async function runBench(plan: BenchPlan, progress: (line: string) => void
         value: ing.rawPipelined ? `${f(ing.rawPipelined.perSecond)} msgs/s, ${ing.rawPipelined.cpuUsPerEvent} µs CPU/msg in the client` : 'not measured',
       },
       { figure: 'ceiling: raw Postgres COPY into usage_sample', value: `${f(rep.rawCopy.rowsPerSecond)} rows/s` },
+      {
+        figure: 'per-event stage costs, µs (microbenchmark, one thread, warm): ingest parse / validate / canonicalise / digest / verify / Avro encode; projector decode / COPY text (each projection)',
+        value: `${stages.parse} / ${stages.validate} / ${stages.canonicalise} / ${stages.digest} / ${stages.verify} / ${stages.encode}; ${stages.decode} / ${stages.copyText}`,
+      },
       ...outside.flatMap((o) => [
         { figure: `ceiling: no-op GET /healthz on the ingest server, wrk ${plan.outside.singleConnections} connections, ${topo(o.topology)}`, value: http(o.noop) },
         {
