@@ -16,6 +16,7 @@ export * from './consumer/partition.js';
 export * from './consumer/registry.js';
 export * from './consumer/lease.js';
 export * from './consumer/runner.js';
+export * from './consumer/status.js';
 export * from './nats/messages.js';
 export * from './logging/logger.js';
 export * from './retry/untilAvailable.js';
