@@ -51,6 +51,8 @@ create table consumer_checkpoint (
   handler_version integer not null default 1,
   -- an old-count lane that was drained after the count changed (read again if the count comes back)
   retired_at timestamptz,
+  -- fence of the lease under which last_seq was committed
+  committed_fence bigint,
   updated_at timestamptz not null default now(),
   primary key (consumer, lane)
 );

@@ -99,8 +99,8 @@ export async function lockLane(client: pg.ClientBase, lease: LeaseToken): Promis
 
 export async function advanceLane(client: pg.ClientBase, lease: LeaseToken, seq: number): Promise<void> {
   await client.query(
-    'update consumer_checkpoint set last_seq = $3, updated_at = now() where consumer = $1 and lane = $2 and last_seq < $3',
-    [lease.consumer, lease.lane, seq],
+    'update consumer_checkpoint set last_seq = $3, committed_fence = $4, updated_at = now() where consumer = $1 and lane = $2 and last_seq < $3',
+    [lease.consumer, lease.lane, seq, lease.fence],
   );
 }
 
