@@ -1,7 +1,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import type pg from 'pg';
 import {
-  advanceLane, lockLane, type LeaseToken, revisionKey, revisionTimestamp, type DecisionAction, type DecisionCode, type PeriodKind, type PolicyDecision, type StreamRecord, type Names,
+  advanceLane, beginLaneTransaction, lockLane, type LeaseToken, revisionKey, revisionTimestamp, type DecisionAction, type DecisionCode, type PeriodKind, type PolicyDecision, type StreamRecord, type Names,
 } from '@kaching/contracts';
 import { fromMicro, toMicro } from './decimal.js';
 import { licenseStatus, loadLimits, SUMMED_METRICS, windowUsage, type DeploymentLimits } from './limits.js';
@@ -181,7 +181,7 @@ export interface BatchResult {
 export async function processBatch(ctx: EngineCtx, batch: Decoded[], lease: LeaseToken): Promise<BatchResult> {
   const client = await ctx.pool.connect();
   try {
-    await client.query('begin');
+    await beginLaneTransaction(client, lease);
     // the lane's checkpoint and this instance's fence (contracts/src/consumer/lease.ts)
     const cp = await lockLane(client, lease);
     ctx.touched = [];

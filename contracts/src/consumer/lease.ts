@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type pg from 'pg';
 
 type Db = Pick<pg.Pool, 'query'> | pg.ClientBase;
@@ -10,6 +11,8 @@ export interface LeaseToken {
   fence: number;
   /** The handler version the owner runs. */
   version: number;
+  /** Lease length: bounds how long a batch statement may run (a paused owner mid-COPY holds its locks until then). */
+  ttlMs: number;
 }
 
 /** The lane's lease was taken by another instance (or released): this instance must stop the lane. */
@@ -32,21 +35,46 @@ export class HandlerVersionError extends Error {
  * Takes the lease when it is free, expired or already ours, with a new fence. Null when another instance
  * holds it. The checkpoint row is created here too (at `initialSeq`), outside any batch.
  */
-export async function acquireLease(db: Db, consumer: string, lane: string, owner: string, ttlMs: number, version: number, initialSeq: number): Promise<LeaseToken | null> {
-  await db.query(
+export async function acquireLease(pool: pg.Pool, consumer: string, lane: string, owner: string, ttlMs: number, version: number, initialSeq: number): Promise<LeaseToken | null> {
+  await pool.query(
     `insert into consumer_checkpoint (consumer, lane, last_seq, handler_version) values ($1, $2, $3, $4) on conflict do nothing`,
     [consumer, lane, initialSeq, version],
   );
-  await db.query('insert into consumer_lease (consumer, lane) values ($1, $2) on conflict do nothing', [consumer, lane]);
-  const r = await db.query<{ fence: string }>(
-    `update consumer_lease set owner = $3, fence = fence + 1, expires_at = now() + $4 * interval '1 millisecond', acquired_at = now()
-      where consumer = $1 and lane = $2 and (owner is null or owner = $3 or expires_at <= now())
-      returning fence`,
-    [consumer, lane, owner, ttlMs],
-  );
-  const row = r.rows[0];
-  return row ? { consumer, lane, owner, fence: Number(row.fence), version } : null;
+  await pool.query('insert into consumer_lease (consumer, lane) values ($1, $2) on conflict do nothing', [consumer, lane]);
+  // A previous owner whose lease ran out may be paused inside a batch. Postgres ends an idle transaction by
+  // itself, but not one paused in the middle of a COPY (the server waits for data and ignores the statement
+  // timeout there): end the sessions its batches run in (tagged with sessionTag) so its locks go.
+  const prev = await pool.query<{ owner: string | null }>('select owner from consumer_lease where consumer = $1 and lane = $2 and owner is not null and owner <> $3 and expires_at <= now()', [consumer, lane, owner]);
+  if (prev.rows[0]?.owner) {
+    await pool.query(
+      `select pg_terminate_backend(pid) from pg_stat_activity where datname = current_database() and application_name = $1 and pid <> pg_backend_pid()`,
+      [sessionTag(prev.rows[0].owner, consumer)],
+    );
+  }
+  const client = await pool.connect();
+  try {
+    // A batch of the previous owner in flight holds the lease row (for share): the takeover waits for it,
+    // but not for ever: a paused owner's batch ends by statement timeout; meanwhile this round moves on.
+    await client.query(`begin; set local lock_timeout = ${ACQUIRE_LOCK_TIMEOUT_MS}`);
+    const r = await client.query<{ fence: string }>(
+      `update consumer_lease set owner = $3, fence = fence + 1, expires_at = now() + $4 * interval '1 millisecond', acquired_at = now()
+        where consumer = $1 and lane = $2 and (owner is null or owner = $3 or expires_at <= now())
+        returning fence`,
+      [consumer, lane, owner, ttlMs],
+    );
+    await client.query('commit');
+    const row = r.rows[0];
+    return row ? { consumer, lane, owner, fence: Number(row.fence), version, ttlMs } : null;
+  } catch (err) {
+    await client.query('rollback').catch(() => undefined);
+    if ((err as { code?: string }).code === '55P03') return null; // lock_not_available: next round
+    throw err;
+  } finally {
+    client.release();
+  }
 }
+
+const ACQUIRE_LOCK_TIMEOUT_MS = 1000;
 
 /** Renews the given leases; returns the ones that are no longer held (their fence moved on). */
 export async function renewLeases(db: Db, owner: string, leases: readonly LeaseToken[], ttlMs: number): Promise<LeaseToken[]> {
@@ -104,8 +132,31 @@ export async function advanceLane(client: pg.ClientBase, lease: LeaseToken, seq:
   );
 }
 
-/** How long a paused owner may sit inside a batch transaction before Postgres ends it (frees its locks). */
+/** How long a paused owner may sit idle inside a batch transaction before Postgres ends it (frees its locks). */
 export const BATCH_IDLE_TIMEOUT_MS = 5_000;
+
+/**
+ * How long one batch statement may run: an owner paused in the middle of a COPY leaves its session
+ * "active", which no idle timeout ends. Twice the lease, at least 5 s.
+ */
+export function batchStatementTimeoutMs(lease: LeaseToken): number {
+  return Math.max(5_000, 2 * lease.ttlMs);
+}
+
+/** The application_name a batch transaction of (owner, consumer) runs under, so the next owner can end it. */
+export function sessionTag(owner: string, consumer: string): string {
+  return `kaching-batch-${createHash('sha256').update(owner).update('\u0000').update(consumer).digest('hex').slice(0, 24)}`;
+}
+
+/**
+ * BEGIN with the limits a batch transaction runs under, so a paused owner cannot hold its locks for long:
+ * idle inside the transaction, Postgres ends it; paused mid-COPY, the next owner ends it (acquireLease).
+ */
+export async function beginLaneTransaction(client: pg.ClientBase, lease: LeaseToken): Promise<void> {
+  await client.query(
+    `begin; set local idle_in_transaction_session_timeout = ${BATCH_IDLE_TIMEOUT_MS}; set local statement_timeout = ${batchStatementTimeoutMs(lease)}; set local application_name = '${sessionTag(lease.owner, lease.consumer)}'`,
+  );
+}
 
 /**
  * The batch transaction every Postgres-backed consumer uses: lock + fence check, `apply` (given the
@@ -123,7 +174,7 @@ export async function inLaneTransaction<T>(
   client.on('error', onError);
   let failed = false;
   try {
-    await client.query(`begin; set local idle_in_transaction_session_timeout = ${BATCH_IDLE_TIMEOUT_MS}`);
+    await beginLaneTransaction(client, lease);
     const checkpoint = await lockLane(client, lease);
     const out = await apply(client, checkpoint);
     if (out.lastSeq > checkpoint) await advanceLane(client, lease, out.lastSeq);
