@@ -3,6 +3,7 @@ import type pg from 'pg';
 import {
   ConsumerRunner,
   inLaneTransaction,
+  lockPartitions,
   type ConsumerHandler,
   type InstanceRegistration,
   type LaneBatch,
@@ -15,6 +16,7 @@ import { PartitionCache, utcDay } from './db/partitions.js';
 import { LIVE, OWNED } from './db/tables.js';
 import type { ProjectorMetrics } from './metrics.js';
 import { decodeJsMsg } from './processor.js';
+import type { Decoded } from './records.js';
 import { q } from './projections/common.js';
 
 /**
@@ -47,6 +49,7 @@ export function projectionHandler(pool: pg.Pool, projection: ProjectionName, met
       const out = await inLaneTransaction(pool, batch.lease, async (client, checkpoint) => {
         // a lane's messages come in stream order: what the checkpoint covers was applied before (redelivery, takeover)
         const fresh = present.filter((d) => d.seq > checkpoint);
+        await lockPartitions(client, projection, fresh.map((d) => deploymentOf(d)), batch.counts);
         await applyBatch(client, projection, fresh, LIVE);
         return { lastSeq: maxSeq, result: fresh };
       });
@@ -62,6 +65,8 @@ export function projectionHandler(pool: pg.Pool, projection: ProjectionName, met
     },
   };
 }
+
+const deploymentOf = (d: Decoded): string => (d.record.kind === 'usage' ? d.record.usage.deployment_id : d.record.job_status.deployment_id);
 
 /** The live loop of one projection in this process: a ConsumerRunner over the projection's handler. */
 export class ProjectionRunner {

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type pg from 'pg';
+import { partitionOf } from './partition.js';
 
 type Db = Pick<pg.Pool, 'query'> | pg.ClientBase;
 
@@ -189,6 +190,21 @@ export async function inLaneTransaction<T>(
     // a failed session may be a dead one: do not hand it to the next batch
     client.release(failed);
   }
+}
+
+/**
+ * Inside a batch transaction: serialises batches of one consumer that may touch the same deployment.
+ * Lanes of one partition count never share a deployment, but an old count's lane still draining, or the
+ * legacy lane, shares deployments with the current lanes, and two transactions each applying part of one
+ * deployment's events in parallel would each merge against a state missing the other's part. Locks
+ * (count, partition of the deployment) for every count still read, in one order: in steady state a lane's
+ * batch takes only its own partition's lock, so lanes of the current count never wait for each other.
+ */
+export async function lockPartitions(client: pg.ClientBase, consumer: string, deploymentIds: Iterable<string>, counts: readonly number[]): Promise<void> {
+  const keys = new Set<string>();
+  for (const d of new Set(deploymentIds)) for (const c of counts) keys.add(`${consumer}:${c}.${partitionOf(d, c)}`);
+  if (!keys.size) return;
+  await client.query(`select pg_advisory_xact_lock(hashtextextended(k, 0)) from (select k from unnest($1::text[]) as k order by k) s`, [[...keys]]);
 }
 
 /** The consumer's checkpoints (all lanes). */

@@ -14,6 +14,8 @@ export interface LaneBatch {
   messages: JsMsg[];
   /** Messages of the lane still to deliver after this batch (as the server last said). */
   pending: number;
+  /** Partition counts with lanes still read (the current one and old ones still draining); see lockPartitions(). */
+  counts: number[];
 }
 
 /**
@@ -75,6 +77,8 @@ export class ConsumerRunner {
   private ticking: Promise<void> = Promise.resolve();
   /** Lanes this instance should own after the last tick. */
   assigned: string[] = [];
+  /** Partition counts with active lanes after the last tick. */
+  counts: number[] = [];
   ready = false;
 
   constructor(readonly o: RunnerOptions) {
@@ -130,6 +134,7 @@ export class ConsumerRunner {
       }
       await this.ensureVersion();
       const lanes = await this.activeLanes(epochs);
+      this.counts = [...new Set(lanes.flatMap((l) => (l.count === null ? [] : [l.count])))].sort((a, b) => a - b);
       const members = await liveMembers(pool, handler.name);
       if (!members.includes(registration.id)) members.push(registration.id);
       const assignment = assignLanes(lanes.map((l) => l.id), members);
@@ -173,7 +178,7 @@ export class ConsumerRunner {
       await pool.query('update consumer_checkpoint set retired_at = null where consumer = $1 and lane = $2 and retired_at is not null', [handler.name, lane.id]);
     }
     log.info({ consumer: handler.name, lane: lane.id, fence: lease.fence }, 'lane acquired');
-    const worker = new LaneWorker(this.js, this.o, lane, lease);
+    const worker = new LaneWorker(this.js, this.o, lane, lease, () => this.counts);
     this.workers.set(lane.id, worker);
     void worker.run().finally(() => {
       if (this.workers.get(lane.id) === worker) this.workers.delete(lane.id);
@@ -234,6 +239,7 @@ class LaneWorker {
     private readonly o: RunnerOptions,
     readonly lane: Lane,
     readonly lease: LeaseToken,
+    private readonly counts: () => number[],
   ) {}
 
   private get log() {
@@ -375,7 +381,7 @@ class LaneWorker {
       const t0 = performance.now();
       try {
         const pending = batch[batch.length - 1]!.info.pending;
-        const lastSeq = await handler.apply({ lane: this.lane, lease: this.lease, messages: batch, pending });
+        const lastSeq = await handler.apply({ lane: this.lane, lease: this.lease, messages: batch, pending, counts: this.counts() });
         this.position = Math.max(this.position, lastSeq);
         this.o.onBatch?.({ lane: this.lane.id, messages: batch, lastSeq: this.position, seconds: (performance.now() - t0) / 1000, pending });
         if (performance.now() - this.lastPendingReport > 1000 || pending === 0) {
