@@ -42,3 +42,17 @@ describe('partitions hash like nats-server partition()', () => {
     expect(assignLanes(lanes, ['a']).size).toBe(5);
   });
 });
+
+describe('KACHING_STREAM_REPLICAS', () => {
+  it('warns when streams run at R1 on a cluster, not standalone or at R3', async () => {
+    const { warnOnReplicas } = await import('@kaching/contracts');
+    const warned: string[] = [];
+    const log = { warn: (_o: object, msg: string) => void warned.push(msg) };
+    const server = (cluster?: string) => ({ info: cluster ? { cluster } : {} }) as unknown as Parameters<typeof warnOnReplicas>[0];
+    expect(warnOnReplicas(server('kaching'), 1, log)).toBe(true);
+    expect(warnOnReplicas(server('kaching'), 3, log)).toBe(false);
+    expect(warnOnReplicas(server(), 1, log)).toBe(false);
+    expect(warned).toHaveLength(1);
+    expect(warned[0]).toMatch(/KACHING_STREAM_REPLICAS=3/);
+  });
+});
