@@ -53,6 +53,8 @@ describe('admission checks and notifications', () => {
     } finally {
       await Promise.all(procs.map((p) => p.stop()));
       handle = await start({ natsUrl: env.natsUrl, databaseUrl: env.databaseUrl, namespace: env.namespace, logLevel: 'error', port: 0, host: '127.0.0.1', licensePublicKey: null, batchSize: 100 });
+      // its check subscription reaches the server asynchronously: answered once, it is there for the next test
+      await waitFor(async () => nc.request(env.names.checkSubject(dep), JSON.stringify({ deployment_id: dep, scope: 'jobs', estimate_units: 0 }), { timeout: 2000 }).then(() => true, () => false), 20_000, 'the enforcer answering checks');
     }
   });
 
