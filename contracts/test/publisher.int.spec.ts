@@ -17,7 +17,7 @@ describe('JetStreamPublisher (real NATS)', () => {
     await env?.cleanup();
   });
 
-  const subject = () => env.names.eventSubject('00000000-0000-4000-8000-000000000001', 'usage');
+  const subject = () => env.names.eventSubject('00000000-0000-4000-8000-000000000001', 'usage', 1);
 
   it('answers with the PubAck: sequence, and duplicate for an exact resend (same message id)', async () => {
     const p = new JetStreamPublisher(nc, 5000);

@@ -1,7 +1,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import type pg from 'pg';
 import {
-  revisionKey, revisionTimestamp, type DecisionAction, type DecisionCode, type PeriodKind, type PolicyDecision, type StreamRecord, type Names,
+  advanceLane, beginLaneTransaction, lockLane, type LeaseToken, revisionKey, revisionTimestamp, type DecisionAction, type DecisionCode, type PeriodKind, type PolicyDecision, type StreamRecord, type Names,
 } from '@kaching/contracts';
 import { fromMicro, toMicro } from './decimal.js';
 import { licenseStatus, loadLimits, SUMMED_METRICS, windowUsage, type DeploymentLimits } from './limits.js';
@@ -156,11 +156,15 @@ r as (
 select w.deployment_id, w.correlation_id, (select count(*) from up) + (select count(*) from c) + (select count(*) from s) + (select count(*) from r) as n
   from win w`;
 
-/** Locks the checkpoint row (serialising batches and re-evaluations, also across instances) and reads it. */
-export async function lockCheckpoint(client: pg.PoolClient): Promise<number> {
-  await client.query(`insert into projection_checkpoint (projection, last_seq) values ($1, 0) on conflict do nothing`, [CHECKPOINT_KEY]);
-  const r = await client.query('select last_seq from projection_checkpoint where projection = $1 for update', [CHECKPOINT_KEY]);
-  return Number(r.rows[0].last_seq);
+/**
+ * Serialises everything that reads and writes a deployment's usage and decisions (batches of any lane,
+ * config re-evaluations), across instances: a re-partition can put one deployment's events in two lanes
+ * owned by two processes, and two transactions that each saw only their own part could both miss a threshold.
+ */
+export async function lockDeployments(client: pg.PoolClient, ids: Iterable<string>): Promise<void> {
+  const list = [...new Set(ids)].sort();
+  if (!list.length) return;
+  await client.query(`select pg_advisory_xact_lock(hashtextextended('kaching.enforcer.' || d, 0)) from (select d from unnest($1::text[]) as d order by d) s`, [list]);
 }
 
 export interface BatchResult {
@@ -174,17 +178,19 @@ export interface BatchResult {
  * One batch in ONE transaction: skip seq <= checkpoint, apply usage by difference, evaluate the touched
  * deployments, write new decisions (+ alerts, suggestions, outbox, notifications), advance the checkpoint.
  */
-export async function processBatch(ctx: EngineCtx, batch: Decoded[]): Promise<BatchResult> {
+export async function processBatch(ctx: EngineCtx, batch: Decoded[], lease: LeaseToken): Promise<BatchResult> {
   const client = await ctx.pool.connect();
   try {
-    await client.query('begin');
-    const cp = await lockCheckpoint(client);
+    await beginLaneTransaction(client, lease);
+    // the lane's checkpoint and this instance's fence (contracts/src/consumer/lease.ts)
+    const cp = await lockLane(client, lease);
     ctx.touched = [];
     const fresh = batch.filter((d) => d.seq > cp);
     const maxSeq = batch.reduce((a, d) => Math.max(a, d.seq), cp);
     const { rows } = await toRows(ctx, fresh);
     const decisions: PolicyDecision[] = [];
     if (rows.length) {
+      await lockDeployments(client, rows.map((r) => r.deployment_id));
       const res = await client.query(APPLY_SQL, [JSON.stringify(rows.map(({ at: _a, provider: _p, ...r }) => r))]);
       const won = new Set(res.rows.map((r) => `${r.deployment_id}\u0000${r.correlation_id}`));
       const byDep = new Map<string, { at: number; unpriced: Map<string, string> }>();
@@ -207,7 +213,7 @@ export async function processBatch(ctx: EngineCtx, batch: Decoded[]): Promise<Ba
         decisions.push(...(await evaluateDeployment(ctx, client, lim, { at: x.at, unpriced: x.unpriced, pre })));
       }
     }
-    if (maxSeq > cp) await client.query('update projection_checkpoint set last_seq = $2, updated_at = now() where projection = $1', [CHECKPOINT_KEY, maxSeq]);
+    if (maxSeq > cp) await advanceLane(client, lease, maxSeq);
     await client.query('commit');
     if (ctx.known && ctx.touched) {
       if (ctx.known.size > 100_000) ctx.known.clear();
@@ -229,7 +235,7 @@ export async function reevaluate(ctx: EngineCtx, deploymentId: string, now: Date
   const client = await ctx.pool.connect();
   try {
     await client.query('begin');
-    await lockCheckpoint(client);
+    await lockDeployments(client, [deploymentId]);
     const out = await evaluateDeployment(ctx, client, lim, { at: now.getTime(), unpriced: new Map(), now });
     await client.query('commit');
     return out;

@@ -7,5 +7,5 @@ import { CHECKPOINT_KEY } from './engine.js';
  */
 export async function resetEnforcerState(pool: pg.Pool): Promise<void> {
   await pool.query(`begin; truncate enforcer_usage_daily, enforcer_contribution, enforcer_deployment_state;
-    update projection_checkpoint set last_seq = 0, updated_at = now() where projection = '${CHECKPOINT_KEY}'; commit`);
+    update consumer_checkpoint set last_seq = 0, retired_at = null, updated_at = now() where consumer = '${CHECKPOINT_KEY}'; commit`);
 }

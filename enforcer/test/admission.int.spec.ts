@@ -3,9 +3,10 @@ import { createHmac } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { createPool, ensureEventsStream, type AdmissionResponse } from '@kaching/contracts';
+import { ensureEventsStream, type AdmissionResponse } from '@kaching/contracts';
 import { addWebhook, checkAdmission, SIGNATURE_HEADER, start, type EnforcerHandle } from '@kaching/enforcer';
 import { isolatedEnv, type IsolatedEnv } from '../../test/support/isolation.js';
+import { ServiceProcess } from '../../test/support/instances.js';
 import { addBudget, checkpoint, publish, seedDeployment, seedOrg, usageRecord, waitFor } from './helpers.js';
 
 describe('admission checks and notifications', () => {
@@ -30,18 +31,30 @@ describe('admission checks and notifications', () => {
     await env?.cleanup();
   });
 
-  it('50 concurrent checks against a budget with room for 10 let at most 10 through (two pools = two instances)', async () => {
-    const other = createPool({ databaseUrl: env.databaseUrl, namespace: env.namespace, max: 5 });
+  it('50 concurrent checks over NATS against a budget with room for 10, answered by two enforcer processes, let exactly 10 through', async () => {
+    // the in-process enforcer stops answering: only the two child processes share the check queue group
+    await handle.close();
+    const procs = [new ServiceProcess('enforcer', env.env, 'enforcer-a'), new ServiceProcess('enforcer', env.env, 'enforcer-b')];
     try {
+      await Promise.all(procs.map((p) => p.start()));
       const results = await Promise.all(
-        Array.from({ length: 50 }, (_, i) =>
-          checkAdmission(i % 2 ? other : env.pool, { deployment_id: dep, scope: 'jobs', estimate_units: 1, reserve_ttl_s: 300, correlation_id: `c-${i}` })),
+        Array.from({ length: 50 }, async (_, i) => {
+          const body = { deployment_id: dep, scope: 'jobs', estimate_units: 1, reserve_ttl_s: 300, correlation_id: `c-${i}` };
+          return (await nc.request(env.names.checkSubject(dep), JSON.stringify(body), { timeout: 20_000 })).json<AdmissionResponse>();
+        }),
       );
       const allowed = results.filter((r) => r.allow);
       expect(allowed).toHaveLength(10);
       expect(results.filter((r) => !r.allow).every((r) => r.remaining_units === 0 && r.action === 'block')).toBe(true);
+      // both processes answered checks (a queue group spreads the 50 requests)
+      for (const p of procs) expect(await p.metric('kaching_enforcer_admissions_total'), p.name).toBeGreaterThan(0);
+      const reserved = await env.pool.query(`select count(*)::int as n from enforcer_reservation where settled_at is null`);
+      expect(reserved.rows[0].n).toBe(10);
     } finally {
-      await other.end();
+      await Promise.all(procs.map((p) => p.stop()));
+      handle = await start({ natsUrl: env.natsUrl, databaseUrl: env.databaseUrl, namespace: env.namespace, logLevel: 'error', port: 0, host: '127.0.0.1', licensePublicKey: null, batchSize: 100 });
+      // its check subscription reaches the server asynchronously: answered once, it is there for the next test
+      await waitFor(async () => nc.request(env.names.checkSubject(dep), JSON.stringify({ deployment_id: dep, scope: 'jobs', estimate_units: 0 }), { timeout: 2000 }).then(() => true, () => false), 20_000, 'the enforcer answering checks');
     }
   });
 

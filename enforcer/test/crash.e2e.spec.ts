@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { jetstreamManager } from '@nats-io/jetstream';
+import { lanesCaughtUp } from '../../test/e2e/scale-support.js';
 import { decisionsBucket, ensureEventsStream, type PolicyDecision } from '@kaching/contracts';
 import { isolatedEnv, type IsolatedEnv } from '../../test/support/isolation.js';
 import { addQuota, alertCodes, checkpoint, controlMessages, publish, seedDeployment, seedOrg, usageRecord, waitFor } from './helpers.js';
@@ -52,7 +52,7 @@ describe('enforcer killed with SIGKILL mid-stream', () => {
     expect(msgs.map((m) => m.code).sort()).toEqual(['QUOTA_EXCEEDED', 'QUOTA_NEARING']);
     const kv = await decisionsBucket(nc, env.names);
     expect((await kv.get(env.names.decisionKey(dep, 'cpu')))!.json<PolicyDecision>()).toMatchObject({ code: 'QUOTA_EXCEEDED', state: 'active' });
-    const info = await (await jetstreamManager(nc)).consumers.info(env.names.eventsStream, env.names.consumer('enforcer'));
-    expect(info.num_pending).toBe(0);
+    // the enforcer's lanes hold nothing after their checkpoints
+    expect(await lanesCaughtUp(env.pool, nc, env.names, ['enforcer'])).toBe(true);
   });
 });

@@ -53,14 +53,14 @@ export function usageRecord(
 }
 
 /** Appends records the way ingest does: Avro payload, schema header, Nats-Msg-Id = messageId(event). */
-export async function publish(nc: NatsConnection, n: Names, recs: StreamRecord[]): Promise<number> {
+export async function publish(nc: NatsConnection, n: Names, recs: StreamRecord[], partitions = 1): Promise<number> {
   const js = jetstream(nc);
   let seq = 0;
   for (const r of recs) {
     if (r.kind !== 'usage') continue;
     const h = natsHeaders();
     h.set(SCHEMA_FINGERPRINT_HEADER, STREAM_SCHEMA_FINGERPRINT);
-    const ack = await js.publish(n.eventSubject(r.usage.deployment_id, 'usage'), encodeStreamRecord(r), { msgID: messageId(r.usage), headers: h });
+    const ack = await js.publish(n.eventSubject(r.usage.deployment_id, 'usage', partitions), encodeStreamRecord(r), { msgID: messageId(r.usage), headers: h });
     seq = ack.seq;
   }
   return seq;
@@ -76,8 +76,9 @@ export async function waitFor<T>(fn: () => Promise<T | undefined | null | false>
   }
 }
 
+/** The highest lane checkpoint of the enforcer (one partition: every new event is in one lane). */
 export async function checkpoint(pool: pg.Pool): Promise<number> {
-  const r = await pool.query(`select last_seq from projection_checkpoint where projection = 'enforcer'`);
+  const r = await pool.query(`select max(last_seq) as last_seq from consumer_checkpoint where consumer = 'enforcer'`);
   return Number(r.rows[0]?.last_seq ?? 0);
 }
 

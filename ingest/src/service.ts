@@ -1,5 +1,5 @@
 import { connect, type NatsConnection, type Subscription } from '@nats-io/transport-node';
-import { createLogger, createPool, ensureEventsStream, names, streamExists } from '@kaching/contracts';
+import { CONSUMER_DEFAULTS, createLogger, createPool, ensureEventsStream, names, streamExists, warnOnReplicas } from '@kaching/contracts';
 import type pg from 'pg';
 import { KeyStore } from './auth/keys.js';
 import { TokenAuthenticator } from './auth/tokens.js';
@@ -9,6 +9,7 @@ import { IngestMetrics } from './metrics.js';
 import { serveNats } from './nats/service.js';
 import { Appender } from './pipeline/appender.js';
 import { IngestCore } from './pipeline/ingestCore.js';
+import { IngestPartitioning } from './pipeline/partitioning.js';
 import { RateLimiter } from './pipeline/rateLimit.js';
 import { Verifier } from './pipeline/verifier.js';
 
@@ -41,15 +42,23 @@ export async function start(config: IngestConfig): Promise<IngestHandle> {
       duplicateWindowMs: config.duplicateWindowMs,
       maxAgeMs: config.streamMaxAgeMs,
       maxBytes: -1,
-      replicas: 1,
+      replicas: config.streamReplicas ?? CONSUMER_DEFAULTS.streamReplicas,
     });
+    warnOnReplicas(nc, config.streamReplicas, log);
   } catch (err) {
     await nc?.close().catch(() => undefined);
     await pool.end().catch(() => undefined);
     throw err;
   }
   const conn = nc;
-  const appender = new Appender(conn, n, config.publishTimeoutMs, config.retryAfterS);
+  const partitioning = new IngestPartitioning(pool, {
+    initial: config.partitions ?? CONSUMER_DEFAULTS.partitions,
+    leaseMs: config.leaseMs ?? CONSUMER_DEFAULTS.leaseMs,
+    retryAfterS: config.retryAfterS,
+    log,
+  });
+  await partitioning.start();
+  const appender = new Appender(conn, n, config.publishTimeoutMs, config.retryAfterS, partitioning);
   metrics.natsConnected.set(1);
   void (async () => {
     for await (const s of conn.status()) {
@@ -111,6 +120,7 @@ export async function start(config: IngestConfig): Promise<IngestHandle> {
         await app.close().catch(() => undefined);
         await withTimeout(conn.drain(), 3000).catch(() => conn.close().catch(() => undefined));
         appender.close();
+        await partitioning.close();
         await verifier!.close();
         await pool.end().catch(() => undefined);
       })();

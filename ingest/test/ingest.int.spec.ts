@@ -101,7 +101,7 @@ describe('accepting events', () => {
     const rec = decodeStreamRecord(sm!.data);
     expect(rec.kind).toBe('usage');
     expect(rec.ingest.org_id).toBe(A.orgId);
-    expect(sm!.subject).toBe(env.names.eventSubject(A.deploymentId, 'usage'));
+    expect(sm!.subject).toBe(env.names.eventSubject(A.deploymentId, 'usage', 1));
   });
 
   it('job-status events need ingest:jobs and land on the job_status subject', async () => {

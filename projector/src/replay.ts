@@ -51,9 +51,9 @@ export function replayPhaseText(ph: ReplayResult['phases']): string {
 
 /**
  * Rebuilds one projection into `<table>__shadow` copies from a fresh ordered consumer while the live
- * tables keep serving reads, then swaps them in with one transaction that also moves the checkpoint.
- * The swap holds the projection's checkpoint row lock, so a live consumer of the same projection
- * waits, then continues from the replayed sequence on the new tables.
+ * tables keep serving reads, then swaps them in with one transaction that also moves every lane's
+ * checkpoint to the replayed sequence. The swap holds the projection's lane checkpoint rows, so live
+ * instances wait, then continue from the replayed sequence on the new tables.
  * With --from-seq/--since the rebuilt tables contain only events from that point on.
  */
 export async function replay(config: BaseConfig, projection: ProjectionName, opts: ReplayOptions = {}): Promise<ReplayResult> {
@@ -332,7 +332,9 @@ async function hasDependentViews(client: pg.ClientBase, table: string): Promise<
  */
 async function trySwap(pool: pg.Pool, projection: ProjectionName, shadowSeq: number): Promise<'rename' | 'copy' | null> {
   return inTransaction(pool, async (client) => {
-    const live = await lockCheckpoint(client, projection);
+    // every lane of the live projection, locked in one order; the shadow covers the whole stream up to shadowSeq
+    const lanes = await client.query<{ last_seq: string }>('select last_seq from consumer_checkpoint where consumer = $1 order by lane for update', [projection]);
+    const live = Math.max(0, ...lanes.rows.map((r) => Number(r.last_seq)));
     if (live > shadowSeq) {
       await client.query('rollback');
       return null;
@@ -373,7 +375,7 @@ async function trySwap(pool: pg.Pool, projection: ProjectionName, shadowSeq: num
     }
     if (projection === 'raw') await ensurePartitions(client, LIVE.usageSample, utcDay(Date.now() - 86_400_000), 9);
     if (projection === 'concurrency') await recomputeAllPeaks(client, LIVE.concurrency, LIVE.daily);
-    await writeCheckpoint(client, projection, shadowSeq);
+    await client.query('update consumer_checkpoint set last_seq = $2, updated_at = now() where consumer = $1', [projection, shadowSeq]);
     await client.query('delete from projection_checkpoint where projection = $1', [`${projection}${SHADOW_SUFFIX}`]);
     return mode;
   });

@@ -1,11 +1,12 @@
 import Fastify from 'fastify';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
-import { createLogger, createPool, ensureEventsStream, names } from '@kaching/contracts';
+import { CONSUMER_DEFAULTS, createLogger, createPool, ensureEventsStream, InstanceRegistration, names, warnOnReplicas } from '@kaching/contracts';
 import type { ProjectorConfig } from './config.js';
 import { maintainPartitions } from './maintenance.js';
 import { createMetrics, type ProjectorMetrics } from './metrics.js';
-import { hardenPool, ProjectionRunner } from './processor.js';
+import { hardenPool } from './processor.js';
+import { ProjectionRunner } from './runner.js';
 
 export interface ProjectorHandle {
   url: string;
@@ -14,29 +15,43 @@ export interface ProjectorHandle {
   close(): Promise<void>;
 }
 
-/** Runs the configured projections (each its own durable consumer and checkpoint) plus /metrics, /healthz, /readyz. */
+/**
+ * Runs the configured projections plus /metrics, /healthz, /readyz. Each projection shares its lanes with
+ * every other live instance running it (leases in Postgres); start as many processes as wanted.
+ */
 export async function start(config: ProjectorConfig): Promise<ProjectorHandle> {
   const log = createLogger('projector', config.logLevel);
   const n = names(config.namespace);
   const metrics = createMetrics();
-  const pool = createPool({ databaseUrl: config.databaseUrl, namespace: config.namespace, max: config.projections.length + 3, applicationName: 'kaching-projector' });
+  // lanes of several projections commit at once: one connection per projection and lane in flight, bounded
+  const pool = createPool({ databaseUrl: config.databaseUrl, namespace: config.namespace, max: config.projections.length * 2 + 4, applicationName: 'kaching-projector' });
   hardenPool(pool, (err) => log.warn({ err: err.message }, 'pg connection error'));
   const nc = await connect({ servers: config.natsUrl, name: 'kaching-projector', maxReconnectAttempts: -1 });
   const timers: NodeJS.Timeout[] = [];
-  const runners = config.projections.map((p) => new ProjectionRunner(nc, pool, n, p, config.batchSize, metrics, log.child({ projection: p }), config.ackWaitMs));
+  const leaseMs = config.leaseMs ?? CONSUMER_DEFAULTS.leaseMs;
+  const registration = new InstanceRegistration(pool, { role: 'projector', consumers: [...config.projections], ttlMs: leaseMs });
+  const runners = config.projections.map(
+    (p) => new ProjectionRunner(nc, pool, n, p, {
+      batchSize: config.batchSize, leaseMs, partitions: config.partitions ?? CONSUMER_DEFAULTS.partitions, registration, metrics, log: log.child({ projection: p }),
+    }),
+  );
   const app = Fastify({ logger: false, forceCloseConnections: true });
   let closed: Promise<void> | null = null;
   const close = () =>
     (closed ??= (async () => {
       for (const t of timers) clearInterval(t);
       await Promise.all(runners.map((r) => r.stop()));
+      await registration.remove().catch(() => undefined);
       await app.close().catch(() => undefined);
       await nc.drain().catch(() => nc.close().catch(() => undefined));
       await pool.end().catch(() => undefined);
     })());
   try {
-    await ensureEventsStream(nc, n);
+    await ensureEventsStream(nc, n, { replicas: config.streamReplicas });
+    warnOnReplicas(nc, config.streamReplicas, log);
     const jsm = await jetstreamManager(nc);
+    // durables of versions before the runner read nothing any more
+    for (const p of config.projections) await jsm.consumers.delete(n.eventsStream, n.consumer(p)).catch(() => undefined);
     if (config.projections.includes('raw')) {
       const maintain = () =>
         maintainPartitions(pool, config)
@@ -45,15 +60,7 @@ export async function start(config: ProjectorConfig): Promise<ProjectorHandle> {
       await maintain();
       timers.push(setInterval(maintain, config.maintenanceIntervalMs).unref());
     }
-    for (const r of runners) await r.start();
-    const pollPending = async () => {
-      for (const r of runners) {
-        const info = await jsm.consumers.info(n.eventsStream, n.consumer(r.projection)).catch(() => null);
-        if (info) metrics.pending.set({ projection: r.projection }, info.num_pending + info.num_ack_pending);
-      }
-    };
-    await pollPending();
-    timers.push(setInterval(() => void pollPending(), 5000).unref());
+    await Promise.all(runners.map((r) => r.start()));
 
     app.get('/metrics', async (_req, reply) => reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()));
     app.get('/healthz', async () => ({ ok: true }));
@@ -64,7 +71,8 @@ export async function start(config: ProjectorConfig): Promise<ProjectorHandle> {
         ok,
         database: dbOk,
         nats: !nc.isClosed(),
-        projections: Object.fromEntries(runners.map((r) => [r.projection, { ready: r.ready, last_seq: r.lastSeq }])),
+        instance: registration.id,
+        projections: Object.fromEntries(runners.map((r) => [r.projection, { ready: r.ready, last_seq: r.lastSeq, lanes: r.runner.lanes() }])),
       });
     });
     const address = await app.listen({ port: config.port, host: config.host });

@@ -40,19 +40,22 @@ describe('projector CLI commands and partition maintenance', () => {
     expect(r.data).toEqual({ stopped: true });
   });
 
-  it('`status` shows stream, consumers, checkpoints with lag 0 and counts', async () => {
+  it('`status` shows stream, each lane with its checkpoint and lag 0, and counts', async () => {
     const r = await cmd('status').run(ctx());
-    const s = r.data as { stream: { last_seq: number }; consumers: { projection: string; exists: boolean; pending?: number }[]; checkpoints: { projection: string; lag: number }[]; counts: Record<string, number | null> };
+    const s = r.data as { stream: { last_seq: number }; consumers: unknown[]; lanes: { consumer: string; lane: string; checkpoint: number; lag: number; owner: string | null }[]; partitions: number; counts: Record<string, number | null> };
     expect(s.stream.last_seq).toBe(last);
+    expect(s.partitions).toBe(1);
     for (const p of ['raw', 'rollups', 'concurrency']) {
-      expect(s.consumers.find((c) => c.projection === p)).toMatchObject({ exists: true, pending: 0 });
-      expect(s.checkpoints.find((c) => c.projection === p)?.lag).toBe(0);
+      // the generated stream is all in partition 0 of 1; the legacy lane is empty
+      expect(s.lanes.find((c) => c.consumer === p && c.lane === '1.0')).toMatchObject({ checkpoint: last, lag: 0, owner: null });
+      expect(s.lanes.find((c) => c.consumer === p && c.lane === 'legacy')).toMatchObject({ lag: 0 });
     }
-    expect(s.consumers.find((c) => c.projection === 'enforcer')?.exists).toBe(false);
+    expect(s.lanes.some((c) => c.consumer === 'enforcer')).toBe(false);
+    expect(s.consumers).toEqual([]); // no durable consumers any more
     expect(s.counts.usage_samples).toBeGreaterThan(0);
     expect(s.counts.alerts).toBe(0);
     expect(s.counts.decisions).toBeNull(); // no KV bucket in this namespace: tolerated
-    expect(r.text).toContain('checkpoint raw');
+    expect(r.text).toMatch(/raw +lane 1\.0 +checkpoint +\d+ +lag +0/);
   });
 
   it('`verify-projections` exits 0 when clean and 1 on a difference', async () => {

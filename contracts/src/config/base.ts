@@ -6,7 +6,15 @@ export interface BaseConfig {
   databaseUrl: string;
   namespace: string;
   logLevel: string;
+  /** KACHING_PARTITIONS: partition count written when none is recorded yet (then `kaching partitions set`). */
+  partitions?: number;
+  /** KACHING_LEASE_MS: a consumer lane's lease (and an instance's registration) lasts this long without renewal. */
+  leaseMs?: number;
+  /** KACHING_STREAM_REPLICAS: replicas of the streams and KV buckets (1 standalone, 3 on a cluster). */
+  streamReplicas?: number;
 }
+
+export const CONSUMER_DEFAULTS = { partitions: 1, leaseMs: 10_000, streamReplicas: 1 } as const;
 
 export const BASE_DEFAULTS: BaseConfig = {
   natsUrl: 'nats://127.0.0.1:4222',
@@ -25,6 +33,9 @@ export function baseConfig(env: NodeJS.ProcessEnv = process.env): BaseConfig {
     databaseUrl: env.DATABASE_URL || BASE_DEFAULTS.databaseUrl,
     namespace,
     logLevel: env.LOG_LEVEL || BASE_DEFAULTS.logLevel,
+    partitions: positive(env, 'KACHING_PARTITIONS', CONSUMER_DEFAULTS.partitions),
+    leaseMs: positive(env, 'KACHING_LEASE_MS', CONSUMER_DEFAULTS.leaseMs),
+    streamReplicas: positive(env, 'KACHING_STREAM_REPLICAS', CONSUMER_DEFAULTS.streamReplicas),
   };
 }
 
@@ -34,5 +45,11 @@ export function intFromEnv(env: NodeJS.ProcessEnv, key: string, fallback: number
   if (raw === undefined || raw === '') return fallback;
   const n = Number(raw);
   if (!Number.isInteger(n) || n < 0) throw new Error(`${key}="${raw}" must be a non-negative integer`);
+  return n;
+}
+
+function positive(env: NodeJS.ProcessEnv, key: string, fallback: number): number {
+  const n = intFromEnv(env, key, fallback);
+  if (n < 1) throw new Error(`${key} must be at least 1`);
   return n;
 }

@@ -1,3 +1,5 @@
+import { partitionOf, type Lane } from '../consumer/partition.js';
+
 /**
  * Every stream, subject, consumer, KV bucket and Postgres schema name derives from one namespace,
  * so two installations (or two test files) on the same NATS and Postgres never meet.
@@ -13,8 +15,15 @@ export interface Names {
   /** Postgres schema holding every table of this installation. */
   dbSchema: string;
   eventsStream: string;
-  /** `<ns>.events.<deployment>.<kind>`; the stream captures `<ns>.events.>`. */
-  eventSubject(deploymentId: string, kind: 'usage' | 'job_status'): string;
+  /**
+   * `<ns>.events.<N>.<p>.<deployment>.<kind>` with N the partition count and p the deployment's partition
+   * (FNV-1a, see consumer/partition.ts); the stream captures `<ns>.events.>`.
+   */
+  eventSubject(deploymentId: string, kind: 'usage' | 'job_status', partitions: number): string;
+  /** The 4-token subject written before partitions existed (still read as the "legacy" lane). */
+  legacyEventSubject(deploymentId: string, kind: 'usage' | 'job_status'): string;
+  /** The filter subject of one lane. */
+  laneFilter(lane: Lane): string;
   eventsWildcard: string;
   /** Agents on NATS send ingest requests here (token in a header). */
   ingestSubject(deploymentId: string): string;
@@ -48,7 +57,9 @@ export function names(namespace: string = DEFAULT_NAMESPACE): Names {
     namespace: ns,
     dbSchema: ns,
     eventsStream: `${NS}_EVENTS`,
-    eventSubject: (d, kind) => `${ns}.events.${d}.${kind}`,
+    eventSubject: (d, kind, partitions) => `${ns}.events.${partitions}.${partitionOf(d, partitions)}.${d}.${kind}`,
+    legacyEventSubject: (d, kind) => `${ns}.events.${d}.${kind}`,
+    laneFilter: (lane) => (lane.count === null ? `${ns}.events.*.*` : `${ns}.events.${lane.count}.${lane.partition}.>`),
     eventsWildcard: `${ns}.events.>`,
     ingestSubject: (d) => `${ns}.ingest.${d}`,
     ingestWildcard: `${ns}.ingest.*`,

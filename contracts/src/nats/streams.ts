@@ -22,7 +22,8 @@ export const EVENTS_STREAM_DEFAULTS: EventsStreamOptions = {
   replicas: 1,
 };
 
-export function eventsStreamConfig(n: Names, o: EventsStreamOptions = EVENTS_STREAM_DEFAULTS): Partial<StreamConfig> & { name: string } {
+export function eventsStreamConfig(n: Names, opts: Partial<EventsStreamOptions> = {}): Partial<StreamConfig> & { name: string } {
+  const o = withDefaults(opts);
   return {
     name: n.eventsStream,
     subjects: [n.eventsWildcard],
@@ -37,15 +38,28 @@ export function eventsStreamConfig(n: Names, o: EventsStreamOptions = EVENTS_STR
   };
 }
 
-/** Creates the events stream, or updates its limits when they changed. */
-export async function ensureEventsStream(nc: NatsConnection, n: Names, o: EventsStreamOptions = EVENTS_STREAM_DEFAULTS): Promise<void> {
+const withDefaults = (o: Partial<EventsStreamOptions>): EventsStreamOptions => {
+  const out = { ...EVENTS_STREAM_DEFAULTS };
+  for (const [k, v] of Object.entries(o)) if (v !== undefined) (out as Record<string, unknown>)[k] = v;
+  return out;
+};
+
+/**
+ * Creates the events stream, or updates its limits when they changed. Only ingest passes its limits;
+ * other services pass at most `replicas`, and a stream that exists keeps the limits ingest gave it.
+ */
+export async function ensureEventsStream(nc: NatsConnection, n: Names, opts: Partial<EventsStreamOptions> = {}): Promise<void> {
   const jsm = await jetstreamManager(nc);
-  const cfg = eventsStreamConfig(n, o);
+  const cfg = eventsStreamConfig(n, opts);
+  const limits = opts.duplicateWindowMs !== undefined || opts.maxAgeMs !== undefined || opts.maxBytes !== undefined;
   try {
     const info = await jsm.streams.info(n.eventsStream);
     const c = info.config;
-    if (c.duplicate_window !== cfg.duplicate_window || c.max_age !== cfg.max_age || c.max_bytes !== cfg.max_bytes) {
-      await jsm.streams.update(n.eventsStream, { ...c, duplicate_window: cfg.duplicate_window, max_age: cfg.max_age, max_bytes: cfg.max_bytes });
+    const replicas = opts.replicas ?? c.num_replicas;
+    if (limits && (c.duplicate_window !== cfg.duplicate_window || c.max_age !== cfg.max_age || c.max_bytes !== cfg.max_bytes)) {
+      await jsm.streams.update(n.eventsStream, { ...c, duplicate_window: cfg.duplicate_window, max_age: cfg.max_age, max_bytes: cfg.max_bytes, num_replicas: replicas });
+    } else if (replicas !== c.num_replicas) {
+      await jsm.streams.update(n.eventsStream, { ...c, num_replicas: replicas });
     }
   } catch (err) {
     if (!isNotFound(err)) throw err;
@@ -57,7 +71,7 @@ export async function ensureEventsStream(nc: NatsConnection, n: Names, o: Events
 }
 
 /** Decisions keep their history on the control subjects; deduplicated by decision id (Nats-Msg-Id). */
-export async function ensureDecisionsStream(nc: NatsConnection, n: Names): Promise<void> {
+export async function ensureDecisionsStream(nc: NatsConnection, n: Names, replicas = 1): Promise<void> {
   const jsm = await jetstreamManager(nc);
   if (await streamExists(nc, n.decisionsStream)) return;
   await jsm.streams
@@ -68,6 +82,7 @@ export async function ensureDecisionsStream(nc: NatsConnection, n: Names): Promi
       retention: RetentionPolicy.Limits,
       duplicate_window: 60 * 60_000 * NS_PER_MS,
       max_age: 90 * 24 * 3_600_000 * NS_PER_MS,
+      num_replicas: replicas,
     })
     .catch(async (e) => {
       if (!(await streamExists(nc, n.decisionsStream))) throw e;
@@ -75,8 +90,19 @@ export async function ensureDecisionsStream(nc: NatsConnection, n: Names): Promi
 }
 
 /** The KV bucket holding the current decision per (deployment, scope). */
-export async function decisionsBucket(nc: NatsConnection, n: Names): Promise<KV> {
-  return new Kvm(nc).create(n.decisionsBucket, { history: 5 });
+export async function decisionsBucket(nc: NatsConnection, n: Names, replicas = 1): Promise<KV> {
+  return new Kvm(nc).create(n.decisionsBucket, { history: 5, replicas });
+}
+
+/**
+ * KACHING_STREAM_REPLICAS=1 on a cluster keeps every acked event on one node only: say so at start.
+ * (The server's INFO carries `cluster` when it is part of one.)
+ */
+export function warnOnReplicas(nc: NatsConnection, replicas: number | undefined, log: { warn(o: object, msg: string): void }): boolean {
+  const cluster = (nc.info as { cluster?: string } | undefined)?.cluster;
+  if (!cluster || (replicas ?? 1) > 1) return false;
+  log.warn({ cluster, replicas: replicas ?? 1 }, 'NATS is a cluster but streams and KV run at R1 (KACHING_STREAM_REPLICAS=1): an acked event lives on one node only; set KACHING_STREAM_REPLICAS=3');
+  return true;
 }
 
 export async function streamExists(nc: NatsConnection, name: string): Promise<boolean> {

@@ -100,7 +100,7 @@ export async function benchDecisionLatency(o: BenchDecisionOptions): Promise<Ben
       const at = performance.now();
       if (dep.count === dep.soft) sent.set(`${dep.id}:QUOTA_NEARING`, at);
       if (dep.count === dep.hard + 1) sent.set(`${dep.id}:QUOTA_EXCEEDED`, at);
-      const p = js.publish(n.eventSubject(dep.id, 'usage'), encodeStreamRecord(rec), { msgID: rec.kind === 'usage' ? `${dep.id}:${rec.usage.job.correlation_id}:${randomBytes(16).toString('hex')}` : '', headers: h });
+      const p = js.publish(n.eventSubject(dep.id, 'usage', 1), encodeStreamRecord(rec), { msgID: rec.kind === 'usage' ? `${dep.id}:${rec.usage.job.correlation_id}:${randomBytes(16).toString('hex')}` : '', headers: h });
       inflight.add(p);
       void p.finally(() => inflight.delete(p));
       if (inflight.size > 2000) await Promise.race(inflight);

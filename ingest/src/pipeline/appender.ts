@@ -1,4 +1,5 @@
 import type { NatsConnection } from '@nats-io/transport-node';
+import type { IngestPartitioning } from './partitioning.js';
 import {
   JetStreamPublisher,
   SCHEMA_FINGERPRINT_HEADER,
@@ -29,6 +30,7 @@ export class Appender {
     private readonly n: Names,
     private readonly timeoutMs: number,
     private readonly retryAfterS: number,
+    private readonly partitioning: Pick<IngestPartitioning, 'withCount'>,
   ) {
     this.publisher = new JetStreamPublisher(nc, timeoutMs);
   }
@@ -38,12 +40,14 @@ export class Appender {
       throw new UnavailableError('STREAM_UNAVAILABLE', { retryAfterS: this.retryAfterS, message: 'NATS is disconnected; nothing was stored, retry' });
     }
     const bytes = encodeStreamRecord(record);
-    try {
-      const ack = await this.publisher.publish(this.n.eventSubject(deploymentId, record.kind), bytes, msgId, Appender.HEADERS);
-      return { seq: ack.seq, duplicate: ack.duplicate };
-    } catch (cause) {
-      throw new UnavailableError('STREAM_UNAVAILABLE', { retryAfterS: this.retryAfterS, cause });
-    }
+    return this.partitioning.withCount(async (partitions) => {
+      try {
+        const ack = await this.publisher.publish(this.n.eventSubject(deploymentId, record.kind, partitions), bytes, msgId, Appender.HEADERS);
+        return { seq: ack.seq, duplicate: ack.duplicate };
+      } catch (cause) {
+        throw new UnavailableError('STREAM_UNAVAILABLE', { retryAfterS: this.retryAfterS, cause });
+      }
+    });
   }
 
   close(): void {

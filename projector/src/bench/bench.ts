@@ -68,7 +68,7 @@ async function fillStream(o: BenchOptions, pool: pg.Pool): Promise<{ lastSeq: nu
 
 async function waitCheckpoint(pool: pg.Pool, projection: string, seq: number): Promise<void> {
   for (;;) {
-    const r = await pool.query<{ last_seq: string }>('select last_seq from projection_checkpoint where projection = $1', [projection]);
+    const r = await pool.query<{ last_seq: string }>('select max(last_seq) as last_seq from consumer_checkpoint where consumer = $1', [projection]);
     if (Number(r.rows[0]?.last_seq ?? 0) >= seq) return;
     await new Promise((res) => setTimeout(res, 100));
   }
@@ -81,7 +81,7 @@ export async function benchProjector(o: BenchOptions): Promise<BenchProjectorRes
     const { lastSeq, publishSeconds } = await fillStream(o, pool);
     const projections = {} as BenchProjectorResult['projections'];
     for (const p of PROJECTIONS) {
-      const r0 = await pool.query<{ last_seq: string }>('select last_seq from projection_checkpoint where projection = $1', [p]);
+      const r0 = await pool.query<{ last_seq: string }>('select max(last_seq) as last_seq from consumer_checkpoint where consumer = $1', [p]);
       const from = Number(r0.rows[0]?.last_seq ?? 0);
       const t0 = Date.now();
       const h = await start({ ...loadConfig({}), ...o.config, port: 0, host: '127.0.0.1', projections: [p], batchSize: o.batchSize ?? 1000 });

@@ -32,6 +32,8 @@ export interface GenerateOptions {
   /** Jobs start within [base, base + spanHours). */
   base?: Date;
   spanHours?: number;
+  /** Partition count the subjects are made for (default 1); 0 writes the legacy 4-token subjects. */
+  partitions?: number;
 }
 
 export interface GeneratedMessage {
@@ -74,7 +76,7 @@ export function generateMessages(n: Names, o: GenerateOptions): GeneratedMessage
   const out: GeneratedMessage[] = [];
   const push = (rec: StreamRecord, correlationId: string) => {
     const ev = rec.kind === 'usage' ? rec.usage : rec.job_status;
-    out.push({ subject: n.eventSubject(o.deploymentId, rec.kind), data: encodeStreamRecord(rec), msgId: messageId(ev), correlationId });
+    out.push({ subject: o.partitions === 0 ? n.legacyEventSubject(o.deploymentId, rec.kind) : n.eventSubject(o.deploymentId, rec.kind, o.partitions ?? 1), data: encodeStreamRecord(rec), msgId: messageId(ev), correlationId });
   };
   const dec = (x: number, d: number) => Math.round(x * 10 ** d) / 10 ** d;
   for (let i = 0; i < o.jobs; i++) {

@@ -78,7 +78,8 @@ export async function benchEventToRollup(o: EventToRollupOptions): Promise<Event
       client.on('error', () => undefined); // a failure reaches the pending query; without a listener it killed the process
       await client.connect();
       try {
-        const sql = `select last_seq from ${pg.escapeIdentifier(o.config.namespace)}.projection_checkpoint where projection = 'rollups'`;
+        // one partition: every event is in one lane, so the highest lane checkpoint is "applied up to"
+        const sql = `select max(last_seq) as last_seq from ${pg.escapeIdentifier(o.config.namespace)}.consumer_checkpoint where consumer = 'rollups'`;
         while (!abandoned && (sending || waiting.length)) {
           if (performance.now() > giveUpAt) throw new Error(`rollups did not catch up within ${CATCH_UP_MS / 1000} s of the last send`);
           const r = await client.query<{ last_seq: string }>(sql);
