@@ -1,4 +1,8 @@
 import { generateKeyPairSync } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { request } from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SignJWT, createLocalJWKSet, decodeJwt, decodeProtectedHeader, jwtVerify } from 'jose';
 import type { NatsConnection } from '@nats-io/transport-node';
@@ -7,6 +11,7 @@ import { addUser, commands, loadConfig, start, type ApiHandle } from '@kaching/a
 import { isolatedEnv, type IsolatedEnv } from '../../test/support/isolation.js';
 import { seedOrg, type SeededOrg } from './support/seed.js';
 import { call, findCookie, signIn, type SignedIn } from './support/people.js';
+import { makePki } from '../../test/support/pki.js';
 
 // Sign-in, sessions, CSRF, the sign-in throttle and bearer JWTs, over real HTTP against a real
 // Postgres. The API's clock is injected: expiry and throttle windows move by setting `clock`.
@@ -358,5 +363,42 @@ describe('bearer JWTs', () => {
     expect((await call(url(), 'GET', '/v1/alerts', { bearer: none })).json.error.code).toBe('JWT_INVALID');
     const k = await call(url(), 'POST', '/v1/auth/token', { bearer: A.readKey, body: {} });
     expect([k.status, k.json.error.code]).toEqual([403, 'API_KEY_SCOPE']);
+  });
+});
+
+describe('over TLS', () => {
+  it('serves HTTPS with API_TLS_CERT/API_TLS_KEY; the session cookie is then Secure and __Host- prefixed, and only that name is accepted', async () => {
+    nextWindow();
+    const dir = mkdtempSync(join(tmpdir(), 'kaching-api-tls-'));
+    const pki = makePki(dir);
+    const server = pki.server('api');
+    const tlsApi = await start(
+      { ...loadConfig({ ...env.env, API_TLS_CERT: server.certFile, API_TLS_KEY: server.keyFile }), port: 0 },
+      { pool: env.pool, nc, clock: () => clock },
+    );
+    try {
+      expect(tlsApi.url).toMatch(/^https:/);
+      const post = (path: string, body: unknown, cookie?: string) =>
+        new Promise<{ status: number; setCookie: string[]; body: string }>((resolve, reject) => {
+          const r = request(`${tlsApi.url}${path}`, { method: body === undefined ? 'GET' : 'POST', ca: pki.ca.cert, headers: { 'content-type': 'application/json', ...(cookie ? { cookie } : {}) } }, (res) => {
+            let text = '';
+            res.on('data', (c) => (text += c));
+            res.on('end', () => resolve({ status: res.statusCode!, setCookie: res.headers['set-cookie'] ?? [], body: text }));
+          });
+          r.on('error', reject);
+          r.end(body === undefined ? undefined : JSON.stringify(body));
+        });
+      const r = await post('/v1/auth/signin', { login: 'vic@alpha.example', password: PW.viewerA });
+      expect(r.status).toBe(200);
+      const set = findCookie(r.setCookie, '__Host-kaching_session')!;
+      expect(set).toMatch(/^__Host-kaching_session=ks_\S+; Path=\/; HttpOnly; SameSite=Lax; Max-Age=43200; Secure$/);
+      const value = set.split(';')[0]!.split('=')[1]!;
+      expect((await post('/v1/deployments', undefined, `__Host-kaching_session=${value}`)).status).toBe(200);
+      // the unprefixed name is what plain HTTP uses; over TLS it is not looked at
+      expect((await post('/v1/deployments', undefined, `kaching_session=${value}`)).status).toBe(401);
+    } finally {
+      await tlsApi.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
