@@ -212,10 +212,10 @@ const up: Command = {
       stack = await startStack(env, config);
       if (stack.missing.length) ctx.progress(`not started (package has no start() yet): ${stack.missing.join(', ')}`);
       for (const s of stack.services) ctx.progress(`${s.name.padEnd(10)} ${s.url ?? '(running)'}`);
-      const dashboard = stack.apiUrl
-        ? `${stack.apiUrl}/${seed?.apiKey ? `#key=${encodeURIComponent(seed.apiKey)}&deployment=${seed.deploymentId}` : ''}`
-        : undefined;
+      const dashboard = stack.apiUrl ? `${stack.apiUrl}/` : undefined;
       if (dashboard) ctx.progress(`dashboard: ${dashboard}`);
+      // shown once: only its hash is stored, and the next start sets a new one
+      if (dashboard && seed) ctx.progress(`sign in as ${seed.user.login} with password ${seed.user.password} (new at every start)`);
       if (seed) {
         const agents = Math.max(1, Math.floor(positiveNumber(ctx, 'agents', 12)));
         const rate = positiveNumber(ctx, 'rate', 20);
@@ -257,7 +257,7 @@ const up: Command = {
         services: stack.services.map((s) => ({ name: s.name, url: s.url ?? null })),
         not_started: stack.missing,
         dashboard: dashboard ?? null,
-        demo: seed ? { org_id: seed.orgId, deployment_id: seed.deploymentId } : null,
+        demo: seed ? { org_id: seed.orgId, deployment_id: seed.deploymentId, login: seed.user.login } : null,
         simulated: fr ? { emitted: fr.emitted, accepted: fr.accepted, duplicates: fr.duplicates, errors: fr.failed } : null,
         status: final,
       };
