@@ -14,6 +14,7 @@ import { readRoutes } from './http/routes/read.js';
 import { adminRoutes } from './http/routes/admin.js';
 import { exportRoutes } from './http/routes/export.js';
 import { authRoutes } from './http/routes/auth.js';
+import { hqRoutes } from './http/routes/hq.js';
 import { installAuth, SessionCheckCache } from './http/auth.js';
 import { JwtAuthority } from './auth/jwt.js';
 import { dummyHash } from './auth/passwords.js';
@@ -92,6 +93,7 @@ export async function start(config: ApiConfig, deps: { pool?: pg.Pool; nc?: Nats
   exportRoutes(app, ctx);
   adminRoutes(app, ctx);
   authRoutes(app, ctx);
+  hqRoutes(app, ctx);
 
   let openapi: Record<string, unknown> | undefined;
   const doc = () => (openapi ??= buildOpenApi(routes, { title: 'KACHING API', version: API_VERSION }));

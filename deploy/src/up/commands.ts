@@ -186,15 +186,18 @@ const up: Command = {
     demo: { type: 'boolean', description: 'seed the demo org/deployment/plans/license/quotas/budgets and run simulated agents' },
     agents: { type: 'string', description: 'simulated agents (with --demo)', default: '12' },
     rate: { type: 'string', description: 'simulated jobs per second (with --demo)', default: '20' },
+    hq: { type: 'boolean', description: 'also be HQ: receive other installations\' rollups over mTLS (same as KACHING_ROLE=hq; needs HQ_TLS_*)' },
   },
   details:
     'Creates the database, schema (migrations), events stream, decisions stream and KV bucket when missing, then\n' +
     'starts each package with its own start(loadConfig()). Ports: INGEST_PORT (7070), API_PORT (7071),\n' +
-    'PROJECTOR_PORT (7072), ENFORCER_PORT (7073); 0 picks free ports. Demo keys live in KACHING_HOME (./.kaching).\n' +
+    'PROJECTOR_PORT (7072), ENFORCER_PORT (7073), HQ_PORT (7074, with --hq); 0 picks free ports. Demo keys live in\n' +
+    'KACHING_HOME (./.kaching). With KACHING_HQ_URL set, the HQ pusher runs too (see hq/README.md).\n' +
     'Ctrl-C stops the agents, then every service, and exits 0.',
   async run(ctx) {
     const config = ctx.config;
     const env: NodeJS.ProcessEnv = { ...process.env };
+    if (ctx.args.hq) env.KACHING_ROLE = 'hq';
     ctx.progress(`preparing namespace "${config.namespace}" (database, schema, streams, KV)…`);
     await prepareInfrastructure(config);
     const pool: pg.Pool = createPool({ databaseUrl: config.databaseUrl, namespace: config.namespace, max: 3, applicationName: 'kaching-up' });
