@@ -70,15 +70,16 @@ export const commands: Command[] = [
     },
   },
   {
-    name: 'hq serve',
-    summary: 'Run the HQ receiver alone (mTLS on HQ_PORT; HQ_TLS_CERT, HQ_TLS_KEY, HQ_TLS_CLIENT_CA) until interrupted',
+    name: 'hq',
+    summary: 'Run HQ sync as configured until interrupted: the pusher (KACHING_HQ_URL) and/or the receiver (KACHING_ROLE=hq)',
+    details: 'For a unit of its own (kaching@hq). `kaching hq sync` runs only the pusher; see hq/README.md for the settings.',
     async run(ctx) {
-      const config = loadConfig({ ...process.env, KACHING_ROLE: 'hq', KACHING_HQ_URL: '' });
-      const h = await start({ ...config, ...ctx.config });
-      ctx.progress(`hq receiver listening on ${h.url}`);
+      const h = await start({ ...loadConfig(), ...ctx.config });
+      if (h.idle) throw new UsageError('nothing to run: set KACHING_HQ_URL (push to HQ) and/or KACHING_ROLE=hq (be HQ)');
+      ctx.progress(`${h.receiver ? `hq receiver listening on ${h.url}` : ''}${h.receiver && h.pusher ? '; ' : ''}${h.pusher ? 'pushing to HQ' : ''} — Ctrl-C stops`);
       await untilAborted(ctx);
       await h.close();
-      return { data: { url: h.url, stopped: true }, text: 'hq receiver stopped' };
+      return { data: { url: h.url ?? null, stopped: true }, text: 'hq stopped' };
     },
   },
   {
