@@ -7,7 +7,7 @@ import { generateSigningKeyPair, cryptoReady, HQ_METRIC_FIELDS, installationIden
 import { issueIngestToken, registerAgentKey, signedUsage, loadConfig as ingestConfig, start as startIngest, type IngestHandle } from '@kaching/ingest';
 import { loadConfig as projectorConfig, start as startProjector, type ProjectorHandle } from '@kaching/projector';
 import { issueApiKey, loadConfig as apiConfig, start as startApi, type ApiHandle } from '@kaching/api';
-import { loadConfig as hqConfig, registerInstallation, start as startHq, type HqHandle } from '@kaching/hq';
+import { commands as hqCommands, loadConfig as hqConfig, registerInstallation, start as startHq, type HqHandle } from '@kaching/hq';
 import { isolatedEnv, type IsolatedEnv } from '../support/isolation.js';
 import { makePki, type IssuedCert, type Pki } from '../support/pki.js';
 
@@ -215,6 +215,21 @@ describe('HQ sync with two installations on loopback', () => {
     }, 'B to fail to push at least twice');
     const pendingB = (await B.env.pool.query('select count(*)::int as n from hq_outbox where revision > pushed_revision')).rows[0].n;
     expect(pendingB).toBeGreaterThan(0);
+    // the operator sees it: B's API and `kaching hq status`
+    const bApi = await startApi({ ...apiConfig(B.env.env), port: 0 }, { pool: B.env.pool, nc: await B.env.nats() });
+    try {
+      const bOrg = (await B.env.pool.query('select org_id from org limit 1')).rows[0].org_id;
+      const key = (await issueApiKey(B.env.pool, { orgId: bOrg, scopes: ['operator'] })).apiKey;
+      const sync = (await (await fetch(`${bApi.url}/v1/hq/sync`, { headers: { authorization: `Bearer ${key}` } })).json()) as { outbox: { pending: number }; last_error: string };
+      expect(sync.outbox.pending).toBeGreaterThan(0);
+      expect(sync.last_error).toMatch(/HQ unreachable/);
+    } finally {
+      await bApi.close();
+    }
+    const status = await hqCommands.find((c) => c.name === 'hq status')!.run({
+      args: {}, positionals: [], config: hqConfig(B.env.env), json: true, progress: () => undefined, signal: new AbortController().signal,
+    });
+    expect((status.data as { outbox: { pending: number } }).outbox.pending).toBeGreaterThan(0);
 
     // HQ back (same port): B catches up on its own; A's rows at HQ are still those from before
     await startHqReceiver(hqPort);

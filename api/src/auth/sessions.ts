@@ -120,7 +120,7 @@ export async function authenticateSession(pool: pg.Pool, raw: string, now: Date,
   const state = toState(row);
   const ended = endedBecause(state, now, policy);
   if (ended) throw new AuthError('SESSION_INVALID', { message: ended });
-  await touchSession(pool, state.sessionId, now);
+  if (now.getTime() - state.lastSeenAt.getTime() >= 60_000) await touchSession(pool, state.sessionId, now);
   return { ...state, secret: parsed.secret };
 }
 
