@@ -40,7 +40,13 @@ function sendSigninPage(req: FastifyRequest, reply: FastifyReply, status: number
     .code(status)
     .headers(SIGNIN_HEADERS)
     .type('text/html; charset=utf-8')
-    .send(signinPage({ csrf, ...(view.login ? { login: view.login } : {}), ...(view.error ? { error: { code: view.error.code, message: view.error.message } } : {}) }));
+    .send(
+      signinPage({
+        csrf,
+        ...(view.login ? { login: view.login } : {}),
+        ...(view.error ? { error: { code: view.error.code, message: view.error.code === 'SIGNIN_THROTTLED' ? `Too many sign-in attempts; try again in ${Math.ceil((view.error.retryAfterS ?? 60) / 60)} min` : view.error.message } } : {}),
+      }),
+    );
 }
 
 export function authRoutes(app: FastifyInstance, ctx: ApiContext): void {
