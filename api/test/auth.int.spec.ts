@@ -94,7 +94,8 @@ describe('passwords and sign-in', () => {
   });
 });
 
-describe('sign-in throttle', () => {
+// each refused attempt costs a real scrypt run (0.5–1.5 s on the shared 2-core machine)
+describe('sign-in throttle', { timeout: 180_000 }, () => {
   it('after 5 attempts on an account the 6th is refused with 429 and Retry-After — even with the right password — and a new window lets it in', async () => {
     nextWindow();
     for (let i = 0; i < 5; i++) {
@@ -105,6 +106,11 @@ describe('sign-in throttle', () => {
     expect([right.status, right.json.error.code]).toEqual([429, 'SIGNIN_THROTTLED']);
     expect(Number(right.headers.get('retry-after'))).toBe(900);
     expect(right.setCookies).toEqual([]);
+    // the HTML form says so too
+    const page = await call(url(), 'GET', '/signin');
+    const token = /name="csrf" value="([^"]+)"/.exec(page.text)![1]!;
+    const form = await call(url(), 'POST', '/v1/auth/signin', { cookie: findCookie(page.setCookies, 'kaching_signin')!.split(';')[0]!, form: { login: 'vic@alpha.example', password: PW.viewerA, csrf: token } });
+    expect([form.status, form.text.includes('data-code="SIGNIN_THROTTLED"'), form.text.includes('try again in 15 min')]).toEqual([429, true, true]);
     // the other account from the same source is not locked by this one
     expect((await call(url(), 'POST', '/v1/auth/signin', { body: { login: 'ada@alpha.example', password: PW.adminA } })).status).toBe(200);
     clock += 600_000;
