@@ -9,6 +9,7 @@ const alias = {
   '@kaching/projector': pkg('projector'),
   '@kaching/enforcer': pkg('enforcer'),
   '@kaching/api': pkg('api'),
+  '@kaching/hq': pkg('hq'),
 };
 const exclude = ['**/node_modules/**', '**/dist/**'];
 

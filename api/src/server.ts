@@ -1,9 +1,10 @@
+import { readFileSync } from 'node:fs';
 import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import type { KV } from '@nats-io/kv';
 import { Counter, Histogram, Registry } from 'prom-client';
 import type pg from 'pg';
-import { createLogger, createPool, decisionsBucket, KachingError, names } from '@kaching/contracts';
+import { createLogger, createPool, decisionsBucket, names } from '@kaching/contracts';
 import type { ApiConfig } from './config.js';
 import type { ApiContext } from './http/context.js';
 import { installErrorHandling } from './http/errors.js';
@@ -12,7 +13,12 @@ import { buildOpenApi, collectRoutes, docsPage, type CollectedRoute } from './ht
 import { readRoutes } from './http/routes/read.js';
 import { adminRoutes } from './http/routes/admin.js';
 import { exportRoutes } from './http/routes/export.js';
-import { authenticateApiKey, hasScope } from './routines/apikeys.js';
+import { authRoutes } from './http/routes/auth.js';
+import { hqRoutes } from './http/routes/hq.js';
+import { installAuth, SessionCheckCache } from './http/auth.js';
+import { JwtAuthority } from './auth/jwt.js';
+import { dummyHash } from './auth/passwords.js';
+import { sweepThrottle } from './auth/throttle.js';
 import { DASHBOARD_HTML, DASHBOARD_JS } from './dashboard/assets.js';
 
 export interface ApiHandle {
@@ -25,12 +31,13 @@ export interface ApiHandle {
 
 export const API_VERSION = '0.1.0';
 
-export async function start(config: ApiConfig, deps: { pool?: pg.Pool; nc?: NatsConnection } = {}): Promise<ApiHandle> {
+export async function start(config: ApiConfig, deps: { pool?: pg.Pool; nc?: NatsConnection; clock?: () => number } = {}): Promise<ApiHandle> {
   const log = createLogger('kaching-api', config.logLevel);
   const n = names(config.namespace);
   const pool = deps.pool ?? createPool({ databaseUrl: config.databaseUrl, namespace: config.namespace, applicationName: 'kaching-api' });
   const nc = deps.nc ?? (await connect({ servers: config.natsUrl, name: 'kaching-api' }));
   let kv: Promise<KV> | undefined;
+  const now = () => new Date((deps.clock ?? Date.now)());
   const ctx: ApiContext = {
     config,
     pool,
@@ -43,7 +50,15 @@ export async function start(config: ApiConfig, deps: { pool?: pg.Pool; nc?: Nats
       });
       return kv;
     },
+    now,
+    auth: {
+      jwt: new JwtAuthority(pool, { ttlS: config.jwtTtlS }),
+      sessions: new SessionCheckCache(pool, config.sessionCacheTtlMs),
+      policy: config.session,
+    },
   };
+  // the first unknown-login check must not be slower than the rest (it would tell that the login is unknown)
+  void dummyHash();
 
   const registry = new Registry();
   const requests = new Counter({ name: 'kaching_api_requests_total', help: 'HTTP requests by route and status', labelNames: ['method', 'route', 'status'], registers: [registry] });
@@ -57,6 +72,8 @@ export async function start(config: ApiConfig, deps: { pool?: pg.Pool; nc?: Nats
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: config.bodyLimit,
     forceCloseConnections: true,
+    trustProxy: config.trustProxy,
+    ...(config.tls ? { https: { cert: readFileSync(config.tls.certFile), key: readFileSync(config.tls.keyFile) } } : {}),
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true, allErrors: false } },
   }) as unknown as FastifyInstance;
   // Response schemas document the API; bodies are plain JSON (no field stripping by a compiled serializer).
@@ -65,15 +82,7 @@ export async function start(config: ApiConfig, deps: { pool?: pg.Pool; nc?: Nats
   installErrorHandling(app);
   installCaching(app);
 
-  app.addHook('onRequest', async (req) => {
-    const need = req.routeOptions.config?.auth;
-    if (!need || need === 'none') return;
-    const h = req.headers.authorization;
-    const raw = h?.startsWith('Bearer ') ? h.slice(7).trim() : undefined;
-    const caller = await authenticateApiKey(pool, raw);
-    if (!hasScope(caller, need)) throw new KachingError('API_KEY_SCOPE', { message: `This endpoint needs the "${need}" scope` });
-    req.caller = caller;
-  });
+  installAuth(app, ctx);
   app.addHook('onResponse', async (req, reply) => {
     const route = req.routeOptions.url ?? 'unmatched';
     requests.inc({ method: req.method, route, status: String(reply.statusCode) });
@@ -83,6 +92,8 @@ export async function start(config: ApiConfig, deps: { pool?: pg.Pool; nc?: Nats
   readRoutes(app, ctx);
   exportRoutes(app, ctx);
   adminRoutes(app, ctx);
+  authRoutes(app, ctx);
+  hqRoutes(app, ctx);
 
   let openapi: Record<string, unknown> | undefined;
   const doc = () => (openapi ??= buildOpenApi(routes, { title: 'KACHING API', version: API_VERSION }));
@@ -101,7 +112,7 @@ export async function start(config: ApiConfig, deps: { pool?: pg.Pool; nc?: Nats
   app.get('/metrics', { schema: { summary: 'Prometheus metrics', tags: ['meta'], ...textOk('text/plain') } }, async (_req, reply) =>
     reply.type(registry.contentType).send(await registry.metrics()),
   );
-  app.get('/', { schema: { summary: 'Dashboard (HTML)', tags: ['dashboard'], ...textOk('text/html') } }, async (_req, reply) =>
+  app.get('/', { config: { auth: 'page' }, schema: { summary: 'Dashboard (HTML); without a session it redirects to /signin', tags: ['dashboard'], ...textOk('text/html') } }, async (_req, reply) =>
     reply.type('text/html; charset=utf-8').header('cache-control', 'no-cache').send(DASHBOARD_HTML),
   );
   app.get('/dashboard.js', { schema: { summary: 'Dashboard script', tags: ['dashboard'], ...textOk('text/javascript') } }, async (_req, reply) =>
@@ -110,6 +121,9 @@ export async function start(config: ApiConfig, deps: { pool?: pg.Pool; nc?: Nats
 
   const address = await app.listen({ port: config.port, host: config.host });
   log.info({ url: address }, 'api listening');
+  // housekeeping: ended sign-in windows
+  const sweeper = setInterval(() => void sweepThrottle(pool, now(), config.signin).catch(() => undefined), 10 * 60_000);
+  sweeper.unref();
   let closing: Promise<void> | undefined;
   return {
     url: address,
@@ -117,6 +131,7 @@ export async function start(config: ApiConfig, deps: { pool?: pg.Pool; nc?: Nats
     routes,
     close() {
       closing ??= (async () => {
+        clearInterval(sweeper);
         await app.close().catch(() => undefined);
         if (!deps.nc) await nc.drain().catch(() => undefined);
         if (!deps.pool) await pool.end().catch(() => undefined);

@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { decisionsBucket } from '@kaching/contracts';
-import { loadConfig, start, type ApiHandle } from '@kaching/api';
+import { addUser, loadConfig, start, type ApiHandle } from '@kaching/api';
 import { isolatedEnv, type IsolatedEnv } from '../../test/support/isolation.js';
 import { seedOrg, type SeededOrg } from './support/seed.js';
 
@@ -101,6 +101,7 @@ beforeAll(async () => {
   env = await isolatedEnv();
   A = await seedOrg(env.pool, 'acme');
   await seedDashboard(A);
+  await addUser(env.pool, { orgId: A.orgId, login: 'ops@acme.example', role: 'viewer', password: 'a-long-dashboard-password' });
   api = await start({ ...loadConfig(env.env), port: 0 }, { pool: env.pool, nc: await env.nats() });
   userDataDir = mkdtempSync(join(tmpdir(), 'kaching-chromium-'));
   browser = await chromium.launchPersistentContext(userDataDir, {
@@ -120,11 +121,13 @@ const text = (id: string) => page.getByTestId(id).innerText();
 
 describe('dashboard in a real browser', () => {
   it('shows the tier cards with the right numbers and % of cap, alerts, bottlenecks and the upgrade offer', async () => {
-    await page.goto(`${api.url}/#key=${encodeURIComponent(A.readKey)}&deployment=${A.deploymentId}&refresh=1000`);
+    await page.goto(`${api.url}/signin`);
+    await page.getByTestId('signin-login').fill('ops@acme.example');
+    await page.getByTestId('signin-password').fill('a-long-dashboard-password');
+    await page.getByTestId('signin-submit').click();
+    await page.waitForURL(`${api.url}/`);
+    await page.goto(`${api.url}/#deployment=${A.deploymentId}&refresh=1000`);
     await page.getByTestId('card-cost-pct').waitFor();
-    // the key moved to localStorage and out of the address bar
-    expect(page.url()).not.toContain('ka_');
-    expect(await page.evaluate(() => localStorage.getItem('kaching.apiKey'))).toBe(A.readKey);
     expect(await text('deployment-name')).toBe('Acme research fleet');
 
     expect(await text('card-seats-value')).toBe('8');

@@ -254,10 +254,11 @@ describe('dashboard data', () => {
     expect((await a('GET', `/v1/deployments/${A.deploymentId}/agent-types/nobody`)).status).toBe(404);
   });
 
-  it('serves the dashboard shell and script without a key', async () => {
+  it('sends a browser without a session from the dashboard to the sign-in page; serves the script to anyone', async () => {
     const html = await client(api.url)('GET', '/');
     expect(html.status).toBe(200);
-    expect(html.text).toContain('data-testid="cards"');
+    expect(html.text).toContain('data-testid="signin-form"');
+    expect(html.text).not.toContain('data-testid="cards"');
     const js = await client(api.url)('GET', '/dashboard.js');
     expect(js.headers.get('content-type')).toContain('javascript');
     expect(() => new Function(js.text)).not.toThrow();

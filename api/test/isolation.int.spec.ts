@@ -46,6 +46,12 @@ describe('row-level security in Postgres itself', () => {
     }
   });
 
+  it('the org role cannot read installation-wide secrets and tables at all: JWT keys, the HQ salt, the sign-in throttle, HQ sync', async () => {
+    for (const table of ['signing_key', 'installation', 'signin_throttle', 'hq_outbox', 'hq_sync_state', 'hq_installation', 'hq_rollup_daily']) {
+      await expect(asOrg(env.pool, A.orgId, (c) => c.query(`select * from ${table}`)), table).rejects.toThrow(/permission denied/);
+    }
+  });
+
   it("writes under org A's setting cannot touch or create org B rows", async () => {
     const r = await asOrg(env.pool, A.orgId, (c) => c.query(`update quota set hard_limit = 1 where org_id = $1`, [B.orgId]));
     expect(r.rowCount).toBe(0);

@@ -63,7 +63,7 @@ describe('OpenAPI generation', () => {
       { name: 'id', in: 'path', required: true, schema: { type: 'string' } },
       { name: 'q', in: 'query', required: true, schema: { type: 'string' } },
     ]);
-    expect(get.security).toEqual([{ apiKey: [] }]);
+    expect(get.security).toEqual([{ apiKey: [] }, { jwt: [] }, { session: [] }]);
     expect(get.responses['304']).toBeDefined();
     expect(doc.paths['/v1/things'].post.requestBody.content['application/json'].schema).toEqual({ type: 'object' });
     expect(doc.paths['/healthz'].get.security).toEqual([]);

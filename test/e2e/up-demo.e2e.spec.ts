@@ -8,7 +8,8 @@ import { isolatedEnv, type IsolatedEnv } from '../support/isolation.js';
 import { PROJECT, exited, spawnTs } from './support.js';
 
 // `kaching up --demo` as a child process in its own namespace and database, on free ports: within
-// 90 s the pipeline shows projected events, an alert and a decision; SIGINT stops it with exit 0.
+// 90 s the pipeline shows projected events, an alert and a decision; SIGINT stops it with exit 0. The
+// demo user signs in with the password it prints.
 
 const CLI = path.join(PROJECT, 'deploy', 'src', 'cli', 'kaching.ts');
 let env: IsolatedEnv;
@@ -56,7 +57,18 @@ describe('kaching up --demo', () => {
   it('shows projected events, an alert and a decision within 90 s, and stops cleanly on SIGINT', async () => {
     const up = spawnTs(CLI, ['up', '--demo'], upEnv);
     try {
-      await up.waitFor(/dashboard: http:\/\/\S+#key=ka_\S+/, 60_000);
+      const dashboardLine = await up.waitFor(/dashboard: http:\/\/\S+\//, 60_000);
+      const signInLine = await up.waitFor(/sign in as demo with password \S+/, 10_000);
+      // no key in the URL any more: the demo user signs in with the printed one-time password
+      expect(dashboardLine).not.toContain('#key=');
+      const apiUrl = dashboardLine.slice('dashboard: '.length).replace(/\/$/, '');
+      const password = signInLine.split(' ').pop()!;
+      const signin = await fetch(`${apiUrl}/v1/auth/signin`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ login: 'demo', password }) });
+      expect(signin.status).toBe(200);
+      const cookie = signin.headers.getSetCookie()[0]!.split(';')[0]!;
+      const deps = (await (await fetch(`${apiUrl}/v1/deployments`, { headers: { cookie } })).json()) as { items: { name: string }[] };
+      expect(deps.items.map((d) => d.name)).toEqual(['demo-fleet']);
+      expect(up.output()).not.toMatch(/ka_[0-9a-f]{24}_/);
       const deadline = Date.now() + 90_000;
       let seen: Seen = { events: 0, alerts: 0, decisions: 0 };
       while (Date.now() < deadline) {

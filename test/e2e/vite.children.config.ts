@@ -13,6 +13,7 @@ export default defineConfig({
       '@kaching/projector': pkg('projector'),
       '@kaching/enforcer': pkg('enforcer'),
       '@kaching/api': pkg('api'),
+      '@kaching/hq': pkg('hq'),
     },
   },
   logLevel: 'silent',

@@ -3,6 +3,7 @@ import { loadConfig } from '../config.js';
 import { start } from '../server.js';
 import { issueApiKey, revokeApiKey } from '../routines/apikeys.js';
 import { createDeployment, createOrg } from '../routines/orgs.js';
+import { userCommands } from './users.js';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 function requireUuid(ctx: CommandContext, key: string): string {
@@ -88,4 +89,5 @@ export const commands: Command[] = [
       return { data: { url: handle.url, stopped: true }, text: 'api stopped' };
     },
   },
+  ...userCommands,
 ];

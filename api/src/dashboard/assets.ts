@@ -10,10 +10,8 @@ export const DASHBOARD_HTML = `<!doctype html>
   <div class="spacer"></div>
   <label class="sub" for="picker">Deployment</label><select id="picker" data-testid="deployment-picker"></select>
   <div class="live"><span id="dot" class="dot"></span><span id="live" data-testid="last-refresh">loading…</span></div>
+  <span id="who" class="sub" data-testid="signed-in-as"></span><button id="signout" class="signout" data-testid="sign-out">Sign out</button>
 </header>
-<div id="login" class="login" style="display:none"><h2>Sign in with an API key</h2>
-  <form id="login-form"><input id="login-key" type="password" placeholder="ka_…" autocomplete="off" data-testid="api-key-input"><button type="submit">Open dashboard</button></form>
-  <div id="login-err" class="err"></div></div>
 <main id="app" style="display:none">
   <div class="title"><h1 id="dep-name" data-testid="deployment-name"></h1><span id="dep-mode" class="pill"></span></div>
   <h2>Tier utilisation</h2>

@@ -4,7 +4,7 @@ export const DASHBOARD_JS = String.raw`
 (function () {
   'use strict';
   var REFRESH_MS = 5000;
-  var state = { key: null, deployment: null, deployments: [], tab: 'types', agentType: null, shownMarked: {}, timer: null };
+  var state = { csrf: null, deployment: null, deployments: [], tab: 'types', agentType: null, shownMarked: {}, timer: null };
 
   function qs(sel) { return document.querySelector(sel); }
   function esc(s) { return String(s == null ? '' : s).replace(/[&<>"']/g, function (c) { return { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' }[c]; }); }
@@ -38,12 +38,15 @@ export const DASHBOARD_JS = String.raw`
     return Math.round(s / 86400) + 'd ago';
   }
 
+  // The session cookie authenticates (HttpOnly, sent by the browser); writes carry the session's CSRF token.
   function api(path, opts) {
     opts = opts || {};
-    var headers = { authorization: 'Bearer ' + state.key };
+    var method = opts.method || 'GET';
+    var headers = {};
     if (opts.body) headers['content-type'] = 'application/json';
+    if (method !== 'GET') headers['x-csrf-token'] = state.csrf;
     // no-cache: always revalidate; the API answers 304 on an unchanged ETag
-    return fetch(path, { method: opts.method || 'GET', headers: headers, body: opts.body ? JSON.stringify(opts.body) : undefined, cache: 'no-cache' })
+    return fetch(path, { method: method, headers: headers, body: opts.body ? JSON.stringify(opts.body) : undefined, cache: 'no-cache', credentials: 'same-origin' })
       .then(function (r) {
         return r.json().then(function (j) {
           if (!r.ok) { var e = new Error((j.error && j.error.message) || r.statusText); e.code = j.error && j.error.code; e.status = r.status; throw e; }
@@ -207,21 +210,17 @@ export const DASHBOARD_JS = String.raw`
     }, function (e) {
       qs('#dot').className = 'dot stale';
       qs('#live').textContent = 'refresh failed: ' + e.message;
-      if (e.status === 401) { localStorage.removeItem('kaching.apiKey'); showLogin(e.message); }
+      if (e.status === 401) toSignin();
     });
   }
 
-  function showLogin(msg) {
+  function toSignin() {
     clearInterval(state.timer);
-    qs('#app').style.display = 'none';
-    var l = qs('#login');
-    l.style.display = '';
-    qs('#login-err').textContent = msg || '';
-    qs('#login-form').onsubmit = function (ev) {
-      ev.preventDefault();
-      var k = qs('#login-key').value.trim();
-      if (k) { localStorage.setItem('kaching.apiKey', k); boot(); }
-    };
+    location.replace('/signin');
+  }
+
+  function signOut() {
+    api('/v1/auth/signout', { method: 'POST' }).then(toSignin, toSignin);
   }
 
   function readHash() {
@@ -235,17 +234,14 @@ export const DASHBOARD_JS = String.raw`
 
   function boot() {
     var h = readHash();
-    if (h.key) {
-      localStorage.setItem('kaching.apiKey', h.key);
-      // keep the key out of the address bar and history once stored
-      history.replaceState(null, '', location.pathname + (h.deployment ? '#deployment=' + h.deployment : ''));
-    }
     if (h.refresh) REFRESH_MS = Math.max(1000, Number(h.refresh) || REFRESH_MS);
-    state.key = localStorage.getItem('kaching.apiKey');
-    if (!state.key) return showLogin();
-    qs('#login').style.display = 'none';
-    qs('#app').style.display = '';
-    api('/v1/deployments?limit=1000').then(function (r) {
+    api('/v1/auth/session').then(function (s) {
+      state.csrf = s.csrf_token;
+      qs('#who').textContent = (s.user && s.user.login ? s.user.login : '') + ' · ' + (s.user && s.user.role ? s.user.role : '');
+      qs('#signout').onclick = signOut;
+      qs('#app').style.display = '';
+      return api('/v1/deployments?limit=1000');
+    }).then(function (r) {
       state.deployments = r.items;
       var sel = qs('#picker');
       sel.innerHTML = r.items.map(function (d) { return '<option value="' + esc(d.deployment_id) + '">' + esc(d.name) + '</option>'; }).join('');
@@ -263,7 +259,7 @@ export const DASHBOARD_JS = String.raw`
       clearInterval(state.timer);
       state.timer = setInterval(refresh, REFRESH_MS);
     }, function (e) {
-      if (e.status === 401 || e.status === 403) { localStorage.removeItem('kaching.apiKey'); showLogin(e.message); }
+      if (e.status === 401) toSignin();
       else qs('#live').textContent = e.message;
     });
   }

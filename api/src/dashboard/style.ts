@@ -39,7 +39,6 @@ td.num,th.num{text-align:right}tr.click{cursor:pointer}tr.click:hover td{backgro
 .tabs{display:flex;gap:6px;margin-bottom:10px}.tabs button{border:1px solid var(--line);background:#fff;border-radius:6px;padding:5px 12px;cursor:pointer;font:inherit}.tabs button.on{background:var(--ink);color:#fff;border-color:var(--ink)}
 .detail{margin-top:14px;border-top:2px solid var(--brand);padding-top:12px}.detail h3{margin:0 0 8px;font-size:15px}
 .kv{display:flex;gap:22px;flex-wrap:wrap;margin-bottom:8px}.kv div{font-size:12px;color:var(--muted)}.kv b{display:block;color:var(--ink);font-size:17px}
-.login{max-width:460px;margin:80px auto;background:#fff;padding:24px;border-radius:10px;box-shadow:var(--shadow)}.login input{width:100%;padding:8px;margin:10px 0;border:1px solid var(--line);border-radius:6px;font:inherit}.login button{padding:8px 16px;background:var(--brand);color:#fff;border:0;border-radius:6px;font-weight:700}
-.err{color:var(--bad);margin-top:8px}
+header .signout{background:transparent;color:#aab6cc;border:1px solid #33415f;border-radius:6px;padding:5px 10px;font:inherit;font-size:12px;cursor:pointer}
 @media (max-width:1100px){.cards{grid-template-columns:repeat(2,minmax(0,1fr))}.row{grid-template-columns:1fr}}
 `;

@@ -17,7 +17,7 @@ export function installCaching(app: FastifyInstance): void {
     if (!reply.request.routeOptions.config?.cache || reply.statusCode !== 200) return payload;
     if (typeof payload !== 'string' && !Buffer.isBuffer(payload)) return payload;
     const etag = `"${createHash('sha256').update(payload).digest('base64url')}"`;
-    reply.header('etag', etag).header('cache-control', READ_CACHE_CONTROL).header('vary', 'Authorization');
+    reply.header('etag', etag).header('cache-control', READ_CACHE_CONTROL).header('vary', 'Authorization, Cookie');
     const inm = req.headers['if-none-match'];
     if (inm && matches(inm, etag)) {
       reply.code(304);

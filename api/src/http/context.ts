@@ -5,6 +5,7 @@ import type { FastifyRequest } from 'fastify';
 import { asOrg, KachingError, publishConfigChange, type ConfigChange, type Names } from '@kaching/contracts';
 import type { ApiConfig } from '../config.js';
 import type { Caller, ApiScope } from '../routines/apikeys.js';
+import type { AuthServices } from './auth.js';
 
 export interface ApiContext {
   config: ApiConfig;
@@ -12,6 +13,9 @@ export interface ApiContext {
   nc: NatsConnection;
   names: Names;
   decisions(): Promise<KV>;
+  auth: AuthServices;
+  /** The API's clock (injected by tests): session and JWT lifetimes, sign-in windows. */
+  now(): Date;
 }
 
 declare module 'fastify' {
@@ -27,8 +31,8 @@ declare module 'fastify' {
     hide?: boolean;
   }
   interface FastifyContextConfig {
-    /** Scope the route needs; 'none' for public routes (dashboard shell, docs, health). */
-    auth?: ApiScope | 'none';
+    /** Scope the route needs; 'none' for public routes (docs, health); 'page' for HTML pages behind sign-in. */
+    auth?: ApiScope | 'none' | 'page';
     /** GET answers get Cache-Control + ETag. */
     cache?: boolean;
   }

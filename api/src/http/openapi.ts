@@ -99,7 +99,7 @@ export function buildOpenApi(routes: CollectedRoute[], info: { title: string; ve
       tags: s.tags ?? ['meta'],
       parameters: [...parametersOf(s.params, 'path'), ...parametersOf(s.querystring, 'query')],
       responses,
-      security: r.auth === 'none' ? [] : [{ apiKey: [] }],
+      security: r.auth === 'none' ? [] : r.auth === 'page' ? [{ session: [] }] : [{ apiKey: [] }, { jwt: [] }, { session: [] }],
       'x-kaching-scope': r.auth,
     };
     if (s.body) op.requestBody = { required: true, content: { 'application/json': { schema: s.body } } };
@@ -107,12 +107,21 @@ export function buildOpenApi(routes: CollectedRoute[], info: { title: string; ve
   }
   return {
     openapi: '3.1.0',
-    info: { ...info, description: 'KACHING read and admin API. Authenticate with `Authorization: Bearer ka_<key_id>_<secret>`.' },
+    info: {
+      ...info,
+      description:
+        'KACHING read and admin API. Machines authenticate with `Authorization: Bearer ka_<key_id>_<secret>` (API key) or a bearer JWT from ' +
+        '`POST /v1/auth/token`; people sign in at `/signin` (session cookie; writes carry the `X-CSRF-Token` header).',
+    },
     servers: [{ url: '/' }],
     tags: [...tags].sort().map((name) => ({ name })),
     paths,
     components: {
-      securitySchemes: { apiKey: { type: 'http', scheme: 'bearer', description: 'API key ka_<key_id>_<secret>' } },
+      securitySchemes: {
+        apiKey: { type: 'http', scheme: 'bearer', description: 'API key ka_<key_id>_<secret>' },
+        jwt: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: 'EdDSA JWT from POST /v1/auth/token, revoked with its session' },
+        session: { type: 'apiKey', in: 'cookie', name: 'kaching_session', description: 'Session cookie from /signin (__Host-kaching_session over TLS); writes need X-CSRF-Token' },
+      },
       schemas: { Error: errorSchema },
     },
   };

@@ -50,10 +50,19 @@ export async function revokeApiKey(pool: pg.Pool, keyId: string): Promise<{ keyI
   return { keyId, revoked: true };
 }
 
+/** Who is calling, after authentication: an API key (machines) or a signed-in user (session cookie or JWT). */
 export interface Caller {
   orgId: string;
-  keyId: string;
   scopes: ApiScope[];
+  via: 'api_key' | 'session' | 'jwt';
+  /** The API key's id (via api_key). */
+  keyId?: string;
+  /** The user and the session they signed in with (via session or jwt). */
+  userId?: string;
+  sessionId?: string;
+  role?: 'viewer' | 'admin';
+  /** Via session: the CSRF token its writes carry (derived from the cookie's secret). */
+  csrfToken?: string;
 }
 
 /**
@@ -78,7 +87,7 @@ export async function authenticateApiKey(pool: pg.Pool, raw: string | undefined)
   pool
     .query(`update api_key set last_used_at = now() where key_id = $1 and (last_used_at is null or last_used_at < now() - interval '1 minute')`, [parsed.keyId])
     .catch(() => undefined);
-  return { orgId: row.org_id, keyId: parsed.keyId, scopes: row.scopes as ApiScope[] };
+  return { orgId: row.org_id, via: 'api_key', keyId: parsed.keyId, scopes: row.scopes as ApiScope[] };
 }
 
 export function hasScope(caller: Caller, needed: ApiScope): boolean {

@@ -85,6 +85,13 @@ export async function seedOrg(pool: pg.Pool, name: string, opts: { agentType?: s
   const tokenId = randomUUID();
   await pool.query(`insert into ingest_token (token_id, deployment_id, org_id, token_hash, scopes) values ($1, $2, $3, '\\x00', '{ingest:usage}')`, [tokenId, deploymentId, orgId]);
   await pool.query(`insert into agent_key (deployment_id, key_id, org_id, public_key) values ($1, 'k1', $2, $3)`, [deploymentId, orgId, Buffer.alloc(32, 7)]);
+  // a user with a session (placeholder hashes: no test signs in with these)
+  const userId = randomUUID();
+  await pool.query(`insert into org_user (user_id, org_id, login, role, password_hash) values ($1, $2, $3, 'viewer', '$scrypt$ln=17,r=8,p=1$AA==$AA==')`, [userId, orgId, `seed-${userId}@${name}.example`]);
+  await pool.query(
+    `insert into user_session (session_id, org_id, user_id, secret_hash, kind, created_at, expires_at, last_seen_at) values ($1, $2, $3, $4, 'browser', now(), now() + interval '1 hour', now())`,
+    [userId.replace(/-/g, '').slice(0, 24), orgId, userId, Buffer.alloc(32)],
+  );
   const readKey = (await issueApiKey(pool, { orgId, scopes: ['read'] })).apiKey;
   const adminKey = (await issueApiKey(pool, { orgId, scopes: ['read', 'admin'] })).apiKey;
   return { orgId, deploymentId, nodeId, agentId, alertId, suggestionId, quotaId, budgetId, tokenId, readKey, adminKey };
@@ -93,6 +100,7 @@ export async function seedOrg(pool: pg.Pool, name: string, opts: { agentType?: s
 export const ORG_TABLES = [
   'org', 'deployment', 'node', 'agent', 'job', 'usage_sample', 'usage_rollup_hourly', 'usage_rollup_daily', 'concurrency_minute',
   'license', 'quota', 'budget', 'feature_flag', 'alert', 'suggestion', 'ingest_token', 'api_key', 'agent_key',
+  'org_user', 'user_session',
 ] as const;
 
 export function client(baseUrl: string, key?: string) {

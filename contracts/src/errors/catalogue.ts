@@ -44,6 +44,19 @@ export const ERROR_CATALOGUE = {
   LICENSE_EXPIRED: { status: 400, message: 'The license is outside its validity window' },
   BUDGET_DENIED: { status: 402, message: 'The job would exceed the remaining budget' },
   PRICE_UNKNOWN: { status: 422, message: 'No price is known for this model' },
+  // people: sign-in, sessions, bearer JWTs
+  SIGNIN_FAILED: { status: 401, message: 'The login or the password is wrong' },
+  SIGNIN_THROTTLED: { status: 429, message: 'Too many sign-in attempts for this account or from this address; retry after the indicated delay' },
+  SESSION_INVALID: { status: 401, message: 'The session is unknown, expired, revoked or signed out; sign in again' },
+  CSRF_TOKEN_MISSING: { status: 403, message: 'A write authenticated by the session cookie must carry the X-CSRF-Token header' },
+  CSRF_TOKEN_INVALID: { status: 403, message: 'The CSRF token does not belong to this session' },
+  JWT_INVALID: { status: 401, message: 'The bearer JWT is malformed, not signed by this installation, or not meant for this API' },
+  JWT_EXPIRED: { status: 401, message: 'The bearer JWT has expired; request a new one' },
+  JWT_REVOKED: { status: 401, message: 'The session the bearer JWT was issued from was revoked or has ended' },
+  ROLE_INSUFFICIENT: { status: 403, message: "The signed-in user's role does not allow this endpoint" },
+  // HQ sync
+  HQ_INSTALLATION_UNKNOWN: { status: 403, message: 'The client certificate belongs to no registered (unrevoked) installation' },
+  HQ_INSTALLATION_MISMATCH: { status: 403, message: 'The payload names another installation than the one its client certificate is registered for' },
   // flow control
   RATE_LIMITED: { status: 429, message: 'Too many requests for this token; retry after the indicated delay' },
   STREAM_UNAVAILABLE: { status: 503, message: 'JetStream cannot take the event now; nothing was stored, retry' },

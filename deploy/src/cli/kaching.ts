@@ -8,6 +8,7 @@ async function allCommands(): Promise<Command[]> {
     import('@kaching/projector'),
     import('@kaching/enforcer'),
     import('@kaching/api'),
+    import('@kaching/hq'),
     import('../up/commands.js'),
     // the benchmark lives with the tests (test/bench) and is compiled by the same `tsc -b`
     import('../../../test/bench/dist/mod.js'),

@@ -186,15 +186,18 @@ const up: Command = {
     demo: { type: 'boolean', description: 'seed the demo org/deployment/plans/license/quotas/budgets and run simulated agents' },
     agents: { type: 'string', description: 'simulated agents (with --demo)', default: '12' },
     rate: { type: 'string', description: 'simulated jobs per second (with --demo)', default: '20' },
+    hq: { type: 'boolean', description: 'also be HQ: receive other installations\' rollups over mTLS (same as KACHING_ROLE=hq; needs HQ_TLS_*)' },
   },
   details:
     'Creates the database, schema (migrations), events stream, decisions stream and KV bucket when missing, then\n' +
     'starts each package with its own start(loadConfig()). Ports: INGEST_PORT (7070), API_PORT (7071),\n' +
-    'PROJECTOR_PORT (7072), ENFORCER_PORT (7073); 0 picks free ports. Demo keys live in KACHING_HOME (./.kaching).\n' +
+    'PROJECTOR_PORT (7072), ENFORCER_PORT (7073), HQ_PORT (7074, with --hq); 0 picks free ports. Demo keys live in\n' +
+    'KACHING_HOME (./.kaching). With KACHING_HQ_URL set, the HQ pusher runs too (see hq/README.md).\n' +
     'Ctrl-C stops the agents, then every service, and exits 0.',
   async run(ctx) {
     const config = ctx.config;
     const env: NodeJS.ProcessEnv = { ...process.env };
+    if (ctx.args.hq) env.KACHING_ROLE = 'hq';
     ctx.progress(`preparing namespace "${config.namespace}" (database, schema, streams, KV)…`);
     await prepareInfrastructure(config);
     const pool: pg.Pool = createPool({ databaseUrl: config.databaseUrl, namespace: config.namespace, max: 3, applicationName: 'kaching-up' });
@@ -212,10 +215,10 @@ const up: Command = {
       stack = await startStack(env, config);
       if (stack.missing.length) ctx.progress(`not started (package has no start() yet): ${stack.missing.join(', ')}`);
       for (const s of stack.services) ctx.progress(`${s.name.padEnd(10)} ${s.url ?? '(running)'}`);
-      const dashboard = stack.apiUrl
-        ? `${stack.apiUrl}/${seed?.apiKey ? `#key=${encodeURIComponent(seed.apiKey)}&deployment=${seed.deploymentId}` : ''}`
-        : undefined;
+      const dashboard = stack.apiUrl ? `${stack.apiUrl}/` : undefined;
       if (dashboard) ctx.progress(`dashboard: ${dashboard}`);
+      // shown once: only its hash is stored, and the next start sets a new one
+      if (dashboard && seed) ctx.progress(`sign in as ${seed.user.login} with password ${seed.user.password} (new at every start)`);
       if (seed) {
         const agents = Math.max(1, Math.floor(positiveNumber(ctx, 'agents', 12)));
         const rate = positiveNumber(ctx, 'rate', 20);
@@ -257,7 +260,7 @@ const up: Command = {
         services: stack.services.map((s) => ({ name: s.name, url: s.url ?? null })),
         not_started: stack.missing,
         dashboard: dashboard ?? null,
-        demo: seed ? { org_id: seed.orgId, deployment_id: seed.deploymentId } : null,
+        demo: seed ? { org_id: seed.orgId, deployment_id: seed.deploymentId, login: seed.user.login } : null,
         simulated: fr ? { emitted: fr.emitted, accepted: fr.accepted, duplicates: fr.duplicates, errors: fr.failed } : null,
         status: final,
       };

@@ -3,16 +3,19 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type pg from 'pg';
 import { issueIngestToken, registerAgentKey, uuidV5 } from '@kaching/ingest';
+import { addUser, generatePassword, setPassword } from '@kaching/api';
 
 /**
  * The demo world `kaching up --demo` seeds, idempotently (fixed ids, upserts): one org, one
  * deployment with hard enforcement, the plan ladder, a vendor-signed license, quotas and budgets
  * tight enough that the simulated fleet crosses them within a minute, model prices, and fresh
- * credentials (ingest token, agent key, API key) for this run.
+ * credentials for this run: an ingest token and agent key for the simulated fleet, and a new
+ * password for the demo user who signs in to the dashboard.
  */
 const DEMO_NS = 'f5b4a1c6-8eb1-5a5c-9d7e-af60c2408e55';
 export const DEMO_ORG_ID = uuidV5('demo-org', DEMO_NS);
 export const DEMO_DEPLOYMENT_ID = uuidV5('demo-deployment', DEMO_NS);
+export const DEMO_LOGIN = 'demo';
 
 export interface DemoSeed {
   orgId: string;
@@ -20,7 +23,8 @@ export interface DemoSeed {
   token: string;
   keyId: string;
   secretKey: string;
-  apiKey?: string;
+  /** The dashboard user (admin of the demo org) and the password set for this run, shown once. */
+  user: { login: string; password: string };
   license: 'activated' | 'existing' | 'skipped';
   vendorPublicKey: string;
 }
@@ -150,14 +154,18 @@ export async function seedDemo(pool: pg.Pool, home: string): Promise<DemoSeed> {
   // Named after the key itself, so a new KACHING_HOME against the same database registers a new key instead of colliding.
   const keyId = `demo-sim-${Buffer.from(agentKey.publicKey, 'base64').subarray(0, 6).toString('hex')}`;
   await registerAgentKey(pool, { deploymentId, keyId, publicKey: agentKey.publicKey });
-  let apiKey: string | undefined;
-  const api = (await import('@kaching/api')) as unknown as Loose;
-  const issue = fn(api, 'issueApiKey');
-  if (issue) {
-    const k = (await issue(pool, { orgId, scopes: ['read', 'admin'], label: 'kaching up --demo' })) as { apiKey: string };
-    apiKey = k.apiKey;
-  }
-  return { orgId, deploymentId, token: token.token, keyId, secretKey: agentKey.secretKey, apiKey, license, vendorPublicKey: vendor.publicKey };
+  const user = await demoUser(pool, orgId);
+  return { orgId, deploymentId, token: token.token, keyId, secretKey: agentKey.secretKey, user, license, vendorPublicKey: vendor.publicKey };
+}
+
+/** The demo org's admin, with a new random password at every start (earlier sessions are signed out). */
+async function demoUser(pool: pg.Pool, orgId: string): Promise<{ login: string; password: string }> {
+  const password = generatePassword();
+  const existing = await pool.query<{ org_id: string }>('select org_id from org_user where login = $1', [DEMO_LOGIN]);
+  if (existing.rows[0] && existing.rows[0].org_id !== orgId) throw new Error(`a user "${DEMO_LOGIN}" exists in another org; the demo cannot use that login`);
+  if (existing.rows[0]) await setPassword(pool, DEMO_LOGIN, password);
+  else await addUser(pool, { orgId, login: DEMO_LOGIN, role: 'admin', password });
+  return { login: DEMO_LOGIN, password };
 }
 
 async function seedLicense(pool: pg.Pool, orgId: string, deploymentId: string, vendor: VendorKey): Promise<'activated' | 'existing' | 'skipped'> {

@@ -13,7 +13,8 @@ import {
 /** What every service package exports for `kaching up`. */
 interface ServicePackage {
   loadConfig?(env: NodeJS.ProcessEnv): BaseConfig & Record<string, unknown>;
-  start?(config: unknown): Promise<{ close(): Promise<void>; url?: string; port?: number }>;
+  /** idle: nothing configured to run (e.g. HQ sync without KACHING_HQ_URL); not listed as a running service. */
+  start?(config: unknown): Promise<{ close(): Promise<void>; url?: string; port?: number; idle?: boolean }>;
 }
 
 export interface RunningService {
@@ -75,6 +76,8 @@ const PACKAGES: { name: string; load(): Promise<unknown> }[] = [
   { name: 'projector', load: () => import('@kaching/projector') },
   { name: 'enforcer', load: () => import('@kaching/enforcer') },
   { name: 'api', load: () => import('@kaching/api') },
+  // HQ sync: the pusher when KACHING_HQ_URL is set, the receiver when KACHING_ROLE=hq; otherwise idle
+  { name: 'hq', load: () => import('@kaching/hq') },
 ];
 
 /**
@@ -100,6 +103,10 @@ export async function startStack(env: NodeJS.ProcessEnv, config: BaseConfig, twe
       const cfg = mod.loadConfig(env);
       tweak?.(p.name, cfg);
       const h = await mod.start(cfg);
+      if (h.idle) {
+        await h.close();
+        continue;
+      }
       services.push({ name: p.name, url: h.url, close: () => h.close() });
       log.info({ service: p.name, url: h.url }, 'started');
     }
