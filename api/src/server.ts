@@ -19,7 +19,7 @@ import { installAuth, SessionCheckCache } from './http/auth.js';
 import { JwtAuthority } from './auth/jwt.js';
 import { dummyHash } from './auth/passwords.js';
 import { sweepThrottle } from './auth/throttle.js';
-import { DASHBOARD_HTML, DASHBOARD_JS } from './dashboard/assets.js';
+import { registerDashboard } from './http/routes/dashboard.js';
 
 export interface ApiHandle {
   url: string;
@@ -112,12 +112,7 @@ export async function start(config: ApiConfig, deps: { pool?: pg.Pool; nc?: Nats
   app.get('/metrics', { schema: { summary: 'Prometheus metrics', tags: ['meta'], ...textOk('text/plain') } }, async (_req, reply) =>
     reply.type(registry.contentType).send(await registry.metrics()),
   );
-  app.get('/', { config: { auth: 'page' }, schema: { summary: 'Dashboard (HTML); without a session it redirects to /signin', tags: ['dashboard'], ...textOk('text/html') } }, async (_req, reply) =>
-    reply.type('text/html; charset=utf-8').header('cache-control', 'no-cache').send(DASHBOARD_HTML),
-  );
-  app.get('/dashboard.js', { schema: { summary: 'Dashboard script', tags: ['dashboard'], ...textOk('text/javascript') } }, async (_req, reply) =>
-    reply.type('text/javascript; charset=utf-8').header('cache-control', 'no-cache').send(DASHBOARD_JS),
-  );
+  registerDashboard(app);
 
   const address = await app.listen({ port: config.port, host: config.host });
   log.info({ url: address }, 'api listening');

@@ -259,9 +259,19 @@ describe('dashboard data', () => {
     expect(html.status).toBe(200);
     expect(html.text).toContain('data-testid="signin-form"');
     expect(html.text).not.toContain('data-testid="cards"');
-    const js = await client(api.url)('GET', '/dashboard.js');
-    expect(js.headers.get('content-type')).toContain('javascript');
-    expect(() => new Function(js.text)).not.toThrow();
+    // the dashboard's ES modules: the entry and every module it imports, transitively, are served as JavaScript
+    const seen = new Set<string>();
+    const load = async (path: string): Promise<void> => {
+      if (seen.has(path)) return;
+      seen.add(path);
+      const js = await client(api.url)('GET', path);
+      expect(js.status, path).toBe(200);
+      expect(js.headers.get('content-type'), path).toContain('javascript');
+      for (const m of js.text.matchAll(/from '(\.\.?\/[^']+)'/g)) await load(new URL(m[1]!, `http://x${path}`).pathname);
+    };
+    await load('/ui/main.js');
+    expect([...seen]).toEqual(expect.arrayContaining(['/ui/main.js', '/ui/views/cards.js', '/ui/dom.js', '/ui/format.js']));
+    expect((await client(api.url)('GET', '/ui/../package.json')).status).toBe(404);
   });
 });
 
