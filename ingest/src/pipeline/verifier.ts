@@ -1,4 +1,6 @@
 import { verify as edVerify, type KeyObject } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
 import { ed25519KeyObject } from '../auth/keys.js';
@@ -22,44 +24,13 @@ function loadSodium(): { path: string; verify: SodiumVerify } | null {
 const sodium = loadSodium();
 
 /**
- * Ed25519 verification, spread over worker threads. Requests queue up and are flushed on the next
- * turn of the event loop as a few batch-sized jobs (one per idle worker), so the single and batch
- * paths both amortise the thread hop. With 0 workers it verifies inline.
- *
- * Wire format of a job: one transferred buffer of [pk 32][sig 64][msg len 4][msg] records.
+ * The worker's compiled module. Tests run this file from src/ (through vitest), where only the .ts exists:
+ * they use the build in dist/ (`npm install` and `npm test` build first).
  */
-const WORKER_SOURCE = `
-const { parentPort, workerData } = require('node:worker_threads');
-const crypto = require('node:crypto');
-const sodium = workerData.sodiumPath ? require(workerData.sodiumPath) : null;
-const PREFIX = Buffer.from('302a300506032b6570032100', 'hex');
-const keys = new Map();
-function keyOf(pk) {
-  const id = pk.toString('latin1');
-  let k = keys.get(id);
-  if (!k) {
-    if (keys.size > 10000) keys.clear();
-    k = crypto.createPublicKey({ key: Buffer.concat([PREFIX, pk]), format: 'der', type: 'spki' });
-    keys.set(id, k);
-  }
-  return k;
+function workerUrl(): URL {
+  const here = new URL('./verifyWorker.js', import.meta.url);
+  return existsSync(fileURLToPath(here)) ? here : new URL('../../dist/pipeline/verifyWorker.js', import.meta.url);
 }
-parentPort.on('message', ({ id, buf, n }) => {
-  const b = Buffer.from(buf);
-  const out = new Uint8Array(n);
-  let o = 0;
-  for (let i = 0; i < n; i++) {
-    const pk = b.subarray(o, o + 32); o += 32;
-    const sig = b.subarray(o, o + 64); o += 64;
-    const len = b.readUInt32LE(o); o += 4;
-    const msg = b.subarray(o, o + len); o += len;
-    try {
-      out[i] = (sodium ? sodium.crypto_sign_verify_detached(sig, msg, pk) : crypto.verify(null, msg, keyOf(pk), sig)) ? 1 : 0;
-    } catch { out[i] = 0; }
-  }
-  parentPort.postMessage({ id, out }, [out.buffer]);
-});
-`;
 
 interface Pending {
   pk: Uint8Array;
@@ -82,6 +53,13 @@ interface Job {
 const MAX_JOB = 512;
 const EARLY_JOB = 32;
 
+/**
+ * Ed25519 verification, spread over worker threads. Requests queue up and are flushed on the next
+ * turn of the event loop as a few batch-sized jobs (one per idle worker), so the single and batch
+ * paths both amortise the thread hop. With 0 workers it verifies inline.
+ *
+ * Wire format of a job: one transferred buffer of [pk 32][sig 64][msg len 4][msg] records.
+ */
 export class Verifier {
   private workers: Slot[] = [];
   private queue: Pending[] = [];
@@ -93,7 +71,7 @@ export class Verifier {
 
   constructor(readonly threads: number) {
     for (let i = 0; i < threads; i++) {
-      const w = new Worker(WORKER_SOURCE, { eval: true, workerData: { sodiumPath: sodium?.path ?? null } });
+      const w = new Worker(workerUrl(), { workerData: { sodiumPath: sodium?.path ?? null } });
       w.unref();
       const slot: Slot = { w, busy: 0 };
       w.on('message', (m: { id: number; out: Uint8Array }) => {
