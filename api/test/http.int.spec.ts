@@ -10,12 +10,14 @@ let env: IsolatedEnv;
 let api: ApiHandle;
 let nc: NatsConnection;
 let A: SeededOrg;
+// "Now" for the API and the seeded rows: 23:30 UTC, the hour in which "today" once meant two different days
+const AT = new Date('2026-11-20T23:30:00Z');
 
 beforeAll(async () => {
   env = await isolatedEnv();
-  A = await seedOrg(env.pool, 'alpha');
+  A = await seedOrg(env.pool, 'alpha', { at: AT });
   nc = await env.nats();
-  api = await start({ ...loadConfig(env.env), port: 0, admissionTimeoutMs: 300 }, { pool: env.pool, nc });
+  api = await start({ ...loadConfig(env.env), port: 0, admissionTimeoutMs: 300 }, { pool: env.pool, nc, clock: () => AT.getTime() });
 });
 
 afterAll(async () => {

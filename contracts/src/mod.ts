@@ -30,5 +30,6 @@ export { STREAM_RECORD_AVRO_SCHEMA } from './codec/stream.avsc.js';
 export * from './revision/revision.js';
 export * from './time/rfc3339.js';
 export * from './time/timestamps.js';
+export * from './time/periods.js';
 export * from './installation/identity.js';
 export * from './hq/policy.js';

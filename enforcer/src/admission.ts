@@ -3,7 +3,7 @@ import type pg from 'pg';
 import { inTransaction, InputError, type AdmissionRequest, type AdmissionResponse } from '@kaching/contracts';
 import { fromMicro, toMicro } from './decimal.js';
 import { openReservations, windowUsage } from './limits.js';
-import { windowAt } from './periods.js';
+import { windowAt } from '@kaching/contracts';
 
 const MAX_TTL_S = 24 * 3600;
 

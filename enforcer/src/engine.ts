@@ -5,7 +5,7 @@ import {
 } from '@kaching/contracts';
 import { fromMicro, toMicro } from './decimal.js';
 import { licenseStatus, loadLimits, SUMMED_METRICS, windowUsage, type DeploymentLimits } from './limits.js';
-import { localDay, windowForDay, type PeriodWindow } from './periods.js';
+import { localDay, windowForDay, type PeriodWindow } from '@kaching/contracts';
 import type { PriceBook } from './pricing.js';
 import { suggestPlan } from './suggest.js';
 
@@ -56,6 +56,7 @@ interface Row {
   amounts: Record<string, number | string>;
   stream_seq: number;
   at: number;
+  attributed_at: string;
   provider: string | null;
 }
 
@@ -93,7 +94,8 @@ async function toRows(ctx: EngineCtx, batch: Decoded[]): Promise<{ rows: Row[]; 
     const m = e.metrics;
     best.set(key, {
       deployment_id: e.deployment_id, correlation_id: e.job.correlation_id, org_id: d.record.ingest.org_id, revision: rev,
-      day: localDay(e.job.started_at, lim.timezone), node_id: e.node.node_id, agent_id: e.agent.agent_id, status: e.job.status,
+      // the attribution instant (ended_at ?? started_at) decides the local day, as in the daily rollups
+      day: localDay(at, lim.timezone), attributed_at: new Date(at).toISOString(), node_id: e.node.node_id, agent_id: e.agent.agent_id, status: e.job.status,
       model_name: e.llm?.model_name ?? null, provider: e.llm?.provider ?? null,
       cost_micro_usd: cost ? cost.microUsd.toString() : null, price_version: cost?.version ?? null,
       amounts: {
@@ -111,7 +113,8 @@ async function toRows(ctx: EngineCtx, batch: Decoded[]): Promise<{ rows: Row[]; 
 const APPLY_SQL = `
 with input as (
   select * from jsonb_to_recordset($1::jsonb) as x(deployment_id uuid, correlation_id text, org_id uuid, revision text, day date,
-    node_id uuid, agent_id uuid, status text, model_name text, cost_micro_usd bigint, price_version integer, amounts jsonb, stream_seq bigint)
+    attributed_at timestamptz, node_id uuid, agent_id uuid, status text, model_name text, cost_micro_usd bigint, price_version integer,
+    amounts jsonb, stream_seq bigint)
 ),
 old as (
   select c.deployment_id, c.correlation_id, c.org_id, c.day, c.amounts, c.revision
@@ -135,9 +138,9 @@ up as (
   returning 1
 ),
 c as (
-  insert into enforcer_contribution (deployment_id, correlation_id, org_id, revision, day, node_id, agent_id, status, model_name, cost_micro_usd, price_version, amounts, stream_seq)
-  select deployment_id, correlation_id, org_id, revision, day, node_id, agent_id, status, model_name, cost_micro_usd, price_version, amounts, stream_seq from win
-  on conflict (deployment_id, correlation_id) do update set revision = excluded.revision, day = excluded.day, node_id = excluded.node_id,
+  insert into enforcer_contribution (deployment_id, correlation_id, org_id, revision, day, attributed_at, node_id, agent_id, status, model_name, cost_micro_usd, price_version, amounts, stream_seq)
+  select deployment_id, correlation_id, org_id, revision, day, attributed_at, node_id, agent_id, status, model_name, cost_micro_usd, price_version, amounts, stream_seq from win
+  on conflict (deployment_id, correlation_id) do update set revision = excluded.revision, day = excluded.day, attributed_at = excluded.attributed_at, node_id = excluded.node_id,
     agent_id = excluded.agent_id, status = excluded.status, model_name = excluded.model_name, cost_micro_usd = excluded.cost_micro_usd,
     price_version = excluded.price_version, amounts = excluded.amounts, stream_seq = excluded.stream_seq
   returning 1
@@ -191,6 +194,14 @@ export async function processBatch(ctx: EngineCtx, batch: Decoded[], lease: Leas
     const decisions: PolicyDecision[] = [];
     if (rows.length) {
       await lockDeployments(client, rows.map((r) => r.deployment_id));
+      // Days in the zone the deployment has now: a timezone change (which rebuilds the ledger in the new zone)
+      // updates the deployment row, so it waits for this batch, or this batch for it — never a day in a stale zone.
+      const zones = await client.query<{ deployment_id: string; timezone: string }>(
+        'select deployment_id, timezone from deployment where deployment_id = any($1::uuid[]) order by deployment_id for share',
+        [[...new Set(rows.map((r) => r.deployment_id))]],
+      );
+      const zoneOf = new Map(zones.rows.map((z) => [z.deployment_id, z.timezone]));
+      for (const r of rows) r.day = localDay(r.at, zoneOf.get(r.deployment_id) ?? 'UTC');
       const res = await client.query(APPLY_SQL, [JSON.stringify(rows.map(({ at: _a, provider: _p, ...r }) => r))]);
       const won = new Set(res.rows.map((r) => `${r.deployment_id}\u0000${r.correlation_id}`));
       const byDep = new Map<string, { at: number; unpriced: Map<string, string> }>();

@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import { KachingError, type DecisionAction, type EnforcementMode, type PeriodKind } from '@kaching/contracts';
 import { fromMicro, toMicro } from './decimal.js';
-import { windowAt, type PeriodWindow } from './periods.js';
+import { windowAt, type PeriodWindow } from '@kaching/contracts';
 
 export const LIMITABLE_METRICS = [
   'cpu_seconds', 'gpu_seconds', 'context_bytes_written', 'context_bytes_read', 'context_reads', 'context_writes',

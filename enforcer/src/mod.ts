@@ -6,7 +6,6 @@ export { issueLicense, verifyLicense, activateLicense, licenseKeygen, LICENSE_FO
 export { setModelPrice, computeCost, PriceBook, type ModelPrice } from './pricing.js';
 export { checkAdmission } from './admission.js';
 export { decisionId, processBatch, reevaluate, LimitsCache, CHECKPOINT_KEY } from './engine.js';
-export { localDay, localMidnight, windowForDay, windowAt, addDays, type PeriodWindow } from './periods.js';
 export { suggestPlan } from './suggest.js';
 export { addWebhook, signPayload, backoffSeconds, Notifier, SIGNATURE_HEADER } from './notifier.js';
 export { resetEnforcerState } from './replay.js';

@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import type { PeriodKind } from '@kaching/contracts';
 import { fromMicro, ratio1, toMicro } from './decimal.js';
-import { periodLabel } from './periods.js';
+import { periodLabel } from '@kaching/contracts';
 
 export interface Suggestion {
   kind: 'upgrade_tier' | 'enable_feature' | 'tune_pipeline';

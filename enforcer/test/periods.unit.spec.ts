@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { computeCost, decisionId, localDay, localMidnight, windowAt, windowForDay } from '@kaching/enforcer';
+import { localDay, localMidnight, windowAt, windowForDay } from '@kaching/contracts';
+import { computeCost, decisionId } from '@kaching/enforcer';
 import { fromMicro, toMicro } from '../src/decimal.js';
 
 const TZ = 'Europe/Berlin'; // DST: 2026-03-29 02:00 → 03:00, 2026-10-25 03:00 → 02:00

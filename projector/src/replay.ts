@@ -99,6 +99,8 @@ export async function replay(config: BaseConfig, projection: ProjectionName, opt
     opts.onProgress?.({ projection, phase, seq, applied: total, pending, eventsPerSecond: total / Math.max(0.001, (Date.now() - t0) / 1000) });
   };
   try {
+    // The shadow's days are local days in the zones of now: a zone changed meanwhile is re-derived at the swap.
+    const zones = await deploymentZones(pool);
     // Index-less: the bulk load builds the indexes once its rows are in.
     await createShadow(pool, projection, { indexes: false });
     await pool.query('delete from projection_checkpoint where projection = $1', [shadowKey]);
@@ -123,11 +125,11 @@ export async function replay(config: BaseConfig, projection: ProjectionName, opt
       shadowSeq = bulk.lastSeq;
     }
     phaseEnd('build');
-    let swap = await trySwap(pool, projection, shadowSeq);
+    let swap = await trySwap(pool, projection, shadowSeq, zones);
     phaseEnd('swap');
     if (!swap) {
       // The live consumer got ahead while the bulk load ran: catch up batch by batch, then swap.
-      const r = await catchUp(pool, js, n.eventsStream, projection, shadowSeq, { batchSize, signal: opts.signal, progress });
+      const r = await catchUp(pool, js, n.eventsStream, projection, shadowSeq, zones, { batchSize, signal: opts.signal, progress });
       applied += r.applied;
       shadowSeq = r.lastSeq;
       swap = r.swap;
@@ -229,6 +231,7 @@ async function catchUp(
   stream: string,
   projection: ProjectionName,
   fromSeq: number,
+  zones: Map<string, string>,
   o: PhaseOptions,
 ): Promise<{ applied: number; lastSeq: number; swap: 'rename' | 'copy' | null }> {
   const shadow = shadowTables();
@@ -281,7 +284,7 @@ async function catchUp(
       }
       while (inflight.length) await settle();
       o.progress('catch-up', shadowSeq, pending, applied);
-      swap = await trySwap(pool, projection, shadowSeq);
+      swap = await trySwap(pool, projection, shadowSeq, zones);
       if (swap) break;
     }
   } finally {
@@ -326,11 +329,16 @@ async function hasDependentViews(client: pg.ClientBase, table: string): Promise<
   return (r.rowCount ?? 0) > 0;
 }
 
+async function deploymentZones(pool: pg.Pool): Promise<Map<string, string>> {
+  const r = await pool.query<{ deployment_id: string; timezone: string }>('select deployment_id, timezone from deployment');
+  return new Map(r.rows.map((x) => [x.deployment_id, x.timezone]));
+}
+
 /**
  * The atomic swap. Returns null (nothing changed) when the live consumer is ahead of the shadow:
  * the caller keeps replaying and tries again.
  */
-async function trySwap(pool: pg.Pool, projection: ProjectionName, shadowSeq: number): Promise<'rename' | 'copy' | null> {
+async function trySwap(pool: pg.Pool, projection: ProjectionName, shadowSeq: number, zones: Map<string, string>): Promise<'rename' | 'copy' | null> {
   return inTransaction(pool, async (client) => {
     // every lane of the live projection, locked in one order; the shadow covers the whole stream up to shadowSeq
     const lanes = await client.query<{ last_seq: string }>('select last_seq from consumer_checkpoint where consumer = $1 order by lane for update', [projection]);
@@ -375,6 +383,13 @@ async function trySwap(pool: pg.Pool, projection: ProjectionName, shadowSeq: num
     }
     if (projection === 'raw') await ensurePartitions(client, LIVE.usageSample, utcDay(Date.now() - 86_400_000), 9);
     if (projection === 'concurrency') await recomputeAllPeaks(client, LIVE.concurrency, LIVE.daily);
+    if (projection === 'rollups') {
+      // a timezone changed while the shadow was built: its days are re-derived from the per-identity state
+      const now = await client.query<{ deployment_id: string; timezone: string }>('select deployment_id, timezone from deployment order by deployment_id for share');
+      for (const d of now.rows) {
+        if (zones.has(d.deployment_id) && zones.get(d.deployment_id) !== d.timezone) await client.query('select rebuild_deployment_days($1)', [d.deployment_id]);
+      }
+    }
     await client.query('update consumer_checkpoint set last_seq = $2, updated_at = now() where consumer = $1', [projection, shadowSeq]);
     await client.query('delete from projection_checkpoint where projection = $1', [`${projection}${SHADOW_SUFFIX}`]);
     return mode;

@@ -55,12 +55,13 @@ export async function verifyProjections(pool: pg.Pool, opts: { since?: string } 
     for (const r of conc.rows) {
       diffs.push({ table: 'concurrency_minute', key: { deployment_id: r.deployment_id, minute: r.minute }, expected: { jobs_running: r.expected }, actual: { jobs_running: r.actual } });
     }
+    // days are the deployment's local days of the attribution instant (050_local_day.sql)
     const daily = await client.query(`with e0 as (
-        select deployment_id, (date_trunc('hour', coalesce(ended_at, started_at), 'UTC') at time zone 'UTC')::date as day,
+        select s.deployment_id, (coalesce(s.ended_at, s.started_at) at time zone d.timezone)::date as day,
           ${sums}, ${counts}, count(distinct agent_id) as seats_active, count(distinct node_id) as nodes_active
-        from usage_sample group by 1, 2),
-      p as (select deployment_id, (minute at time zone 'UTC')::date as day, max(jobs_running) as orchestration_peak_concurrency
-        from v_conc group by 1, 2),
+        from usage_sample s join deployment d on d.deployment_id = s.deployment_id group by 1, 2),
+      p as (select c.deployment_id, (c.minute at time zone d.timezone)::date as day, max(jobs_running) as orchestration_peak_concurrency
+        from v_conc c join deployment d on d.deployment_id = c.deployment_id group by 1, 2),
       e as (select coalesce(e0.deployment_id, p.deployment_id) as deployment_id, coalesce(e0.day, p.day) as day,
           ${[...SUMS, ...COUNTS, 'seats_active', 'nodes_active'].map((c) => `e0.${c}`).join(', ')}, p.orchestration_peak_concurrency
         from e0 full join p on p.deployment_id = e0.deployment_id and p.day = e0.day),
@@ -68,7 +69,8 @@ export async function verifyProjections(pool: pg.Pool, opts: { since?: string } 
       select coalesce(e.deployment_id, a.deployment_id) as deployment_id, coalesce(e.day, a.day)::text as day,
         to_jsonb(e) as expected, to_jsonb(a) as actual
       from e full join a on a.deployment_id = e.deployment_id and a.day = e.day
-      where coalesce(e.day, a.day) >= ($1::timestamptz at time zone 'UTC')::date
+      join deployment dd on dd.deployment_id = coalesce(e.deployment_id, a.deployment_id)
+      where coalesce(e.day, a.day) >= ($1::timestamptz at time zone dd.timezone)::date
         and ${distinct([...SUMS, ...COUNTS, 'seats_active', 'nodes_active', 'orchestration_peak_concurrency'])}`, [since]);
     for (const r of daily.rows) {
       diffs.push({ table: 'usage_rollup_daily', key: { deployment_id: r.deployment_id, day: r.day }, expected: r.expected, actual: r.actual });

@@ -2,7 +2,7 @@ import { parseExpiry, requireString, UsageError, withCommandPool as withPool, ty
 import { loadConfig } from '../config.js';
 import { start } from '../server.js';
 import { issueApiKey, revokeApiKey } from '../routines/apikeys.js';
-import { createDeployment, createOrg } from '../routines/orgs.js';
+import { createDeployment, createOrg, setDeploymentTimezone } from '../routines/orgs.js';
 import { userCommands } from './users.js';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -42,6 +42,22 @@ export const commands: Command[] = [
         }),
       );
       return { data: d, text: String(d.deployment_id) };
+    },
+  },
+  {
+    name: 'deployment set-timezone',
+    summary: "Change a deployment's time zone; its daily rollups and the enforcer's daily usage are rebuilt in the new zone",
+    options: {
+      deployment: { type: 'string', description: 'Deployment id', required: true },
+      timezone: { type: 'string', description: 'IANA time zone, e.g. Europe/Berlin', required: true },
+    },
+    details:
+      "A deployment's day is its local day. The change and the rebuild of every day-keyed row (daily rollups,\n" +
+      'seats/nodes and peak concurrency per day, quota/budget usage) happen in one transaction; running services\n' +
+      'pick the new zone up within their limits cache (30 s) and never commit a day in the old zone after it.',
+    async run(ctx) {
+      const r = await withPool(ctx, (p) => setDeploymentTimezone(p, requireUuid(ctx, 'deployment'), requireString(ctx, 'timezone')));
+      return { data: r, text: r.rebuilt ? `${r.deployment_id}: ${r.previous} -> ${r.timezone}; daily rows rebuilt` : `${r.deployment_id}: already ${r.timezone}` };
     },
   },
   {

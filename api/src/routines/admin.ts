@@ -83,7 +83,7 @@ export async function patchDeployment(
   id: string,
   p: { name?: string; timezone?: string; enforcement?: 'soft' | 'hard'; redact_segments?: string[] },
 ): Promise<Row> {
-  await requireDeployment(c, id);
+  const before = await requireDeployment(c, id);
   if (p.timezone !== undefined) checkTimezone(p.timezone);
   const r = await c.query(
     `update deployment set name = coalesce($2, name), timezone = coalesce($3, timezone), enforcement = coalesce($4, enforcement),
@@ -91,6 +91,9 @@ export async function patchDeployment(
      where deployment_id = $1 returning deployment_id, org_id, name, timezone, enforcement, redact_segments, created_at`,
     [id, p.name ?? null, p.timezone ?? null, p.enforcement ?? null, p.redact_segments ?? null],
   );
+  // A deployment's days are local days: its daily rollups and the enforcer's ledger move to the new zone in
+  // this same transaction (the row update above holds off projector and enforcer batches meanwhile).
+  if (p.timezone !== undefined && p.timezone !== before.timezone) await c.query('select rebuild_deployment_days($1)', [id]);
   return r.rows[0] as Row;
 }
 

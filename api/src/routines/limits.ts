@@ -1,47 +1,46 @@
 import type pg from 'pg';
+import { addDays, localDay, windowAt, type PeriodKind } from '@kaching/contracts';
 import { requireDeployment } from './reads.js';
 
 type Row = Record<string, unknown>;
 
-// SQL for the start of the current period of a quota/budget in the deployment's time zone.
-const PERIOD_START = `case p.period
-    when 'daily' then date_trunc('day', now() at time zone d.timezone)::date
-    when 'weekly' then date_trunc('week', now() at time zone d.timezone)::date
-    when 'monthly' then date_trunc('month', now() at time zone d.timezone)::date
-    else (now() at time zone d.timezone)::date - 29 end`;
-
 /**
  * The deployment's limits as stored: the license in force (deployment-specific before org-wide),
- * its quotas and budgets with the current period's window, and feature flags. Runs inside asOrg().
+ * its quotas and budgets with the current period's window (local days of the deployment, at `now`), and
+ * feature flags. Runs inside asOrg().
  */
-export async function storedLimits(c: pg.PoolClient, deploymentId: string): Promise<Row> {
+export async function storedLimits(c: pg.PoolClient, deploymentId: string, now: Date = new Date()): Promise<Row> {
   const d = await requireDeployment(c, deploymentId);
+  const tz = String(d.timezone);
   const lic = await c.query(
     `select l.license_id, l.plan_id, pp.name as plan_name, pp.rank as plan_rank, l.seats_limit, l.nodes_limit, l.features,
-            l.valid_from, l.valid_to, l.activated_at, (now() between l.valid_from and l.valid_to) as valid
+            l.valid_from, l.valid_to, l.activated_at, ($2::timestamptz between l.valid_from and l.valid_to) as valid
      from license l left join pricing_plan pp on pp.plan_id = l.plan_id
      where l.deployment_id = $1 or (l.deployment_id is null and l.org_id = (select org_id from deployment where deployment_id = $1))
-     order by (now() between l.valid_from and l.valid_to) desc, (l.deployment_id is null), l.activated_at desc limit 1`,
-    [deploymentId],
+     order by ($2::timestamptz between l.valid_from and l.valid_to) desc, (l.deployment_id is null), l.activated_at desc limit 1`,
+    [deploymentId, now],
   );
+  const withWindow = (rows: Row[]) =>
+    rows.map((r) => {
+      const w = windowAt(r.period as PeriodKind, now, tz);
+      return { ...r, window_start: w.startDay, window_end: w.endDay };
+    });
   const quotas = await c.query(
-    `select p.quota_id, p.name, p.metric, p.period, p.hard_limit, p.soft_threshold, p.updated_at, (${PERIOD_START})::text as window_start
-     from quota p join deployment d using (deployment_id) where p.deployment_id = $1 order by p.name`,
+    'select quota_id, name, metric, period, hard_limit, soft_threshold, updated_at from quota where deployment_id = $1 order by name',
     [deploymentId],
   );
   const budgets = await c.query(
-    `select p.budget_id, p.scope, p.metric, p.period, p.limit_units, p.action, p.action_params, p.updated_at, (${PERIOD_START})::text as window_start
-     from budget p join deployment d using (deployment_id) where p.deployment_id = $1 order by p.scope`,
+    'select budget_id, scope, metric, period, limit_units, action, action_params, updated_at from budget where deployment_id = $1 order by scope',
     [deploymentId],
   );
   const flags = await c.query('select flag, enabled, source from feature_flag where deployment_id = $1 order by flag', [deploymentId]);
   return {
     deployment_id: deploymentId,
     enforcement: d.enforcement,
-    timezone: d.timezone,
+    timezone: tz,
     license: lic.rows[0] ?? null,
-    quotas: quotas.rows,
-    budgets: budgets.rows,
+    quotas: withWindow(quotas.rows),
+    budgets: withWindow(budgets.rows),
     feature_flags: flags.rows,
   };
 }
@@ -58,122 +57,117 @@ export interface UtilisationCard {
   pct: number | null;
   period: string;
   source: string | null;
-  /** One value per day, oldest first (14 days). */
+  /** One value per local day, oldest first (14 days). */
   series: { day: string; value: string }[];
 }
 
 const DAYS = 14;
 
 /**
- * Tier utilisation for the dashboard: seats and nodes against the license caps, context volume and
- * tokens against their quotas, cost against the cost budget. All arithmetic in SQL numerics.
+ * Tier utilisation for the dashboard: seats and nodes against the license caps, context volume and tokens
+ * against their quotas, cost against the cost budget. Every "used" is read from the enforcer's own ledger
+ * (enforcer_usage_daily, enforcer_contribution) over the enforcer's windows — local days of the deployment
+ * at `now` — so a card shows the very number the enforcer compares with that cap. Exact SQL numerics.
  */
-export async function utilisation(c: pg.PoolClient, deploymentId: string): Promise<{ deployment_id: string; generated_at: string; cards: UtilisationCard[]; limits: Row }> {
-  const limits = await storedLimits(c, deploymentId);
+export async function utilisation(c: pg.PoolClient, deploymentId: string, now: Date = new Date()): Promise<{ deployment_id: string; generated_at: string; cards: UtilisationCard[]; limits: Row }> {
+  const limits = await storedLimits(c, deploymentId, now);
+  const tz = String(limits.timezone);
   const lic = limits.license as Row | null;
   const quotas = limits.quotas as Row[];
   const budgets = limits.budgets as Row[];
-  const days = await c.query<{ day: string; seats: string; nodes: string; context: string; tokens: string; tokens_in: string; tokens_out: string }>(
-    `select g.day::date::text as day, coalesce(r.seats_active, 0)::text as seats, coalesce(r.nodes_active, 0)::text as nodes,
-            coalesce(r.context_bytes_written, 0)::text as context, coalesce(r.model_tokens_in + r.model_tokens_out, 0)::text as tokens,
-            coalesce(r.model_tokens_in, 0)::text as tokens_in, coalesce(r.model_tokens_out, 0)::text as tokens_out
-     from deployment d
-     cross join generate_series((now() at time zone d.timezone)::date - ${DAYS - 1}, (now() at time zone d.timezone)::date, interval '1 day') g(day)
-     left join usage_rollup_daily r on r.deployment_id = d.deployment_id and r.day = g.day::date
-     where d.deployment_id = $1 order by g.day`,
-    [deploymentId],
-  );
-  const costDays = await c.query<{ day: string; value: string }>(
-    `select g.day::date::text as day, (coalesce(sum(${COST_EXPR}), 0) / 1000000)::numeric(24,6)::text as value
-     from deployment d
-     cross join generate_series((now() at time zone d.timezone)::date - ${DAYS - 1}, (now() at time zone d.timezone)::date, interval '1 day') g(day)
-     left join usage_sample s on s.deployment_id = d.deployment_id
-       and s.started_at >= (g.day::date::timestamp at time zone d.timezone) and s.started_at < ((g.day::date + 1)::timestamp at time zone d.timezone)
-     where d.deployment_id = $1 group by g.day order by g.day`,
-    [deploymentId],
-  );
-  const series = (k: 'seats' | 'nodes' | 'context' | 'tokens') => days.rows.map((r) => ({ day: r.day, value: r[k] }));
-  const latest = (k: 'seats' | 'nodes') => days.rows[days.rows.length - 1]?.[k] ?? '0';
+  const today = localDay(now, tz);
+  const first = addDays(today, -(DAYS - 1));
+  const days = Array.from({ length: DAYS }, (_, i) => addDays(first, i));
+  const tomorrow = addDays(today, 1);
 
-  const quotaFor = (metrics: string[]) => quotas.find((q) => metrics.includes(String(q.metric)));
-  const budgetFor = (metrics: string[]) => budgets.find((b) => metrics.includes(String(b.metric)));
-  const cards: UtilisationCard[] = [];
+  /** Per local day of [from, to): a summed ledger metric (several summed together), or distinct agents/nodes. */
+  const perDay = async (metrics: string[] | 'agent_id' | 'node_id', from: string, to: string): Promise<Map<string, string>> => {
+    const r = Array.isArray(metrics)
+      ? await c.query<{ day: string; v: string }>(
+          `select day::text, sum(value)::text as v from enforcer_usage_daily
+            where deployment_id = $1 and metric = any($2::text[]) and day >= $3::date and day < $4::date group by day`,
+          [deploymentId, metrics, from, to],
+        )
+      : await c.query<{ day: string; v: string }>(
+          `select day::text, count(distinct ${metrics})::text as v from enforcer_contribution
+            where deployment_id = $1 and day >= $2::date and day < $3::date group by day`,
+          [deploymentId, from, to],
+        );
+    return new Map(r.rows.map((x) => [x.day, x.v]));
+  };
+  /** The window total, as the enforcer sums it (windowUsage): distinct members over the window, not a sum of days. */
+  const windowTotal = async (metrics: string[] | 'agent_id' | 'node_id', from: string, to: string): Promise<string> => {
+    const r = Array.isArray(metrics)
+      ? await c.query<{ v: string }>(
+          `select coalesce(sum(value), 0)::text as v from enforcer_usage_daily
+            where deployment_id = $1 and metric = any($2::text[]) and day >= $3::date and day < $4::date`,
+          [deploymentId, metrics, from, to],
+        )
+      : await c.query<{ v: string }>(
+          `select count(distinct ${metrics})::text as v from enforcer_contribution where deployment_id = $1 and day >= $2::date and day < $3::date`,
+          [deploymentId, from, to],
+        );
+    return r.rows[0]?.v ?? '0';
+  };
+  const series = async (metrics: string[] | 'agent_id' | 'node_id') => {
+    const m = await perDay(metrics, first, tomorrow);
+    return days.map((day) => ({ day, value: m.get(day) ?? '0' }));
+  };
   const pctOf = async (used: string, cap: string | null): Promise<number | null> => {
     if (cap === null) return null;
     const r = await c.query<{ pct: string | null }>('select round(100 * $1::numeric / nullif($2::numeric, 0), 1)::text as pct', [used, cap]);
     return r.rows[0]?.pct == null ? null : Number(r.rows[0].pct);
   };
-  const sumSince = async (expr: string, from: string, table: 'rollup' | 'sample') => {
-    const r =
-      table === 'rollup'
-        ? await c.query<{ v: string }>(`select coalesce(sum(${expr}), 0)::text as v from usage_rollup_daily where deployment_id = $1 and day >= $2::date`, [deploymentId, from])
-        : await c.query<{ v: string }>(
-            `select (coalesce(sum(${COST_EXPR}), 0) / 1000000)::numeric(24,6)::text as v from usage_sample s join deployment d using (deployment_id)
-             where s.deployment_id = $1 and s.started_at >= ($2::date::timestamp at time zone d.timezone)`,
-            [deploymentId, from],
-          );
-    return r.rows[0]?.v ?? '0';
-  };
+  const quotaFor = (metrics: string[]) => quotas.find((q) => metrics.includes(String(q.metric)));
+  const budgetFor = (metrics: string[]) => budgets.find((b) => metrics.includes(String(b.metric)));
+  /** Used over the limit's window, or over the 14 days shown when nothing limits the metric. */
+  const usedIn = (limit: Row | undefined, metrics: string[] | 'agent_id' | 'node_id') =>
+    windowTotal(metrics, String(limit?.window_start ?? first), String(limit?.window_end ?? tomorrow));
+  const cards: UtilisationCard[] = [];
 
-  const seatsCap = lic?.seats_limit == null ? null : String(lic.seats_limit);
-  cards.push({ key: 'seats', label: 'Seats', unit: 'agents', used: latest('seats'), cap: seatsCap, pct: await pctOf(latest('seats'), seatsCap), period: 'today', source: lic ? `license ${String(lic.plan_id)}` : null, series: series('seats') });
-  const nodesCap = lic?.nodes_limit == null ? null : String(lic.nodes_limit);
-  cards.push({ key: 'nodes', label: 'Nodes', unit: 'nodes', used: latest('nodes'), cap: nodesCap, pct: await pctOf(latest('nodes'), nodesCap), period: 'today', source: lic ? `license ${String(lic.plan_id)}` : null, series: series('nodes') });
+  for (const [key, label, unit, member, cap] of [
+    ['seats', 'Seats', 'agents', 'agent_id', lic?.seats_limit],
+    ['nodes', 'Nodes', 'nodes', 'node_id', lic?.nodes_limit],
+  ] as const) {
+    // license caps are per local day (the enforcer's daily window)
+    const used = await windowTotal(member, today, tomorrow);
+    const capS = cap == null ? null : String(cap);
+    cards.push({ key, label, unit, used, cap: capS, pct: await pctOf(used, capS), period: 'today', source: lic ? `license ${String(lic.plan_id)}` : null, series: await series(member) });
+  }
 
-  const ctxQ = quotaFor(['context_bytes_written', 'context_bytes']);
-  const ctxFrom = String(ctxQ?.window_start ?? days.rows[0]?.day);
-  const ctxUsed = await sumSince('context_bytes_written', ctxFrom, 'rollup');
+  const ctxQ = quotaFor(['context_bytes_written']);
+  const ctxUsed = await usedIn(ctxQ, ['context_bytes_written']);
   const ctxCap = ctxQ?.hard_limit == null ? null : String(ctxQ.hard_limit);
-  cards.push({ key: 'context', label: 'Context volume', unit: 'bytes', used: ctxUsed, cap: ctxCap, pct: await pctOf(ctxUsed, ctxCap), period: String(ctxQ?.period ?? `${DAYS}d`), source: ctxQ ? `quota ${String(ctxQ.name)}` : null, series: series('context') });
+  cards.push({ key: 'context', label: 'Context volume', unit: 'bytes', used: ctxUsed, cap: ctxCap, pct: await pctOf(ctxUsed, ctxCap), period: String(ctxQ?.period ?? `${DAYS}d`), source: ctxQ ? `quota ${String(ctxQ.name)}` : null, series: await series(['context_bytes_written']) });
 
-  // token limits may be on input, output or both (the enforcer limits model_tokens_in / model_tokens_out)
-  const TOKEN_EXPR: Record<string, string> = {
-    model_tokens: 'model_tokens_in + model_tokens_out',
-    model_tokens_in: 'model_tokens_in',
-    model_tokens_out: 'model_tokens_out',
-  };
-  const tokMetrics = Object.keys(TOKEN_EXPR);
-  const tokQ = quotaFor(tokMetrics) ?? budgetFor(tokMetrics);
-  const tokMetric = String(tokQ?.metric ?? 'model_tokens');
-  const tokExpr = TOKEN_EXPR[tokMetric]!;
-  const tokFrom = String(tokQ?.window_start ?? days.rows[0]?.day);
-  const tokUsed = await sumSince(tokExpr, tokFrom, 'rollup');
+  // token limits are on input or output tokens (the enforcer's model_tokens_in / model_tokens_out)
+  const tokQ = quotaFor(['model_tokens_in', 'model_tokens_out']) ?? budgetFor(['model_tokens_in', 'model_tokens_out']);
+  const tokMetrics = tokQ ? [String(tokQ.metric)] : ['model_tokens_in', 'model_tokens_out'];
+  const tokUsed = await usedIn(tokQ, tokMetrics);
   const tokCapRaw = tokQ ? (tokQ.hard_limit ?? tokQ.limit_units) : null;
   const tokCap = tokCapRaw == null ? null : String(tokCapRaw);
-  const tokSeries = tokMetric === 'model_tokens' ? series('tokens') : days.rows.map((r) => ({ day: r.day, value: r[tokMetric === 'model_tokens_in' ? 'tokens_in' : 'tokens_out'] }));
-  const tokLabel = tokMetric === 'model_tokens_in' ? 'Model tokens in' : tokMetric === 'model_tokens_out' ? 'Model tokens out' : 'Model tokens';
-  cards.push({ key: 'tokens', label: tokLabel, unit: 'tokens', used: tokUsed, cap: tokCap, pct: await pctOf(tokUsed, tokCap), period: String(tokQ?.period ?? `${DAYS}d`), source: tokQ ? `${tokQ.quota_id ? 'quota' : 'budget'} ${String(tokQ.name ?? tokQ.scope)}` : null, series: tokSeries });
+  const tokLabel = tokQ?.metric === 'model_tokens_in' ? 'Model tokens in' : tokQ?.metric === 'model_tokens_out' ? 'Model tokens out' : 'Model tokens';
+  cards.push({ key: 'tokens', label: tokLabel, unit: 'tokens', used: tokUsed, cap: tokCap, pct: await pctOf(tokUsed, tokCap), period: String(tokQ?.period ?? `${DAYS}d`), source: tokQ ? `${tokQ.quota_id ? 'quota' : 'budget'} ${String(tokQ.name ?? tokQ.scope)}` : null, series: await series(tokMetrics) });
 
-  // cost in USD (the enforcer's cost_usd budgets); micro-USD budgets are converted
-  const costB = budgetFor(['cost_usd', 'cost_micro_usd']);
-  const costFrom = String(costB?.window_start ?? days.rows[0]?.day);
-  const costUsed = await sumSince('', costFrom, 'sample');
-  const costCap = costB
-    ? (await c.query<{ v: string }>(`select ($1::numeric / $2)::numeric(24,6)::text as v`, [costB.limit_units, costB.metric === 'cost_micro_usd' ? 1_000_000 : 1])).rows[0]!.v
-    : null;
-  cards.push({ key: 'cost', label: 'Model cost', unit: 'usd', used: costUsed, cap: costCap, pct: await pctOf(costUsed, costCap), period: String(costB?.period ?? `${DAYS}d`), source: costB ? `budget ${String(costB.scope)}` : null, series: costDays.rows });
+  // cost in USD: the enforcer ledger's cost_usd, priced once, by the enforcer
+  const costB = budgetFor(['cost_usd']);
+  const costUsed = await usedIn(costB, ['cost_usd']);
+  const costCap = costB ? String(costB.limit_units) : null;
+  cards.push({ key: 'cost', label: 'Model cost', unit: 'usd', used: costUsed, cap: costCap, pct: await pctOf(costUsed, costCap), period: String(costB?.period ?? `${DAYS}d`), source: costB ? `budget ${String(costB.scope)}` : null, series: await series(['cost_usd']) });
 
-  return { deployment_id: deploymentId, generated_at: new Date().toISOString(), cards, limits };
+  return { deployment_id: deploymentId, generated_at: now.toISOString(), cards, limits };
 }
 
-// Cost of one sample in micro-USD: its tokens at the price version in force when the job started.
-const COST_EXPR = `coalesce((select (s.model_tokens_in - s.model_tokens_cached_in) * mp.input_per_1m_micro_usd / 1000000.0
-      + s.model_tokens_cached_in * mp.cached_input_per_1m_micro_usd / 1000000.0
-      + s.model_tokens_out * mp.output_per_1m_micro_usd / 1000000.0
-      + s.gpu_seconds * mp.gpu_second_micro_usd + s.cpu_seconds * mp.cpu_second_micro_usd
-    from model_price mp where mp.model_name = s.model_name and mp.provider = s.provider and mp.effective_from <= s.started_at
-    order by mp.version desc limit 1), 0)`;
-
 /** Bottleneck callouts: how often each code blocked or warned in the last 7 days. */
-export async function bottlenecks(c: pg.PoolClient, deploymentId: string): Promise<Row[]> {
+export async function bottlenecks(c: pg.PoolClient, deploymentId: string, now: Date = new Date()): Promise<Row[]> {
   await requireDeployment(c, deploymentId);
   const r = await c.query(
     `select code, count(*)::int as times, max(created_at) as last_at,
             max(context->>'action') filter (where context ? 'action') as action,
             (array_agg(message order by created_at desc))[1] as last_message
-     from alert where deployment_id = $1 and created_at >= now() - interval '7 days'
+     from alert where deployment_id = $1 and created_at >= $2::timestamptz - interval '7 days'
      group by code order by count(*) desc, code`,
-    [deploymentId],
+    [deploymentId, now],
   );
   return r.rows as Row[];
 }

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
-import { InputError } from '@kaching/contracts';
+import { InputError, inTransaction } from '@kaching/contracts';
 
 export async function createOrg(pool: pg.Pool, opts: { name: string }): Promise<{ org_id: string; name: string }> {
   const name = opts.name.trim();
@@ -47,4 +47,21 @@ export async function createDeployment(pool: pg.Pool, orgId: string, d: NewDeplo
   const org = await pool.query('select 1 from org where org_id = $1', [orgId]);
   if (org.rowCount === 0) throw new InputError('NOT_FOUND', { field: 'org', message: `No org ${orgId}` });
   return insertDeployment(pool, orgId, d);
+}
+
+/**
+ * The operator's path to a new time zone (CLI): the change and the rebuild of every day-keyed row of the
+ * deployment (daily rollups, seats/nodes, peak concurrency, the enforcer's ledger) in one transaction.
+ */
+export async function setDeploymentTimezone(pool: pg.Pool, deploymentId: string, timezone: string): Promise<{ deployment_id: string; timezone: string; previous: string; rebuilt: boolean }> {
+  checkTimezone(timezone);
+  return inTransaction(pool, async (c) => {
+    const r = await c.query<{ timezone: string }>('select timezone from deployment where deployment_id = $1 for update', [deploymentId]);
+    const previous = r.rows[0]?.timezone;
+    if (previous === undefined) throw new InputError('NOT_FOUND', { field: 'deployment', message: `No deployment ${deploymentId}` });
+    if (previous === timezone) return { deployment_id: deploymentId, timezone, previous, rebuilt: false };
+    await c.query('update deployment set timezone = $2 where deployment_id = $1', [deploymentId, timezone]);
+    await c.query('select rebuild_deployment_days($1)', [deploymentId]);
+    return { deployment_id: deploymentId, timezone, previous, rebuilt: true };
+  });
 }

@@ -1,6 +1,9 @@
-import type pg from 'pg';
+import pg from 'pg';
 import { KachingError } from '@kaching/contracts';
 import { decodeCursor, toPage, type Page } from './cursor.js';
+
+/** A deployment's time zone as an SQL literal (it was checked against the IANA database when stored). */
+const lit = (v: string): string => pg.escapeLiteral(v);
 
 // Every function here takes a client inside asOrg(): row-level security already limits it to the
 // caller's org, so the SQL carries no org predicate of its own to forget.
@@ -77,16 +80,16 @@ export async function usageHourly(
   return toPage(r.rows as Row[], q.limit, (x) => [iso(x.bucket_start), String(x.deployment_id), String(x.agent_type)]);
 }
 
-export async function concurrency(c: pg.PoolClient, q: ListOpts & { deployment_id: string; from?: string; to?: string }) {
-  await requireDeployment(c, q.deployment_id);
-  const to = q.to ?? new Date().toISOString();
+export async function concurrency(c: pg.PoolClient, q: ListOpts & { deployment_id: string; from?: string; to?: string; now?: Date }) {
+  const dep = await requireDeployment(c, q.deployment_id);
+  const to = q.to ?? (q.now ?? new Date()).toISOString();
   const from = q.from ?? new Date(new Date(to).getTime() - 24 * 3_600_000).toISOString();
   const w = new Where().add('deployment_id = ?', q.deployment_id).add('minute >= ?::timestamptz', from).add('minute < ?::timestamptz', to);
   const peaks = await c.query(
     `select (select json_build_object('minute', minute, 'jobs_running', jobs_running) from concurrency_minute ${w.sql}
               order by jobs_running desc, minute limit 1) as peak,
             coalesce((select json_agg(d order by d.day) from (
-               select (minute at time zone 'UTC')::date::text as day, max(jobs_running) as peak
+               select (minute at time zone ${lit(String(dep.timezone))})::date::text as day, max(jobs_running) as peak
                from concurrency_minute ${w.sql} group by 1) d), '[]'::json) as daily_peaks`,
     w.params,
   );
@@ -167,14 +170,15 @@ export async function listDeployments(c: pg.PoolClient, q: ListOpts): Promise<Pa
   return toPage(r.rows as Row[], q.limit, (x) => [iso(x.created_at), String(x.deployment_id)]);
 }
 
-function windowOf(q: { from?: string; to?: string }, days = 7) {
-  const to = q.to ?? new Date().toISOString();
+/** [from, to): the query's, else the `days` before now (the API's clock). */
+function windowOf(q: { from?: string; to?: string; now?: Date }, days = 7) {
+  const to = q.to ?? (q.now ?? new Date()).toISOString();
   const from = q.from ?? new Date(new Date(to).getTime() - days * 86_400_000).toISOString();
   return { from, to };
 }
 
 /** Nodes of a deployment with their usage in [from, to) from the raw samples. */
-export async function listNodes(c: pg.PoolClient, deploymentId: string, q: ListOpts & { from?: string; to?: string }) {
+export async function listNodes(c: pg.PoolClient, deploymentId: string, q: ListOpts & { from?: string; to?: string; now?: Date }) {
   await requireDeployment(c, deploymentId);
   const { from, to } = windowOf(q);
   const w = new Where().add('n.deployment_id = ?', deploymentId);
@@ -201,7 +205,7 @@ export async function listNodes(c: pg.PoolClient, deploymentId: string, q: ListO
 }
 
 /** Agent types of a deployment with their rolled-up usage in [from, to). */
-export async function listAgentTypes(c: pg.PoolClient, deploymentId: string, q: { from?: string; to?: string }) {
+export async function listAgentTypes(c: pg.PoolClient, deploymentId: string, q: { from?: string; to?: string; now?: Date }) {
   await requireDeployment(c, deploymentId);
   const { from, to } = windowOf(q);
   const r = await c.query(
@@ -222,7 +226,7 @@ export async function listAgentTypes(c: pg.PoolClient, deploymentId: string, q: 
 }
 
 /** One agent type: its hourly series, its agents and the nodes they run on. */
-export async function agentTypeDetail(c: pg.PoolClient, deploymentId: string, agentType: string, q: { from?: string; to?: string }) {
+export async function agentTypeDetail(c: pg.PoolClient, deploymentId: string, agentType: string, q: { from?: string; to?: string; now?: Date }) {
   await requireDeployment(c, deploymentId);
   const { from, to } = windowOf(q);
   const series = await c.query(

@@ -1,17 +1,20 @@
 import type pg from 'pg';
 import type { Tables } from '../db/tables.js';
 import { q, type BuildStep } from './common.js';
+import { lockDeploymentsSql } from './rollups.js';
 
 /**
  * concurrency: each identity occupies the minutes [minute(started_at), minute(projector_job_end(...))]
  * (UTC). A new revision or heartbeat moves it from its applied interval to the new one; concurrency_minute
  * moves by the per-minute difference. Then the touched days' usage_rollup_daily.orchestration_peak_concurrency
  * is recomputed — the only column of that table this projection writes (the rollups projection owns the rest).
+ * A day there is the deployment's local day: the peak of the minutes whose local date it is.
  */
 export function concurrencyMerge(t: Tables, opts: { writePeak: boolean }): string[] {
   const sql: string[] = [];
   const st = q(t.concurrencyJob);
   const cm = q(t.concurrency);
+  if (opts.writePeak) sql.push(lockDeploymentsSql());
   sql.push(`create temp table cc_ch on commit drop as
     with h as (
       select deployment_id, correlation_id, (array_agg(org_id))[1] as org_id, min(started_at) as started_at,
@@ -73,15 +76,18 @@ export function concurrencyMerge(t: Tables, opts: { writePeak: boolean }): strin
       started_at = excluded.started_at, ended_at = excluded.ended_at, status = excluded.status,
       heartbeat_at = excluded.heartbeat_at, from_minute = excluded.from_minute, to_minute = excluded.to_minute`);
   if (opts.writePeak) {
+    sql.push(`create temp table cc_days on commit drop as
+      select distinct on (c.deployment_id, day) c.deployment_id, c.org_id, (c.minute at time zone d.timezone)::date as day, d.timezone
+      from cc_d c join deployment d on d.deployment_id = c.deployment_id`);
     sql.push(`insert into ${q(t.daily)} as x (deployment_id, day, org_id, orchestration_peak_concurrency)
       select k.deployment_id, k.day, k.org_id, coalesce((select max(c.jobs_running) from ${cm} c
-          where c.deployment_id = k.deployment_id and c.minute >= k.day::timestamp at time zone 'UTC'
-            and c.minute < (k.day + 1)::timestamp at time zone 'UTC'), 0)
-      from (select distinct on (deployment_id, day) deployment_id, org_id, (minute at time zone 'UTC')::date as day from cc_d) k
+          where c.deployment_id = k.deployment_id and c.minute >= k.day::timestamp at time zone k.timezone
+            and c.minute < (k.day + 1)::timestamp at time zone k.timezone), 0)
+      from cc_days k
       order by k.deployment_id, k.day -- the rollups projection writes these rows too: lock them in one order
       on conflict (deployment_id, day) do update set orchestration_peak_concurrency = excluded.orchestration_peak_concurrency`);
     // A day that has neither jobs nor a peak any more holds only zeros (see rollupsMerge).
-    sql.push(`delete from ${q(t.daily)} x using (select distinct deployment_id, (minute at time zone 'UTC')::date as day from cc_d) k
+    sql.push(`delete from ${q(t.daily)} x using cc_days k
       where x.deployment_id = k.deployment_id and x.day = k.day and x.jobs = 0 and x.orchestration_peak_concurrency = 0`);
   }
   return sql;
@@ -92,12 +98,14 @@ export async function recomputeAllPeaks(client: pg.ClientBase, concurrencyTable:
   const cm = q(concurrencyTable);
   const d = q(dailyTable);
   await client.query(`insert into ${d} as x (deployment_id, day, org_id, orchestration_peak_concurrency)
-    select deployment_id, (minute at time zone 'UTC')::date, (array_agg(org_id))[1], max(jobs_running) from ${cm}
-    group by deployment_id, (minute at time zone 'UTC')::date
+    select c.deployment_id, (c.minute at time zone t.timezone)::date, (array_agg(c.org_id))[1], max(c.jobs_running)
+    from ${cm} c join deployment t on t.deployment_id = c.deployment_id
+    group by c.deployment_id, (c.minute at time zone t.timezone)::date
     on conflict (deployment_id, day) do update set orchestration_peak_concurrency = excluded.orchestration_peak_concurrency`);
-  await client.query(`update ${d} x set orchestration_peak_concurrency = 0 where orchestration_peak_concurrency <> 0
+  await client.query(`update ${d} x set orchestration_peak_concurrency = 0 from deployment t
+    where t.deployment_id = x.deployment_id and x.orchestration_peak_concurrency <> 0
     and not exists (select 1 from ${cm} c where c.deployment_id = x.deployment_id
-      and c.minute >= x.day::timestamp at time zone 'UTC' and c.minute < (x.day + 1)::timestamp at time zone 'UTC')`);
+      and c.minute >= x.day::timestamp at time zone t.timezone and c.minute < (x.day + 1)::timestamp at time zone t.timezone)`);
 }
 
 /**

@@ -12,28 +12,39 @@ const METRICS = [...SUMS, 'ram_mb_peak'];
 
 /**
  * rollups: each identity's winning revision replaces what its previous revision contributed.
- * Buckets: hour = UTC hour of ended_at (started_at while the job has no end); day = the UTC date of that hour.
+ * Buckets: hour = UTC hour of the attribution instant coalesce(ended_at, started_at); day = the deployment's
+ * LOCAL date of that instant (deployment.timezone), kept per identity in attributed_at so a timezone change
+ * can re-derive it (rebuild_deployment_days, 050_local_day.sql).
  * Sums move by (new - old); the hourly ram_mb_peak max is recomputed from state for touched buckets;
  * seats/nodes are exact through per-day reference counts. orchestration_peak_concurrency is NOT
  * written here: the concurrency projection owns that column.
  */
+/** Locks, for share, the deployment rows a staged batch touches: a timezone change updates that row. */
+export function lockDeploymentsSql(): string {
+  return `select 1 from deployment where deployment_id in (select distinct deployment_id from stg_events) order by deployment_id for share`;
+}
+
 export function rollupsMerge(t: Tables): string[] {
   const sql: string[] = [];
   const st = q(t.rollupJob);
   const mem = q(t.rollupMember);
   const hourly = q(t.hourly);
   const daily = q(t.daily);
+  // A timezone change (which updates the deployment row) waits for this batch, and this batch for it.
+  if (!t.shadow) sql.push(lockDeploymentsSql());
   // Changes: winners that beat the applied revision, with what that revision contributed (o_*).
   sql.push(`create temp table rl_ch on commit drop as
     select w.deployment_id, w.correlation_id, w.org_id, w.revision,
       date_trunc('hour', coalesce(w.ended_at, w.started_at), 'UTC') as bucket_start,
-      (date_trunc('hour', coalesce(w.ended_at, w.started_at), 'UTC') at time zone 'UTC')::date as day,
+      (coalesce(w.ended_at, w.started_at) at time zone d.timezone)::date as day,
+      coalesce(w.ended_at, w.started_at) as attributed_at,
       w.agent_type, w.agent_id, w.node_id, w.status,
       ${METRICS.map((m) => `w.${m}::${NUM_TYPES[m]} as ${m}`).join(', ')},
       s.deployment_id is not null as o_exists, s.bucket_start as o_bucket_start, s.day as o_day, s.agent_type as o_agent_type,
       s.agent_id as o_agent_id, s.node_id as o_node_id, s.status as o_status,
       ${METRICS.map((m) => `s.${m} as o_${m}`).join(', ')}
-    from stg_win w left join ${st} s on s.deployment_id = w.deployment_id and s.correlation_id = w.correlation_id
+    from stg_win w join deployment d on d.deployment_id = w.deployment_id
+      left join ${st} s on s.deployment_id = w.deployment_id and s.correlation_id = w.correlation_id
     where s.deployment_id is null or s.revision collate "C" < w.revision collate "C"`);
   if (t.shadow) sql.push('analyze rl_ch');
   sql.push(`create temp table rl_d on commit drop as
@@ -50,12 +61,12 @@ export function rollupsMerge(t: Tables): string[] {
     select deployment_id, bucket_start, agent_type, org_id, ${sumSel}, ${jobSel}
     from rl_d group by deployment_id, bucket_start, agent_type, org_id
     on conflict (deployment_id, bucket_start, agent_type) do update set ${addSet}`);
-  sql.push(`insert into ${st} as s (deployment_id, correlation_id, org_id, revision, bucket_start, day, agent_type,
+  sql.push(`insert into ${st} as s (deployment_id, correlation_id, org_id, revision, bucket_start, day, attributed_at, agent_type,
       agent_id, node_id, status, ${METRICS.join(', ')})
-    select deployment_id, correlation_id, org_id, revision, bucket_start, day, agent_type, agent_id, node_id, status,
+    select deployment_id, correlation_id, org_id, revision, bucket_start, day, attributed_at, agent_type, agent_id, node_id, status,
       ${METRICS.join(', ')} from rl_ch
     on conflict (deployment_id, correlation_id) do update set org_id = excluded.org_id, revision = excluded.revision,
-      bucket_start = excluded.bucket_start, day = excluded.day, agent_type = excluded.agent_type,
+      bucket_start = excluded.bucket_start, day = excluded.day, attributed_at = excluded.attributed_at, agent_type = excluded.agent_type,
       agent_id = excluded.agent_id, node_id = excluded.node_id, status = excluded.status,
       ${METRICS.map((m) => `${m} = excluded.${m}`).join(', ')}`);
   // A max cannot move by a difference: recompute it for every touched bucket from the state (indexed).
@@ -108,37 +119,39 @@ export function rollupsMerge(t: Tables): string[] {
  */
 export function rollupsBuild(t: Tables, win: string): BuildStep[] {
   const bucket = `date_trunc('hour', coalesce(ended_at, started_at), 'UTC')`;
-  const day = `(${bucket} at time zone 'UTC')::date`;
+  // the deployment's local date of the attribution instant (see rollupsMerge)
+  const day = `(coalesce(ended_at, started_at) at time zone d.timezone)::date`;
   const cast = (m: string) => `${m}::${NUM_TYPES[m]}`;
   const sums = SUMS.map((m) => `sum(${cast(m)})`).join(', ');
   const jobs = `count(*), count(*) filter (where status = 'succeeded'), count(*) filter (where status = 'failed')`;
   const w = q(win);
   return [
     {
-      indexes: ['rollupJob'],
+      // state first; the daily rows and members come from it (its day column is the local day)
+      indexes: ['rollupJob', 'daily', 'rollupMember'],
       sql: [
-        `insert into ${q(t.rollupJob)} (deployment_id, correlation_id, org_id, revision, bucket_start, day, agent_type, agent_id,
-            node_id, status, ${METRICS.join(', ')})
-          select deployment_id, correlation_id, org_id, revision, ${bucket}, ${day}, agent_type, agent_id, node_id, status,
-            ${METRICS.map(cast).join(', ')}
-          from ${w}`,
+        `insert into ${q(t.rollupJob)} (deployment_id, correlation_id, org_id, revision, bucket_start, day, attributed_at, agent_type,
+            agent_id, node_id, status, ${METRICS.join(', ')})
+          select w.deployment_id, correlation_id, w.org_id, revision, ${bucket}, ${day}, coalesce(ended_at, started_at), agent_type, agent_id,
+            node_id, status, ${METRICS.map(cast).join(', ')}
+          from ${w} w join deployment d on d.deployment_id = w.deployment_id`,
+        `insert into ${q(t.daily)} (deployment_id, day, org_id, ${SUMS.join(', ')}, jobs, jobs_succeeded, jobs_failed,
+            seats_active, nodes_active)
+          select deployment_id, day, org_id, ${SUMS.map((m) => `sum(${m})`).join(', ')}, ${jobs}, count(distinct agent_id), count(distinct node_id)
+          from ${q(t.rollupJob)} group by deployment_id, day, org_id`,
+        `insert into ${q(t.rollupMember)} (deployment_id, day, kind, member_id, refs)
+          select deployment_id, day, 'agent', agent_id, count(*) from ${q(t.rollupJob)} group by deployment_id, day, agent_id
+          union all
+          select deployment_id, day, 'node', node_id, count(*) from ${q(t.rollupJob)} group by deployment_id, day, node_id`,
       ],
     },
     {
-      indexes: ['hourly', 'daily', 'rollupMember'],
+      indexes: ['hourly'],
       sql: [
         `insert into ${q(t.hourly)} (deployment_id, bucket_start, agent_type, org_id, ${SUMS.join(', ')}, ram_mb_peak, jobs,
             jobs_succeeded, jobs_failed)
           select deployment_id, ${bucket}, agent_type, org_id, ${sums}, max(${cast('ram_mb_peak')}), ${jobs}
           from ${w} group by deployment_id, ${bucket}, agent_type, org_id`,
-        `insert into ${q(t.daily)} (deployment_id, day, org_id, ${SUMS.join(', ')}, jobs, jobs_succeeded, jobs_failed,
-            seats_active, nodes_active)
-          select deployment_id, ${day}, org_id, ${sums}, ${jobs}, count(distinct agent_id), count(distinct node_id)
-          from ${w} group by deployment_id, ${day}, org_id`,
-        `insert into ${q(t.rollupMember)} (deployment_id, day, kind, member_id, refs)
-          select deployment_id, ${day}, 'agent', agent_id, count(*) from ${w} group by deployment_id, ${day}, agent_id
-          union all
-          select deployment_id, ${day}, 'node', node_id, count(*) from ${w} group by deployment_id, ${day}, node_id`,
       ],
     },
   ];

@@ -55,7 +55,7 @@ export function readRoutes(app: FastifyInstance, ctx: ApiContext): void {
         response: ok(page(anyObject, { deployment_id: uuid, from: dateTime, to: dateTime, peak: { type: ['object', 'null'] }, daily_peaks: { type: 'array' } })),
       },
     },
-    (req) => withOrg(ctx, req, (c) => reads.concurrency(c, req.query)),
+    (req) => withOrg(ctx, req, (c) => reads.concurrency(c, { ...req.query, now: ctx.now() })),
   );
 
   app.get<{ Querystring: { deployment_id: string } }>(
@@ -69,7 +69,7 @@ export function readRoutes(app: FastifyInstance, ctx: ApiContext): void {
       },
     },
     async (req) => {
-      const stored = await withOrg(ctx, req, (c) => storedLimits(c, req.query.deployment_id));
+      const stored = await withOrg(ctx, req, (c) => storedLimits(c, req.query.deployment_id, ctx.now()));
       // only after RLS confirmed the deployment is the caller's do we ask the enforcer's view
       const effective = await effectiveLimits(ctx.pool, req.query.deployment_id, new Date());
       return { ...stored, effective };
@@ -194,7 +194,7 @@ export function readRoutes(app: FastifyInstance, ctx: ApiContext): void {
         response: ok(page()),
       },
     },
-    (req) => withOrg(ctx, req, (c) => reads.listNodes(c, req.params.id, req.query)),
+    (req) => withOrg(ctx, req, (c) => reads.listNodes(c, req.params.id, { ...req.query, now: ctx.now() })),
   );
 
   app.get<{ Params: { id: string }; Querystring: { from?: string; to?: string } }>(
@@ -203,7 +203,7 @@ export function readRoutes(app: FastifyInstance, ctx: ApiContext): void {
       config: R,
       schema: { summary: 'Agent types of a deployment with their usage in the window', tags: ['drill-down'], params: depParams, querystring: windowQuery, response: ok(anyObject) },
     },
-    (req) => withOrg(ctx, req, (c) => reads.listAgentTypes(c, req.params.id, req.query)),
+    (req) => withOrg(ctx, req, (c) => reads.listAgentTypes(c, req.params.id, { ...req.query, now: ctx.now() })),
   );
 
   app.get<{ Params: { id: string; agent_type: string }; Querystring: { from?: string; to?: string } }>(
@@ -217,7 +217,7 @@ export function readRoutes(app: FastifyInstance, ctx: ApiContext): void {
         response: ok(anyObject),
       },
     },
-    (req) => withOrg(ctx, req, (c) => reads.agentTypeDetail(c, req.params.id, req.params.agent_type, req.query)),
+    (req) => withOrg(ctx, req, (c) => reads.agentTypeDetail(c, req.params.id, req.params.agent_type, { ...req.query, now: ctx.now() })),
   );
 
   app.get<{ Params: { id: string } }>(
@@ -226,7 +226,7 @@ export function readRoutes(app: FastifyInstance, ctx: ApiContext): void {
       config: R,
       schema: { summary: 'Tier utilisation cards (seats, nodes, context, tokens, cost) with % of cap and 14-day series', tags: ['dashboard'], params: depParams, response: ok(anyObject) },
     },
-    (req) => withOrg(ctx, req, (c) => utilisation(c, req.params.id)),
+    (req) => withOrg(ctx, req, (c) => utilisation(c, req.params.id, ctx.now())),
   );
 
   app.get<{ Params: { id: string } }>(
@@ -235,7 +235,7 @@ export function readRoutes(app: FastifyInstance, ctx: ApiContext): void {
       config: R,
       schema: { summary: 'How often each limit fired in the last 7 days', tags: ['dashboard'], params: depParams, response: ok({ type: 'object', properties: { items: { type: 'array' } } }) },
     },
-    async (req) => ({ items: await withOrg(ctx, req, (c) => bottlenecks(c, req.params.id)) }),
+    async (req) => ({ items: await withOrg(ctx, req, (c) => bottlenecks(c, req.params.id, ctx.now())) }),
   );
 
   app.post<{ Body: AdmissionRequest }>(

@@ -1,4 +1,4 @@
-import type { PeriodKind } from '@kaching/contracts';
+import type { PeriodKind } from '../types/decision.js';
 
 /** A period window as a range of local days [startDay, endDay) plus its instants in the deployment's zone. */
 export interface PeriodWindow {
