@@ -4,6 +4,9 @@ import { defineConfig } from 'vitest/config';
 // Tests import package sources directly, so `vitest` needs no build; child processes use dist/.
 const pkg = (name: string) => fileURLToPath(new URL(`./${name}/src/mod.ts`, import.meta.url));
 const alias = {
+  // the SDK's protocol subpath before the SDK itself: aliases match by prefix
+  '@kaching/sdk/protocol': fileURLToPath(new URL('./ingest/sdk/src/protocol/mod.ts', import.meta.url)),
+  '@kaching/sdk': fileURLToPath(new URL('./ingest/sdk/src/mod.ts', import.meta.url)),
   '@kaching/contracts': pkg('contracts'),
   '@kaching/ingest': pkg('ingest'),
   '@kaching/projector': pkg('projector'),

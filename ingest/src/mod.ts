@@ -15,4 +15,4 @@ export { selfBenchIngest } from './bench/selfBench.js';
 export { ingestStageCosts, type IngestStageCosts } from './bench/stages.js';
 export { seedBenchDeployment, type BenchDeployment } from './bench/seed.js';
 export { sampleUsage, signedUsage } from './bench/events.js';
-export * from './sdk/mod.js';
+

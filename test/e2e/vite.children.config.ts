@@ -8,6 +8,8 @@ const pkg = (name: string) => fileURLToPath(new URL(`../../${name}/src/mod.ts`, 
 export default defineConfig({
   resolve: {
     alias: {
+      '@kaching/sdk/protocol': fileURLToPath(new URL('../../ingest/sdk/src/protocol/mod.ts', import.meta.url)),
+      '@kaching/sdk': fileURLToPath(new URL('../../ingest/sdk/src/mod.ts', import.meta.url)),
       '@kaching/contracts': pkg('contracts'),
       '@kaching/ingest': pkg('ingest'),
       '@kaching/projector': pkg('projector'),

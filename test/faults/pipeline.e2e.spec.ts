@@ -10,7 +10,7 @@ import {
   decodeStreamRecord, messageId, names, revisionKey, signEvent,
   type PolicyDecision, type SignedEvent, type UsageEvent,
 } from '@kaching/contracts';
-import { backoffDelay, HttpTransport, TransportError, type BatchOutcome } from '@kaching/ingest';
+import { backoffDelay, HttpTransport, TransportError, type BatchOutcome } from '@kaching/sdk';
 import { verifyProjections } from '@kaching/projector';
 import { seedDeployment, type SeededDeployment } from '../../ingest/test/support.js';
 import { addBudget, addQuota, controlMessages } from '../../enforcer/test/helpers.js';

@@ -1,6 +1,6 @@
 import type { BatchProof, SignedEvent, Unsigned } from '../types/usage.js';
 import { decodeBase64Strict, encodeBase64, signDetached, signingBytes, verifyDetached } from './ed25519.js';
-import { batchSigningBytes, merkleInclusionProofs, merkleLeafHash, merkleRoot, verifyMerkleInclusion } from './merkle.js';
+import { batchSigningBytes, merkleInclusionProofs, merkleLeafHash, merkleRoot, verifyMerkleInclusion } from '@kaching/sdk/protocol';
 
 /**
  * A signed batch: one Ed25519 signature over the Merkle tree head of the batch's events, instead of one

@@ -1,6 +1,6 @@
 import sodium from 'libsodium-wrappers';
 import type { SignedEvent, Signature, Unsigned } from '../types/usage.js';
-import { canonicalize } from './canonicalize.js';
+import { canonicalize } from '@kaching/sdk/protocol';
 
 let ready = false;
 const readyPromise: Promise<void> = sodium.ready.then(() => {

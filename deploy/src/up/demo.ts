@@ -2,7 +2,8 @@ import { generateKeyPairSync } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type pg from 'pg';
-import { issueIngestToken, registerAgentKey, uuidV5 } from '@kaching/ingest';
+import { issueIngestToken, registerAgentKey } from '@kaching/ingest';
+import { uuidV5 } from '@kaching/sdk';
 import { addUser, generatePassword, setPassword } from '@kaching/api';
 
 /**

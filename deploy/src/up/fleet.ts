@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { createAgent, uuidV5, type AgentStats, type KachingAgent, type PartialMetrics } from '@kaching/ingest';
+import { createAgent, uuidV5, type AgentStats, type KachingAgent, type PartialMetrics } from '@kaching/sdk';
 import type { LlmUsage } from '@kaching/contracts';
 
 /**

@@ -9,7 +9,7 @@ import {
   type Unsigned,
   type UsageEvent,
   type UsageMetrics,
-} from '@kaching/contracts';
+} from './protocol/mod.js';
 import { backoffDelay } from './backoff.js';
 import { validateAgentConfig, type AgentConfig } from './config.js';
 import { IDENTITY_NAMESPACE, correlationId as makeCorrelationId, jobIdFor, uuidV5 } from './ids.js';

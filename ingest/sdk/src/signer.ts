@@ -1,6 +1,6 @@
 import { createPrivateKey, createPublicKey, sign, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { canonicalize, type SignedEvent, type Unsigned } from '@kaching/contracts';
+import { canonicalize, type SignedEvent, type Unsigned } from './protocol/mod.js';
 
 // DER prefix of a PKCS#8 Ed25519 private key; the 32-byte seed follows.
 const PKCS8_ED25519_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex');

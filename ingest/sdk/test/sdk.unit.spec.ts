@@ -3,7 +3,7 @@ import { mkdtemp, readFile, readdir, rm, appendFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { canonicalize, type SignedEvent, type UsageEvent } from '@kaching/contracts';
+import { canonicalize, type SignedEvent, type UsageEvent } from '../src/protocol/mod.js';
 import {
   DiskQueue,
   MemoryQueue,
@@ -19,7 +19,7 @@ import {
   type BatchOutcome,
   type DeliveryError,
   type Transport,
-} from '../src/sdk/mod.js';
+} from '../src/mod.js';
 
 const dirs: string[] = [];
 async function tmp(): Promise<string> {
@@ -225,7 +225,7 @@ describe('KachingAgent delivery', () => {
 
   it('signs over the canonical JSON without sig, retries 5xx and network errors, reports 4xx once', async () => {
     const { cfg, key } = base();
-    const { TransportError } = await import('../src/sdk/transport.js');
+    const { TransportError } = await import('../src/transport.js');
     const t = new FakeTransport([
       () => new TransportError('down'),
       (ev) => ({ kind: 'whole', status: 503 }) as BatchOutcome & { n?: number } & { _?: typeof ev },

@@ -1,6 +1,6 @@
 import http from 'node:http';
 import https from 'node:https';
-import type { SignedEvent } from '@kaching/contracts';
+import type { SignedEvent } from './protocol/mod.js';
 
 /** One event's answer from ingest. */
 export interface ItemOutcome {
