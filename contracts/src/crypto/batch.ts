@@ -1,23 +1,8 @@
-import type { BatchProof, SignedEvent, Unsigned } from '../types/usage.js';
+import type { BatchProof, BatchSignature, SignedEvent, Unsigned } from '../types/usage.js';
 import { decodeBase64Strict, encodeBase64, signDetached, signingBytes, verifyDetached } from './ed25519.js';
 import { batchSigningBytes, merkleInclusionProofs, merkleLeafHash, merkleRoot, verifyMerkleInclusion } from '@kaching/sdk/protocol';
 
-/**
- * A signed batch: one Ed25519 signature over the Merkle tree head of the batch's events, instead of one
- * signature per event. Sent next to the events (`POST /v1/ingest/batch` `{events, batch_sig}`), whose own
- * `sig` members are then absent.
- */
-export interface BatchSignature {
-  algo: 'ed25519';
-  key_id: string;
-  /** Number of events (leaves), in the order they are sent. */
-  tree_size: number;
-  /** base64 of the 32-byte tree head. */
-  root: string;
-  /** base64 of the Ed25519 signature over batchSigningBytes(root, tree_size). */
-  signature: string;
-}
-
+/** Signed batches (`BatchSignature`, protocol/events.ts): the server side — proofs per event and their checks. */
 export function batchLeafHashes(events: readonly (SignedEvent | Unsigned<SignedEvent>)[]): Buffer[] {
   return events.map((e) => merkleLeafHash(signingBytes(e)));
 }

@@ -1,3 +1,4 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { randomUUID } from 'node:crypto';
 import {
   JOB_STATUS_SCHEMA,
@@ -6,6 +7,7 @@ import {
   type JobStatusEvent,
   type LlmUsage,
   type SignedEvent,
+  type Tags,
   type Unsigned,
   type UsageEvent,
   type UsageMetrics,
@@ -15,6 +17,7 @@ import { validateAgentConfig, type AgentConfig } from './config.js';
 import { IDENTITY_NAMESPACE, correlationId as makeCorrelationId, jobIdFor, uuidV5 } from './ids.js';
 import { DiskQueue, MemoryQueue, type EventQueue } from './queue.js';
 import { EventSigner } from './signer.js';
+import { checkTags, currentTags } from './tags.js';
 import { HttpTransport, NatsTransport, TransportError, type BatchOutcome, type ItemOutcome, type Transport } from './transport.js';
 
 /** A permanent rejection (4xx other than 429): the event will not be retried. */
@@ -74,6 +77,8 @@ export interface UsageInput {
   /** Per-event identity overrides (simulators speak for many agents/nodes). */
   agent?: Partial<UsageEvent['agent']>;
   node?: Partial<UsageEvent['node']>;
+  /** Attribution (feature, user, project, team…); added to the tags of the current withTags() scope. */
+  tags?: Tags;
 }
 
 export interface JobContext {
@@ -90,6 +95,26 @@ export interface JobOptions {
   step?: string | number;
   runId?: string;
   meta?: Record<string, string>;
+}
+
+/** The job() running in this async context: model calls inside it add to its one usage event. */
+const jobScope = new AsyncLocalStorage<{ agent: KachingAgent; ctx: JobContext }>();
+
+/** The job context of `agent` this call runs inside, if any (model-client wrappers record into it). */
+export function currentJob(agent: KachingAgent): JobContext | undefined {
+  const s = jobScope.getStore();
+  return s?.agent === agent ? s.ctx : undefined;
+}
+
+/** Adds one model call's tokens to another's (same model): every count, cache and reasoning included. */
+export function addLlm(a: LlmUsage, b: LlmUsage): LlmUsage {
+  const sum = (x?: number, y?: number) => (x === undefined && y === undefined ? undefined : (x ?? 0) + (y ?? 0));
+  const out: LlmUsage = { ...a, tokens_in: a.tokens_in + b.tokens_in, tokens_out: a.tokens_out + b.tokens_out };
+  for (const k of ['tokens_cached_in', 'tokens_cache_write', 'tokens_reasoning'] as const) {
+    const v = sum(a[k], b[k]);
+    if (v !== undefined) out[k] = v;
+  }
+  return out;
 }
 
 const METRIC_KEYS: (keyof UsageMetrics)[] = [
@@ -164,6 +189,8 @@ export class KachingAgent {
   private stepCounter = 0;
   private closed = false;
   private batchLimit: number;
+  /** One Merkle signature per batch (default); falls back to per-event signatures for an ingest without batch_sig. */
+  private batchSigning: boolean;
 
   private constructor(
     readonly config: AgentConfig,
@@ -175,6 +202,7 @@ export class KachingAgent {
     this.nodeId = config.nodeId ?? uuidV5(`node\u001f${config.hostname}`, IDENTITY_NAMESPACE);
     this.runId = config.runId ?? randomUUID();
     this.batchLimit = config.maxBatch;
+    this.batchSigning = config.signing === 'batch';
     this.transport =
       opts.transport ??
       (config.ingestUrl
@@ -231,6 +259,10 @@ export class KachingAgent {
 
   /** Builds and signs a usage event without queueing it. */
   buildUsage(input: UsageInput): UsageEvent {
+    return this.signer.sign<UsageEvent>(this.unsignedUsage(input));
+  }
+
+  private unsignedUsage(input: UsageInput): Unsigned<UsageEvent> {
     const { correlationId, jobId } = this.ids(input);
     const { agent, node } = this.identity(input);
     const job: UsageEvent['job'] = {
@@ -252,18 +284,23 @@ export class KachingAgent {
       metrics: normalizeMetrics(input.metrics),
     };
     if (input.llm) unsigned.llm = input.llm;
-    return this.signer.sign<UsageEvent>(unsigned);
+    const tags = { ...currentTags(), ...(input.tags ? checkTags(input.tags) : {}) };
+    if (Object.keys(tags).length) unsigned.tags = checkTags(tags);
+    return unsigned;
   }
 
-  /** Queues one usage event; resolves once it is durable in the queue (fsync'd when queueDir is set). */
+  /**
+   * Queues one usage event; resolves once it is durable in the queue (fsync'd when queueDir is set). With
+   * batch signing (the default) it is queued unsigned and signed with its batch when sent.
+   */
   async emitUsage(input: UsageInput): Promise<{ correlationId: string }> {
-    const ev = this.buildUsage(input);
+    const ev = this.batchSigning ? this.unsignedUsage(input) : this.buildUsage(input);
     await this.enqueue([ev]);
     return { correlationId: ev.job.correlation_id };
   }
 
-  /** Queues several already-built events with one fsync. */
-  async enqueue(events: SignedEvent[]): Promise<void> {
+  /** Queues several already-built events (signed, or unsigned to be signed with their batch) with one fsync. */
+  async enqueue(events: (SignedEvent | Unsigned<SignedEvent>)[]): Promise<void> {
     if (this.closed) throw new Error('agent closed');
     this.counters.produced += events.length;
     await this.queue.append(events.map((e) => Buffer.from(JSON.stringify(e), 'utf8')));
@@ -288,15 +325,15 @@ export class KachingAgent {
       status: input.status,
     };
     if (input.ucxlAddr) job.ucxl_addr = redactAddr(input.ucxlAddr, this.config.redactSegments);
-    const ev = this.signer.sign<JobStatusEvent>({
+    const unsigned: Unsigned<JobStatusEvent> = {
       schema: JOB_STATUS_SCHEMA,
       deployment_id: this.config.deploymentId,
       agent,
       node,
       job,
       observed_at: (input.observedAt ?? new Date()).toISOString(),
-    });
-    await this.enqueue([ev]);
+    };
+    await this.enqueue([this.batchSigning ? unsigned : this.signer.sign<JobStatusEvent>(unsigned)]);
   }
 
   /**
@@ -321,7 +358,7 @@ export class KachingAgent {
       llm(u) {
         const key = `${u.provider}\u001f${u.model_name}`;
         const prev = llms.get(key);
-        llms.set(key, prev ? { ...prev, tokens_in: prev.tokens_in + u.tokens_in, tokens_out: prev.tokens_out + u.tokens_out } : { ...u });
+        llms.set(key, prev ? addLlm(prev, u) : { ...u });
       },
       meta(k, v) {
         meta[k] = v;
@@ -337,7 +374,7 @@ export class KachingAgent {
     timer.unref();
     let status: JobStatus = 'succeeded';
     try {
-      return await fn(ctx);
+      return await jobScope.run({ agent: this, ctx }, () => fn(ctx));
     } catch (e) {
       status = 'failed';
       throw e;
@@ -356,7 +393,7 @@ export class KachingAgent {
       // One usage event per job; several models are summed under the first (the schema holds one).
       const llm = [...llms.values()];
       const first = llm[0];
-      const merged = first ? llm.slice(1).reduce((a, b) => ({ ...a, tokens_in: a.tokens_in + b.tokens_in, tokens_out: a.tokens_out + b.tokens_out }), first) : undefined;
+      const merged = first ? llm.slice(1).reduce((a, b) => addLlm(a, b), first) : undefined;
       await this.emitUsage({ ucxlAddr, correlationId, jobId, startedAt, endedAt, status, metrics, llm: merged, meta });
     }
   }
@@ -410,16 +447,26 @@ export class KachingAgent {
       await this.ackPrefix();
       return 0;
     }
-    const events = entries.map((e) => JSON.parse(e.payload.toString('utf8')) as SignedEvent);
+    const queued = entries.map((e) => JSON.parse(e.payload.toString('utf8')) as SignedEvent | Unsigned<SignedEvent>);
+    // Signed batches: the events go without `sig` and the batch carries one signature over their tree head.
+    const batchSigned = this.batchSigning;
+    const events: (SignedEvent | Unsigned<SignedEvent>)[] = batchSigned
+      ? queued.map(({ sig: _sig, ...rest }: SignedEvent | (Unsigned<SignedEvent> & { sig?: unknown })) => rest as Unsigned<SignedEvent>)
+      : queued.map((e) => ('sig' in e && e.sig ? (e as SignedEvent) : this.signer.sign<SignedEvent>(e)));
     let outcome: BatchOutcome;
     try {
-      outcome = await this.transport.sendBatch(events);
+      outcome = await this.transport.sendBatch(events, batchSigned ? this.signer.signBatch(events) : undefined);
     } catch (e) {
       if (e instanceof TransportError) return -1;
       throw e;
     }
     if (outcome.kind === 'whole') {
       const s = outcome.status;
+      if (batchSigned && s === 400 && outcome.error?.field === 'batch_sig') {
+        // an ingest that predates signed batches: sign each event instead, from now on
+        this.batchSigning = false;
+        return -1;
+      }
       if (s >= 200 && s < 300) {
         entries.forEach((e) => this.settled.add(e.id));
         this.counters.accepted += entries.length;
@@ -449,7 +496,7 @@ export class KachingAgent {
     return retry ? (outcome.retryAfterMs ?? -1) : 0;
   }
 
-  private fail(id: number, ev: SignedEvent, item: ItemOutcome): void {
+  private fail(id: number, ev: SignedEvent | Unsigned<SignedEvent>, item: ItemOutcome): void {
     this.settled.add(id);
     this.counters.failed++;
     const err: DeliveryError = {

@@ -36,6 +36,8 @@ export interface AgentConfig {
   requestTimeoutMs: number;
   backoffBaseMs: number;
   backoffMaxMs: number;
+  /** `batch`: one Merkle-root signature per batch (ingest verifies once); `event`: each event signed alone. */
+  signing: 'batch' | 'event';
 }
 
 export const AGENT_DEFAULTS = {
@@ -49,6 +51,7 @@ export const AGENT_DEFAULTS = {
   requestTimeoutMs: 10_000,
   backoffBaseMs: 200,
   backoffMaxMs: 30_000,
+  signing: 'batch' as 'batch' | 'event',
 };
 
 /** Config keys as written in YAML (snake_case) → environment variable. */
@@ -78,6 +81,7 @@ const KEYS: Record<string, { env: string; field: keyof AgentConfig; kind: 'strin
   request_timeout_ms: { env: 'KACHING_REQUEST_TIMEOUT_MS', field: 'requestTimeoutMs', kind: 'int' },
   backoff_base_ms: { env: 'KACHING_BACKOFF_BASE_MS', field: 'backoffBaseMs', kind: 'int' },
   backoff_max_ms: { env: 'KACHING_BACKOFF_MAX_MS', field: 'backoffMaxMs', kind: 'int' },
+  signing: { env: 'KACHING_SIGNING', field: 'signing', kind: 'string' },
 };
 
 export class AgentConfigError extends Error {
@@ -195,6 +199,7 @@ export function validateAgentConfig(c: Partial<AgentConfig> & Pick<AgentConfig, 
   if (!cfg.keyPath && !cfg.secretKey) throw new AgentConfigError('set key_path (KACHING_KEY_PATH) or secret_key');
   if (cfg.maxBatch < 1) throw new AgentConfigError('max_batch must be at least 1');
   if (cfg.onFull !== 'block' && cfg.onFull !== 'drop_oldest') throw new AgentConfigError('on_full must be block or drop_oldest');
+  if (cfg.signing !== 'batch' && cfg.signing !== 'event') throw new AgentConfigError('signing must be batch or event');
   return cfg;
 }
 

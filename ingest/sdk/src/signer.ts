@@ -1,6 +1,6 @@
 import { createPrivateKey, createPublicKey, sign, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { canonicalize, type SignedEvent, type Unsigned } from './protocol/mod.js';
+import { batchSigningBytes, canonicalize, merkleLeafHash, merkleRoot, type BatchSignature, type SignedEvent, type Unsigned } from './protocol/mod.js';
 
 // DER prefix of a PKCS#8 Ed25519 private key; the 32-byte seed follows.
 const PKCS8_ED25519_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex');
@@ -30,8 +30,24 @@ export class EventSigner {
   }
 
   sign<E extends SignedEvent>(unsigned: Unsigned<E>): E {
-    const bytes = Buffer.from(canonicalize(unsigned), 'utf8');
-    const signature = sign(null, bytes, this.key).toString('base64');
-    return { ...unsigned, sig: { algo: 'ed25519', key_id: this.keyId, signature } } as E;
+    const { sig: _old, ...rest } = unsigned as Unsigned<E> & { sig?: unknown };
+    const signature = sign(null, signingBytes(rest), this.key).toString('base64');
+    return { ...rest, sig: { algo: 'ed25519', key_id: this.keyId, signature } } as E;
   }
+
+  /**
+   * One signature for a whole batch (README "Signed batches"): Ed25519 over {root, schema, tree_size}, where
+   * root is the RFC 9162 Merkle tree head of the events' signing bytes in the order sent.
+   */
+  signBatch(events: readonly Unsigned<SignedEvent>[]): BatchSignature {
+    const root = merkleRoot(events.map((e) => merkleLeafHash(signingBytes(e))));
+    const signature = sign(null, batchSigningBytes(root, events.length), this.key).toString('base64');
+    return { algo: 'ed25519', key_id: this.keyId, tree_size: events.length, root: root.toString('base64'), signature };
+  }
+}
+
+/** UTF-8 of the RFC 8785 JSON of the event without `sig`: what both kinds of signature cover. */
+function signingBytes(event: object): Buffer {
+  const { sig: _sig, ...rest } = event as Record<string, unknown>;
+  return Buffer.from(canonicalize(rest), 'utf8');
 }

@@ -1,6 +1,6 @@
 import http from 'node:http';
 import https from 'node:https';
-import type { SignedEvent } from './protocol/mod.js';
+import type { BatchSignature, SignedEvent, Unsigned } from './protocol/mod.js';
 
 /** One event's answer from ingest. */
 export interface ItemOutcome {
@@ -14,9 +14,17 @@ export type BatchOutcome =
   | { kind: 'items'; items: ItemOutcome[]; retryAfterMs?: number }
   | { kind: 'whole'; status: number; error?: ItemOutcome['error']; retryAfterMs?: number };
 
+/** Events of one batch: each signed (`sig`), or none signed and the batch signed once (`batchSig`). */
+export type BatchEvents = (SignedEvent | Unsigned<SignedEvent>)[];
+
 export interface Transport {
-  sendBatch(events: SignedEvent[]): Promise<BatchOutcome>;
+  sendBatch(events: BatchEvents, batchSig?: BatchSignature): Promise<BatchOutcome>;
   close(): Promise<void>;
+}
+
+/** The body of POST /v1/ingest/batch (and of a NATS batch request). */
+export function batchBody(events: BatchEvents, batchSig?: BatchSignature): string {
+  return JSON.stringify(batchSig ? { events, batch_sig: batchSig } : { events });
 }
 
 /** Thrown when the request never got an answer (connection refused, timeout, no responders). */
@@ -58,8 +66,8 @@ export class HttpTransport implements Transport {
     this.agent = new AgentClass({ keepAlive: true, maxSockets: 4, timeout: idleMs });
   }
 
-  sendBatch(events: SignedEvent[]): Promise<BatchOutcome> {
-    const body = Buffer.from(JSON.stringify({ events }), 'utf8');
+  sendBatch(events: BatchEvents, batchSig?: BatchSignature): Promise<BatchOutcome> {
+    const body = Buffer.from(batchBody(events, batchSig), 'utf8');
     const request = this.url.protocol === 'https:' ? https.request : http.request;
     return new Promise<BatchOutcome>((resolve, reject) => {
       let settled = false;
@@ -125,7 +133,7 @@ export class NatsTransport implements Transport {
     return this.nc;
   }
 
-  async sendBatch(events: SignedEvent[]): Promise<BatchOutcome> {
+  async sendBatch(events: BatchEvents, batchSig?: BatchSignature): Promise<BatchOutcome> {
     const { headers } = await import('@nats-io/transport-node');
     let reply: { status: number; body: unknown; headers?: Record<string, string> };
     try {
@@ -133,7 +141,7 @@ export class NatsTransport implements Transport {
       const h = headers();
       h.set('Authorization', `Bearer ${this.token}`);
       h.set('Kaching-Endpoint', 'batch');
-      const msg = await nc.request(this.subject, JSON.stringify({ events }), { timeout: this.timeoutMs, headers: h });
+      const msg = await nc.request(this.subject, batchBody(events, batchSig), { timeout: this.timeoutMs, headers: h });
       reply = msg.json();
     } catch (e) {
       throw new TransportError(`ingest unreachable over NATS: ${(e as Error).message}`);

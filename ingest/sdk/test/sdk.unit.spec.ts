@@ -3,7 +3,7 @@ import { mkdtemp, readFile, readdir, rm, appendFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { canonicalize, type SignedEvent, type UsageEvent } from '../src/protocol/mod.js';
+import { batchSigningBytes, canonicalize, merkleLeafHash, merkleRoot, type BatchSignature, type SignedEvent, type Unsigned, type UsageEvent } from '../src/protocol/mod.js';
 import {
   DiskQueue,
   MemoryQueue,
@@ -193,9 +193,11 @@ describe('ids, config, redaction', () => {
 /** A scripted ingest: each call answers from `script` (last entry repeats). */
 class FakeTransport implements Transport {
   calls: SignedEvent[][] = [];
+  batchSigs: (BatchSignature | undefined)[] = [];
   constructor(private readonly script: ((events: SignedEvent[]) => BatchOutcome | Error)[]) {}
-  async sendBatch(events: SignedEvent[]): Promise<BatchOutcome> {
-    this.calls.push(events);
+  async sendBatch(events: (SignedEvent | Unsigned<SignedEvent>)[], batchSig?: BatchSignature): Promise<BatchOutcome> {
+    this.calls.push(events as SignedEvent[]);
+    this.batchSigs.push(batchSig);
     const f = this.script[Math.min(this.calls.length - 1, this.script.length - 1)]!;
     const r = f(events);
     if (r instanceof Error) throw r;
@@ -224,7 +226,8 @@ describe('KachingAgent delivery', () => {
   };
 
   it('signs over the canonical JSON without sig, retries 5xx and network errors, reports 4xx once', async () => {
-    const { cfg, key } = base();
+    const { cfg: batchCfg, key } = base();
+    const cfg = { ...batchCfg, signing: 'event' as const };
     const { TransportError } = await import('../src/transport.js');
     const t = new FakeTransport([
       () => new TransportError('down'),
@@ -255,6 +258,46 @@ describe('KachingAgent delivery', () => {
     expect(verify(null, Buffer.from(canonicalize(unsigned)), createPublicKey({ key: key.publicDer, format: 'der', type: 'spki' }), Buffer.from(sig.signature, 'base64'))).toBe(true);
     expect(errors).toEqual([expect.objectContaining({ correlationId: bad.correlationId, status: 400, code: 'FIELD_FORMAT' })]);
     expect(agent.stats()).toMatchObject({ produced: 2, accepted: 1, failed: 1, queued: 0, retries: 2 });
+  });
+
+  it('signs each batch once (RFC 9162 tree head of the events without sig); a resend is the same bytes and signature', async () => {
+    const { cfg, key } = base();
+    const { TransportError } = await import('../src/transport.js');
+    const t = new FakeTransport([() => new TransportError('down'), (ev) => ({ kind: 'items', items: ev.map(() => ({ status: 202 })) })]);
+    const agent = await createAgent(cfg, { transport: t });
+    const now = new Date();
+    for (let i = 0; i < 3; i++) await agent.emitUsage({ ucxlAddr: 'ucxl://a:b@p:t', step: i, startedAt: now, endedAt: now, tags: { team: 'ml' } });
+    expect(await agent.flush(5000)).toBe(0);
+    await agent.close();
+    const [first, second] = [t.calls[0]!, t.calls[1]!];
+    expect(first.every((e) => !('sig' in e))).toBe(true);
+    expect(JSON.stringify(first)).toBe(JSON.stringify(second));
+    expect(t.batchSigs[0]).toEqual(t.batchSigs[1]);
+    const bs = t.batchSigs[1]!;
+    expect(bs).toMatchObject({ algo: 'ed25519', key_id: 'k1', tree_size: 3 });
+    const root = merkleRoot(second.map((e) => merkleLeafHash(Buffer.from(canonicalize(e)))));
+    expect(root.toString('base64')).toBe(bs.root);
+    const pk = createPublicKey({ key: key.publicDer, format: 'der', type: 'spki' });
+    expect(verify(null, batchSigningBytes(root, 3), pk, Buffer.from(bs.signature, 'base64'))).toBe(true);
+    expect(second.map((e) => (e as UsageEvent).tags)).toEqual([{ team: 'ml' }, { team: 'ml' }, { team: 'ml' }]);
+  });
+
+  it('falls back to one signature per event when ingest refuses batch_sig (an older ingest)', async () => {
+    const { cfg, key } = base();
+    const t = new FakeTransport([
+      () => ({ kind: 'whole', status: 400, error: { code: 'FIELD_UNKNOWN', message: 'not in the schema', field: 'batch_sig' } }),
+      (ev) => ({ kind: 'items', items: ev.map(() => ({ status: 202 })) }),
+    ]);
+    const errors: DeliveryError[] = [];
+    const agent = await createAgent(cfg, { transport: t, onError: (e) => errors.push(e) });
+    const now = new Date();
+    await agent.emitUsage({ ucxlAddr: 'ucxl://a:b@p:t', step: 1, startedAt: now, endedAt: now });
+    expect(await agent.flush(5000)).toBe(0);
+    await agent.close();
+    expect(errors).toEqual([]);
+    expect(t.batchSigs).toEqual([expect.objectContaining({ tree_size: 1 }), undefined]);
+    const { sig, ...unsigned } = t.calls[1]![0]!;
+    expect(verify(null, Buffer.from(canonicalize(unsigned)), createPublicKey({ key: key.publicDer, format: 'der', type: 'spki' }), Buffer.from(sig.signature, 'base64'))).toBe(true);
   });
 
   it('job() sends a running heartbeat then the usage event with measured cpu and the fn outcome', async () => {

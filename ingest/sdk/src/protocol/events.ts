@@ -102,3 +102,19 @@ export interface JobStatusEvent {
 export type SignedEvent = UsageEvent | JobStatusEvent;
 /** What is signed: the event without its `sig` member. */
 export type Unsigned<E extends SignedEvent> = Omit<E, 'sig'>;
+
+/**
+ * A signed batch: one Ed25519 signature over the RFC 9162 Merkle tree head of the batch's events (their
+ * RFC 8785 bytes without `sig`, in the order sent), instead of one signature per event. Sent as `batch_sig`
+ * next to `events` (which then carry no `sig`) to POST /v1/ingest/batch.
+ */
+export interface BatchSignature {
+  algo: 'ed25519';
+  key_id: string;
+  /** Number of events (leaves), in the order they are sent. */
+  tree_size: number;
+  /** base64 of the 32-byte tree head. */
+  root: string;
+  /** base64 of the Ed25519 signature over batchSigningBytes(root, tree_size). */
+  signature: string;
+}
