@@ -5,6 +5,10 @@
 //   node deploy/services.mjs ensure   start what is missing, create the database; idempotent
 //   node deploy/services.mjs status   what answers, and what this script started
 //   node deploy/services.mjs stop     stop only what this script started (its state files)
+//   node deploy/services.mjs ensure --nats-cluster 3
+//                                     a 3-node JetStream cluster on loopback instead of one server: client
+//                                     ports from NATS_URL's port up (use a free one, e.g.
+//                                     NATS_URL=nats://127.0.0.1:4322), routes from +2000, monitoring from +4000
 //
 // Plain Node ESM with no build step: it runs before `tsc -b`. Only Node built-ins and `pg`.
 // Knobs (mostly for tests): KACHING_NATS_BIN (exact nats-server binary), KACHING_NATS_DIRS (system
@@ -20,6 +24,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createRequire } from 'node:module';
 import pg from 'pg';
+import { startNatsCluster } from './nats-cluster.mjs';
 
 const PROJECT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const HOME = path.resolve(process.env.KACHING_HOME || path.join(PROJECT, '.kaching'));
@@ -27,6 +32,7 @@ const RUN = path.join(HOME, 'run');
 const LOGS = path.join(HOME, 'log');
 const NATS_CONF = path.join(PROJECT, 'deploy', 'nats', 'nats-server.conf');
 const NATS_STATE = path.join(RUN, 'nats.json');
+const CLUSTER_STATE = path.join(RUN, 'nats-cluster.json');
 const PG_STATE = path.join(RUN, 'postgres.json');
 // Root fallback when the postgres user cannot reach KACHING_HOME or node_modules (e.g. a clone under /root).
 const PG_SYSTEM_DIR = '/var/lib/kaching';
@@ -365,6 +371,39 @@ async function ensureNats() {
   console.log(`nats: started nats-server ${info.version} at ${t.url} (pid ${child.pid}, JetStream store ${storeDir}, log ${log})`);
 }
 
+/** `--nats-cluster N`: N nodes on loopback (deploy/nats-cluster.mjs), detached so they outlive the script. */
+async function ensureNatsCluster(size) {
+  const t = natsTarget();
+  const state = readJson(CLUSTER_STATE);
+  if (state && state.nodes.every((n) => pidIs(n.pid, 'nats-server'))) {
+    console.log(`nats: cluster of ${state.nodes.length} already running, started by this script: NATS_URL=${state.url}`);
+    return;
+  }
+  if (!isLocalHost(t.host)) fail(`nats: a cluster can only be started on a local address (NATS_URL is ${t.url})`);
+  for (let i = 0; i < size; i++) {
+    if (await tcpAnswers(t.host, t.port + i)) fail(`nats: port ${t.port + i} is taken; point NATS_URL at a free base port, e.g. NATS_URL=nats://127.0.0.1:4322`);
+  }
+  const bin = findNatsServer() ?? installNatsServer();
+  const cluster = await startNatsCluster({
+    size, host: t.host, basePort: t.port, routeBasePort: t.port + 2000, httpBasePort: t.port + 4000,
+    dir: path.join(HOME, 'nats-cluster'), bin, detached: true,
+  });
+  writeJson(CLUSTER_STATE, { url: cluster.url, nodes: cluster.nodes.map((n) => ({ name: n.name, pid: n.pid, port: n.clientPort, log: n.log })), startedAt: new Date().toISOString() });
+  console.log(`nats: started a ${size}-node JetStream cluster (logs under ${path.join(HOME, 'nats-cluster')}).`);
+  console.log(`  export NATS_URL=${cluster.url} KACHING_STREAM_REPLICAS=${Math.min(3, size)}`);
+}
+
+async function stopNatsCluster() {
+  const state = readJson(CLUSTER_STATE);
+  if (!state) return;
+  for (const n of state.nodes) if (pidIs(n.pid, 'nats-server')) process.kill(n.pid, 'SIGTERM');
+  const deadline = Date.now() + 15_000;
+  while (state.nodes.some((n) => pidAlive(n.pid)) && Date.now() < deadline) await sleep(100);
+  for (const n of state.nodes) if (pidAlive(n.pid)) process.kill(n.pid, 'SIGKILL');
+  console.log(`nats: stopped the ${state.nodes.length}-node cluster`);
+  fs.rmSync(CLUSTER_STATE, { force: true });
+}
+
 async function stopNats() {
   const state = readJson(NATS_STATE);
   if (!state) return console.log('nats: nothing started by this script');
@@ -675,13 +714,19 @@ async function status() {
 
 // ---------------------------------------------------------------- main
 
-async function main(cmd) {
+async function main(cmd, args) {
+  const i = args.indexOf('--nats-cluster');
+  const clusterSize = i >= 0 ? Number(args[i + 1]) : 0;
+  if (i >= 0 && !(Number.isInteger(clusterSize) && clusterSize >= 1 && clusterSize <= 9)) {
+    console.error('--nats-cluster takes a node count from 1 to 9');
+    return 2;
+  }
   switch (cmd) {
     case 'ensure':
       // Run both before failing, so one report names every problem.
       return withLock(async () => {
         const errors = [];
-        for (const step of [ensureNats, ensurePostgres]) {
+        for (const step of [clusterSize ? () => ensureNatsCluster(clusterSize) : ensureNats, ensurePostgres]) {
           try {
             await step();
           } catch (e) {
@@ -695,18 +740,19 @@ async function main(cmd) {
     case 'stop':
       return withLock(async () => {
         await stopNats();
+        await stopNatsCluster();
         await stopPostgres();
         return 0;
       });
     case 'status':
       return status();
     default:
-      console.error('usage: node deploy/services.mjs ensure|status|stop');
+      console.error('usage: node deploy/services.mjs ensure [--nats-cluster N]|status|stop');
       return 2;
   }
 }
 
-main(process.argv[2]).then(
+main(process.argv[2], process.argv.slice(3)).then(
   (code) => process.exit(code),
   (e) => {
     console.error(e instanceof Fatal ? e.message : e);

@@ -1,5 +1,5 @@
-import { connect, type NatsConnection, type Subscription } from '@nats-io/transport-node';
-import { CONSUMER_DEFAULTS, createLogger, createPool, ensureEventsStream, names, streamExists, warnOnReplicas } from '@kaching/contracts';
+import { type NatsConnection, type Subscription } from '@nats-io/transport-node';
+import { connectNats, CONSUMER_DEFAULTS, createLogger, createPool, ensureEventsStream, names, streamExists, warnOnReplicas } from '@kaching/contracts';
 import type pg from 'pg';
 import { KeyStore } from './auth/keys.js';
 import { TokenAuthenticator } from './auth/tokens.js';
@@ -30,8 +30,7 @@ export async function start(config: IngestConfig): Promise<IngestHandle> {
   let nc: NatsConnection | undefined;
   let verifier: Verifier | undefined;
   try {
-    nc = await connect({
-      servers: config.natsUrl,
+    nc = await connectNats(config.natsUrl, {
       name: 'kaching-ingest',
       maxReconnectAttempts: -1,
       reconnectTimeWait: 500,

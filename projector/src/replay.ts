@@ -1,7 +1,7 @@
 import { DeliverPolicy, jetstream, jetstreamManager, type Consumer, type JetStreamClient } from '@nats-io/jetstream';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { type NatsConnection } from '@nats-io/transport-node';
 import type pg from 'pg';
-import { createPool, inTransaction, KachingError, names as namesOf, type BaseConfig, type ProjectionName } from '@kaching/contracts';
+import { connectNats, createPool, inTransaction, KachingError, names as namesOf, type BaseConfig, type ProjectionName } from '@kaching/contracts';
 import { lockCheckpoint, writeCheckpoint } from './db/batch.js';
 import { PartitionCache, ensurePartitions, utcDay } from './db/partitions.js';
 import { StageWriter, buildFromStage, copyIndexes, type StageFacts } from './db/bulk.js';
@@ -75,7 +75,7 @@ export async function replay(config: BaseConfig, projection: ProjectionName, opt
   const unlock = async () => {
     await lock.query('select pg_advisory_unlock(hashtext($1))', [lockKey]).then(() => lock.release(), () => lock.release(true));
   };
-  const nc = await (opts.nc ? Promise.resolve(opts.nc) : connect({ servers: config.natsUrl, name: 'kaching-replay' })).catch(async (err) => {
+  const nc = await (opts.nc ? Promise.resolve(opts.nc) : connectNats(config.natsUrl, { name: 'kaching-replay' })).catch(async (err) => {
     await unlock();
     if (!opts.pool) await pool.end().catch(() => undefined);
     throw err;

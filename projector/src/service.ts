@@ -1,7 +1,6 @@
 import Fastify from 'fastify';
 import { jetstreamManager } from '@nats-io/jetstream';
-import { connect } from '@nats-io/transport-node';
-import { CONSUMER_DEFAULTS, createLogger, createPool, ensureEventsStream, InstanceRegistration, names, warnOnReplicas } from '@kaching/contracts';
+import { connectNats, CONSUMER_DEFAULTS, createLogger, createPool, ensureEventsStream, InstanceRegistration, names, warnOnReplicas } from '@kaching/contracts';
 import type { ProjectorConfig } from './config.js';
 import { maintainPartitions } from './maintenance.js';
 import { createMetrics, type ProjectorMetrics } from './metrics.js';
@@ -26,7 +25,7 @@ export async function start(config: ProjectorConfig): Promise<ProjectorHandle> {
   // lanes of several projections commit at once: one connection per projection and lane in flight, bounded
   const pool = createPool({ databaseUrl: config.databaseUrl, namespace: config.namespace, max: config.projections.length * 2 + 4, applicationName: 'kaching-projector' });
   hardenPool(pool, (err) => log.warn({ err: err.message }, 'pg connection error'));
-  const nc = await connect({ servers: config.natsUrl, name: 'kaching-projector', maxReconnectAttempts: -1 });
+  const nc = await connectNats(config.natsUrl, { name: 'kaching-projector', maxReconnectAttempts: -1 });
   const timers: NodeJS.Timeout[] = [];
   const leaseMs = config.leaseMs ?? CONSUMER_DEFAULTS.leaseMs;
   const registration = new InstanceRegistration(pool, { role: 'projector', consumers: [...config.projections], ttlMs: leaseMs });

@@ -1,5 +1,5 @@
 import { jetstreamManager } from '@nats-io/jetstream';
-import { connect } from '@nats-io/transport-node';
+import { connectNats } from '../nats/connect.js';
 import { UsageError, withCommandPool, type Command } from './command.js';
 import { migrate } from '../db/migrate.js';
 import { names } from '../names/names.js';
@@ -31,7 +31,7 @@ publishes with it and nothing is left in them, then they are retired.`,
       if (!Number.isInteger(count) || count < 1 || count > 1024) throw new UsageError('--count must be an integer in 1..1024');
       const n = names(ctx.config.namespace);
       // the stream position first: everything published with the new count lies after it
-      const nc = await connect({ servers: ctx.config.natsUrl, name: 'kaching-partitions', timeout: 5000 });
+      const nc = await connectNats(ctx.config.natsUrl, { name: 'kaching-partitions', timeout: 5000 });
       let lastSeq = 0;
       try {
         const jsm = await jetstreamManager(nc);

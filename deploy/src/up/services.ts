@@ -1,6 +1,6 @@
 import pg from 'pg';
-import { connect } from '@nats-io/transport-node';
 import {
+  connectNats,
   createLogger,
   decisionsBucket,
   ensureDecisionsStream,
@@ -60,7 +60,7 @@ export async function ensureDatabase(databaseUrl: string): Promise<void> {
 export async function prepareInfrastructure(config: BaseConfig): Promise<void> {
   await ensureDatabase(config.databaseUrl);
   await migrate({ databaseUrl: config.databaseUrl, namespace: config.namespace });
-  const nc = await connect({ servers: config.natsUrl, name: 'kaching-up' });
+  const nc = await connectNats(config.natsUrl, { name: 'kaching-up' });
   try {
     const n = names(config.namespace);
     await ensureEventsStream(nc, n);

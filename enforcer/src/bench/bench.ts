@@ -1,7 +1,8 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { jetstream } from '@nats-io/jetstream';
-import { connect, headers as natsHeaders } from '@nats-io/transport-node';
+import { headers as natsHeaders } from '@nats-io/transport-node';
 import {
+  connectNats,
   createPool, encodeStreamRecord, ensureEventsStream, migrate, names, SCHEMA_FINGERPRINT_HEADER, STREAM_SCHEMA_FINGERPRINT,
   type PolicyDecision, type StreamRecord, type UsageEvent,
 } from '@kaching/contracts';
@@ -71,7 +72,7 @@ export async function benchDecisionLatency(o: BenchDecisionOptions): Promise<Ben
     await pool.query(`insert into quota (quota_id, deployment_id, org_id, name, metric, period, hard_limit, soft_threshold) values ($1, $2, $3, 'jobs', 'jobs', 'daily', $4, $5)`, [randomUUID(), id, orgId, hard, soft]);
   }
   await pool.end();
-  const nc = await connect({ servers: o.natsUrl });
+  const nc = await connectNats(o.natsUrl);
   await ensureEventsStream(nc, n);
   const handle = await start({ natsUrl: o.natsUrl, databaseUrl: o.databaseUrl, namespace: o.namespace, logLevel: 'warn', port: 0, host: '127.0.0.1', licensePublicKey: null, batchSize: o.batchSize ?? 200 });
   const sent = new Map<string, number>(); // `${dep}:${code}` → append time

@@ -1,6 +1,5 @@
 import { readFile, writeFile } from 'node:fs/promises';
-import { connect } from '@nats-io/transport-node';
-import { createPool, names, publishConfigChange, requireString, UsageError, type Command, type CommandContext } from '@kaching/contracts';
+import { connectNats, createPool, names, publishConfigChange, requireString, UsageError, type Command, type CommandContext } from '@kaching/contracts';
 import { isPublicKey, loadConfig } from '../config.js';
 import { activateLicense, issueLicense, licenseKeygen, verifyLicense } from '../license.js';
 import { setModelPrice } from '../pricing.js';
@@ -30,7 +29,7 @@ function intArg(ctx: CommandContext, key: string): number | null {
 /** Tells running enforcers at once; a missing NATS only delays the effect until their next restart. */
 async function announce(ctx: CommandContext, deploymentId: string, kind: 'license' | 'price'): Promise<boolean> {
   try {
-    const nc = await connect({ servers: ctx.config.natsUrl, timeout: 2000 });
+    const nc = await connectNats(ctx.config.natsUrl, { timeout: 2000 });
     publishConfigChange(nc, names(ctx.config.namespace), { deployment_id: deploymentId, kind });
     await nc.drain();
     return true;

@@ -128,7 +128,7 @@ export class NatsTransport implements Transport {
 
   private conn() {
     this.nc ??= import('@nats-io/transport-node').then((m) =>
-      m.connect({ servers: this.servers, maxReconnectAttempts: -1, reconnectTimeWait: 500, waitOnFirstConnect: true, name: 'kaching-agent' }),
+      m.connect({ servers: this.servers.split(',').map((s) => s.trim()).filter(Boolean), maxReconnectAttempts: -1, reconnectTimeWait: 500, waitOnFirstConnect: true, name: 'kaching-agent' }),
     );
     return this.nc;
   }

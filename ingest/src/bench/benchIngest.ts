@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { jetstream, jetstreamManager, StorageType } from '@nats-io/jetstream';
-import { connect, headers as natsHeaders, type NatsConnection } from '@nats-io/transport-node';
-import { JetStreamPublisher, names, type UsageEvent } from '@kaching/contracts';
+import { headers as natsHeaders, type NatsConnection } from '@nats-io/transport-node';
+import { connectNats, JetStreamPublisher, names, type UsageEvent } from '@kaching/contracts';
 import { signedUsage } from './events.js';
 
 export interface BenchIngestOptions {
@@ -91,7 +91,7 @@ export async function benchIngest(o: BenchIngestOptions): Promise<BenchIngestRep
   const make = (count: number): UsageEvent[] => Array.from({ length: count }, () => signedUsage(o.deploymentId, o.keyId, o.secretKey));
   const sample = JSON.stringify(make(1)[0]);
   const report: BenchIngestReport = { messageBytes: Buffer.byteLength(sample) };
-  const nc: NatsConnection = await connect({ servers: o.natsUrl });
+  const nc: NatsConnection = await connectNats(o.natsUrl);
   try {
     if (paths.includes('raw')) {
       // Same-size payloads with message ids into a scratch stream of the same storage type.

@@ -1,6 +1,6 @@
 import { writeFile } from 'node:fs/promises';
-import { connect } from '@nats-io/transport-node';
 import {
+  connectNats,
   UsageError,
   cryptoReady,
   generateSigningKeyPair,
@@ -22,7 +22,7 @@ import { start } from '../service.js';
 
 /** Tells a running enforcer/ingest about a change; best effort (the write itself already happened). */
 async function announce(ctx: CommandContext, deploymentId: string, kind: 'token' | 'key', id: string): Promise<void> {
-  const nc = await connect({ servers: ctx.config.natsUrl, timeout: 2000, maxReconnectAttempts: 0 }).catch(() => null);
+  const nc = await connectNats(ctx.config.natsUrl, { timeout: 2000, maxReconnectAttempts: 0 }).catch(() => null);
   if (!nc) return;
   try {
     publishConfigChange(nc, names(ctx.config.namespace), { deployment_id: deploymentId, kind, id });
@@ -142,7 +142,7 @@ export const commands: Command[] = [
     async run(ctx) {
       const seq = Number(requireString(ctx, 'seq'));
       if (!Number.isSafeInteger(seq) || seq < 1) throw new UsageError('--seq must be a positive integer');
-      const nc = await connect({ servers: ctx.config.natsUrl, timeout: 5000 });
+      const nc = await connectNats(ctx.config.natsUrl, { timeout: 5000 });
       try {
         const r = await withPool(ctx, (pool) => auditVerify(nc, pool, names(ctx.config.namespace), seq));
         return { data: r, text: `seq ${seq}: ${r.verdict} — ${r.detail}`, exitCode: r.failed ? 1 : 0 };

@@ -2,10 +2,9 @@ import { randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
-import { connect } from '@nats-io/transport-node';
 import copyStreams from 'pg-copy-streams';
 import type pg from 'pg';
-import { createPool, ensureEventsStream, names, PROJECTIONS, type BaseConfig, type ProjectionName } from '@kaching/contracts';
+import { connectNats, createPool, ensureEventsStream, names, PROJECTIONS, type BaseConfig, type ProjectionName } from '@kaching/contracts';
 import { loadConfig } from '../config.js';
 import { ensurePartitions, utcDay } from '../db/partitions.js';
 import { q } from '../projections/common.js';
@@ -48,7 +47,7 @@ async function seedDeployment(pool: pg.Pool): Promise<{ orgId: string; deploymen
 /** Fills the stream (unless reused) and returns its last sequence. */
 async function fillStream(o: BenchOptions, pool: pg.Pool): Promise<{ lastSeq: number; publishSeconds: number }> {
   const n = names(o.config.namespace);
-  const nc = await connect({ servers: o.config.natsUrl });
+  const nc = await connectNats(o.config.natsUrl);
   try {
     await ensureEventsStream(nc, n);
     const jsm = await jetstreamManager(nc);

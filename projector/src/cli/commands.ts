@@ -1,5 +1,4 @@
-import { connect } from '@nats-io/transport-node';
-import { createPool, names, PROJECTIONS, UsageError, type Command, type ProjectionName } from '@kaching/contracts';
+import { connectNats, createPool, names, PROJECTIONS, UsageError, type Command, type ProjectionName } from '@kaching/contracts';
 import { loadConfig } from '../config.js';
 import { replay, replayPhaseText } from '../replay.js';
 import { start } from '../service.js';
@@ -80,7 +79,7 @@ export const commands: Command[] = [
     summary: 'Stream, consumers, checkpoints and lag at a glance',
     async run(ctx) {
       const n = names(ctx.config.namespace);
-      const nc = await connect({ servers: ctx.config.natsUrl, name: 'kaching-status', timeout: 3000 }).catch(() => null);
+      const nc = await connectNats(ctx.config.natsUrl, { name: 'kaching-status', timeout: 3000 }).catch(() => null);
       const pool = createPool({ databaseUrl: ctx.config.databaseUrl, namespace: ctx.config.namespace, max: 1 });
       try {
         const s = await collectStatus(nc, pool, n);

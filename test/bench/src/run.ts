@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { connect } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
-import { baseConfig, cryptoReady, generateSigningKeyPair, migrate, names, type BaseConfig } from '@kaching/contracts';
+import { connectNats, baseConfig, cryptoReady, generateSigningKeyPair, migrate, names, type BaseConfig } from '@kaching/contracts';
 import { benchIngest, ingestStageCosts } from '@kaching/ingest';
 import { benchProjector, benchReplay, projectorStageCosts, replayPhaseText } from '@kaching/projector';
 import { benchDecisionLatency } from '@kaching/enforcer';
@@ -200,7 +200,7 @@ export async function writeResults(md: string, json: unknown): Promise<string[]>
 }
 
 async function machineFacts(c: BaseConfig): Promise<Record<string, string>> {
-  const nc = await connect({ servers: c.natsUrl });
+  const nc = await connectNats(c.natsUrl);
   const natsVersion = nc.info?.version ?? 'unknown';
   await nc.close();
   const client = new pg.Client({ connectionString: c.databaseUrl });
