@@ -94,19 +94,21 @@ export class ClusterNode {
 
 /**
  * Starts `size` nodes on `host` with client ports from `basePort`, route ports from `routeBasePort` and
- * monitoring ports from `httpBasePort`, and waits until the JetStream meta group has a leader that every
+ * monitoring ports from `httpBasePort` (or the explicit `ports`), and waits until the JetStream meta group has a leader that every
  * node knows. Returns the nodes, the NATS_URL (every node, comma-separated) and stop().
  */
-export async function startNatsCluster({ size = 3, host = '127.0.0.1', basePort, routeBasePort, httpBasePort, dir, bin = 'nats-server', detached = false, clusterName = 'kaching' }) {
+export async function startNatsCluster({ size = 3, host = '127.0.0.1', basePort, routeBasePort, httpBasePort, ports, dir, bin = 'nats-server', detached = false, clusterName = 'kaching' }) {
   fs.mkdirSync(dir, { recursive: true });
-  const routes = Array.from({ length: size }, (_, i) => routeBasePort + i);
+  // explicit `ports` ({ client, route, http }: one per node) or consecutive ones from the bases
+  const at = (kind, base, i) => ports?.[kind]?.[i] ?? base + i;
+  const routes = Array.from({ length: size }, (_, i) => at('route', routeBasePort, i));
   const nodes = [];
   for (let i = 0; i < size; i++) {
     const name = `nats-${i + 1}`;
     const nodeDir = path.join(dir, name);
     fs.mkdirSync(nodeDir, { recursive: true });
     const conf = path.join(nodeDir, 'nats-server.conf');
-    const o = { name, host, clientPort: basePort + i, routePort: routes[i], httpPort: httpBasePort + i, storeDir: path.join(nodeDir, 'store'), routes, clusterName };
+    const o = { name, host, clientPort: at('client', basePort, i), routePort: routes[i], httpPort: at('http', httpBasePort, i), storeDir: path.join(nodeDir, 'store'), routes, clusterName };
     fs.writeFileSync(conf, nodeConfig(o));
     nodes.push(new ClusterNode({ ...o, bin, conf, log: path.join(nodeDir, 'nats-server.log'), detached }));
   }

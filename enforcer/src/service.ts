@@ -43,16 +43,13 @@ export async function start(config: EnforcerConfig): Promise<EnforcerHandle> {
   let stopped = false;
   let ready = false;
   const replicas = config.streamReplicas ?? CONSUMER_DEFAULTS.streamReplicas;
-  try {
+  // Started while a NATS node restarts or a stream elects its leader (a cluster's normal hiccups): wait, not exit.
+  const kv = (await untilAvailable(async () => {
     await ensureEventsStream(nc, n, { replicas });
     await ensureDecisionsStream(nc, n, replicas);
-  } catch (err) {
-    await nc.close();
-    await pool.end();
-    throw err;
-  }
+    return decisionsBucket(nc, n, replicas);
+  }, { log, what: 'reach the events and decisions streams' }))!;
   warnOnReplicas(nc, replicas, log);
-  const kv = await decisionsBucket(nc, n, replicas);
   const prices = new PriceBook();
   const limits = new LimitsCache();
   const ctx: EngineCtx = { pool, names: n, limits, prices, known: new Set() };

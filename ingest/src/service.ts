@@ -1,5 +1,5 @@
 import { type NatsConnection, type Subscription } from '@nats-io/transport-node';
-import { connectNats, CONSUMER_DEFAULTS, createLogger, createPool, ensureEventsStream, names, streamExists, warnOnReplicas } from '@kaching/contracts';
+import { connectNats, CONSUMER_DEFAULTS, createLogger, createPool, ensureEventsStream, names, streamExists, untilAvailable, warnOnReplicas } from '@kaching/contracts';
 import type pg from 'pg';
 import { KeyStore } from './auth/keys.js';
 import { TokenAuthenticator } from './auth/tokens.js';
@@ -37,12 +37,18 @@ export async function start(config: IngestConfig): Promise<IngestHandle> {
       // The client otherwise builds an Error (stack capture) per request just in case: measurable at 10k+ publishes/s.
       noAsyncTraces: true,
     });
-    await ensureEventsStream(nc, n, {
-      duplicateWindowMs: config.duplicateWindowMs,
-      maxAgeMs: config.streamMaxAgeMs,
-      maxBytes: -1,
-      replicas: config.streamReplicas ?? CONSUMER_DEFAULTS.streamReplicas,
-    });
+    const conn0 = nc;
+    // Started while a NATS node restarts or the stream elects its leader (a cluster's normal hiccups): wait, not exit.
+    await untilAvailable(
+      () =>
+        ensureEventsStream(conn0, n, {
+          duplicateWindowMs: config.duplicateWindowMs,
+          maxAgeMs: config.streamMaxAgeMs,
+          maxBytes: -1,
+          replicas: config.streamReplicas ?? CONSUMER_DEFAULTS.streamReplicas,
+        }),
+      { log, what: 'reach the events stream' },
+    );
     warnOnReplicas(nc, config.streamReplicas, log);
   } catch (err) {
     await nc?.close().catch(() => undefined);

@@ -1,6 +1,6 @@
 import Fastify from 'fastify';
 import { jetstreamManager } from '@nats-io/jetstream';
-import { connectNats, CONSUMER_DEFAULTS, createLogger, createPool, ensureEventsStream, InstanceRegistration, names, warnOnReplicas } from '@kaching/contracts';
+import { connectNats, untilAvailable, CONSUMER_DEFAULTS, createLogger, createPool, ensureEventsStream, InstanceRegistration, names, warnOnReplicas } from '@kaching/contracts';
 import type { ProjectorConfig } from './config.js';
 import { maintainPartitions } from './maintenance.js';
 import { createMetrics, type ProjectorMetrics } from './metrics.js';
@@ -46,11 +46,14 @@ export async function start(config: ProjectorConfig): Promise<ProjectorHandle> {
       await pool.end().catch(() => undefined);
     })());
   try {
-    await ensureEventsStream(nc, n, { replicas: config.streamReplicas });
+    // Started while a NATS node restarts or the stream elects its leader (a cluster's normal hiccups): wait, not exit.
+    await untilAvailable(async () => {
+      await ensureEventsStream(nc, n, { replicas: config.streamReplicas });
+      const jsm = await jetstreamManager(nc);
+      // durables of versions before the runner read nothing any more
+      for (const p of config.projections) await jsm.consumers.delete(n.eventsStream, n.consumer(p)).catch(() => undefined);
+    }, { log, what: 'reach the events stream' });
     warnOnReplicas(nc, config.streamReplicas, log);
-    const jsm = await jetstreamManager(nc);
-    // durables of versions before the runner read nothing any more
-    for (const p of config.projections) await jsm.consumers.delete(n.eventsStream, n.consumer(p)).catch(() => undefined);
     if (config.projections.includes('raw')) {
       const maintain = () =>
         maintainPartitions(pool, config)
