@@ -8,4 +8,5 @@ export { maintainPartitions } from './maintenance.js';
 export { processBatch, decodeMessage } from './processor.js';
 export { benchProjector, benchReplay, type BenchProjectorResult, type BenchReplayResult } from './bench/bench.js';
 export { projectorStageCosts, type ProjectorStageCosts } from './bench/stages.js';
+export { generateMessages, publishMessages, type GeneratedMessage } from './bench/generate.js';
 export { commands } from './cli/commands.js';

@@ -12,6 +12,7 @@ import { benchDecisionLatency } from '@kaching/enforcer';
 import { benchEventToRollup, type EventToRollupResult } from './eventToRollup.js';
 import { benchOutside, OUTSIDE_FULL, OUTSIDE_QUICK, type HttpPathFigure, type OutsidePlan } from './harness/outside.js';
 import { cpuText } from './harness/proc.js';
+import { benchScale } from './harness/scale.js';
 
 export interface BenchPlan {
   /** Messages per raw-publish ceiling run. */
@@ -23,14 +24,16 @@ export interface BenchPlan {
   /** Offered ingest rates (events/s) at which event-to-rollup latency is measured, and for how long. */
   rollupRates: number[];
   rollupSeconds: number;
+  /** Jobs projected at each partition count of the scale run (1, 2, 4 partitions and projector processes). */
+  scaleJobs: number;
 }
 
 export const QUICK: BenchPlan = {
-  ingestEvents: 20_000, outside: OUTSIDE_QUICK, projectorJobs: 16_000, decisionRate: 2_000, decisionSeconds: 8, rollupRates: [2_000, 5_000], rollupSeconds: 6,
+  ingestEvents: 20_000, outside: OUTSIDE_QUICK, projectorJobs: 16_000, decisionRate: 2_000, decisionSeconds: 8, rollupRates: [2_000, 5_000], rollupSeconds: 6, scaleJobs: 8_000,
 };
 // ~780k jobs make ~1M events (revisions, heartbeats and 10% duplicates); the 5k/s latency target is for 60 s
 export const FULL: BenchPlan = {
-  ingestEvents: 60_000, outside: OUTSIDE_FULL, projectorJobs: 780_000, decisionRate: 2_000, decisionSeconds: 30, rollupRates: [2_000, 5_000], rollupSeconds: 60,
+  ingestEvents: 60_000, outside: OUTSIDE_FULL, projectorJobs: 780_000, decisionRate: 2_000, decisionSeconds: 30, rollupRates: [2_000, 5_000], rollupSeconds: 60, scaleJobs: 60_000,
 };
 
 export const RESULTS_DIR = fileURLToPath(new URL('../results/', import.meta.url));
@@ -85,6 +88,10 @@ export async function runBench(plan: BenchPlan, progress: (line: string) => void
     progress('projector: replay of the same stream, next to a raw COPY');
     const rep = await benchReplay({ config: cfg(projNs), jobs: plan.projectorJobs, reuseStream: true, onProgress: progress });
     raw.replay = rep;
+
+    progress('scale-out: the same load over 1, 2 and 4 partitions and projector processes');
+    const scale = await benchScale({ config: cfg('x'), counts: [1, 2, 4], jobs: plan.scaleJobs, suffix, progress });
+    raw.scale = scale;
 
     const rollup: EventToRollupResult[] = [];
     for (const topology of ['all-in-one', 'per-service'] as const) {
@@ -156,6 +163,11 @@ export async function runBench(plan: BenchPlan, progress: (line: string) => void
         ceiling: 'raw COPY',
         ratio: r.eventsPerSecond / rep.rawCopy.rowsPerSecond,
         target: '≥ 30k/s, ≥ 0.4×',
+      })),
+      ...scale.map((r) => ({
+        figure: `projections over ${r.instances} partition(s) and ${r.instances} projector process(es) (${f(r.events)} events, all three projections in each)`,
+        value: `${f(r.eventsPerSecond)} events/s; CPU: ${cpuText(r.cpu, r.events)}`,
+        target: r.instances > 1 ? 'µs/event flat as instances are added' : undefined,
       })),
       ...rollup.map((r) => ({
         figure: `event-to-rollup latency (batch send → rollup committed), ${f(r.offeredPerSecond)} events/s offered for ${plan.rollupSeconds} s in ${r.batchSize}-event batches, ${topo(r.topology)}`,
