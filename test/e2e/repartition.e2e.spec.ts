@@ -82,6 +82,8 @@ describe('kaching partitions set: 1 -> 4 -> 2 while events flow', () => {
           await Promise.all(msgs.map((m) => appender.append(decodeStreamRecord(m.data), deploymentId, m.msgId)));
           published.push(...msgs);
         }
+        // a steady trickle, not a flood: the waits for lanes to retire would otherwise pile up a backlog
+        await new Promise((r) => setTimeout(r, 200));
       }
     })();
     const sentAtLeast = (n: number) => waitFor(async () => published.length >= n, 60_000, `${n} events sent`);
