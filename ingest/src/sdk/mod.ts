@@ -8,11 +8,16 @@
  *
  * Every event is signed (Ed25519 over RFC 8785 JSON without `sig`), appended to the queue (fsync'd
  * when queue_dir is set) before the call resolves, and sent in order in batches to
- * POST /v1/ingest/batch (or a NATS request to <ns>.ingest.<deployment>). 2xx = done; 4xx (not 429)
- * = permanent, reported once through onError; 429/5xx/network = retried with backoff and jitter.
+ * POST /v1/ingest/batch (or a NATS request to <ns>.ingest.<deployment>). 2xx = done; 4xx (not 408/429)
+ * = permanent: written to the dead-letter file (fsync'd) with its error before it leaves the queue,
+ * counted in stats().deadLettered, reported through onError, listed and replayed with
+ * `kaching agent dead-letter list|replay` or agent.replayDeadLetters(); 429/5xx/network = retried
+ * with backoff and jitter.
  * Correlation ids derive from (agent, run, step): a retried step is the same event, never a new one.
  */
-export { createAgent, KachingAgent, normalizeMetrics, redactAddr } from './agent.js';
+export { createAgent, deadLetterPathOf, KachingAgent, normalizeMetrics, redactAddr } from './agent.js';
+export { DeadLetterFile, MemoryDeadLetters, replayDeadLetters, type DeadLetter, type DeadLetterStore, type ReplayOptions, type ReplayReport } from './deadLetter.js';
+export { deadLetterCommands } from './cli.js';
 export type { AgentOptions, AgentStats, DeliveryError, JobContext, JobOptions, PartialMetrics, UsageInput } from './agent.js';
 export { loadAgentConfig, validateAgentConfig, parseFlatYaml, AgentConfigError, AGENT_DEFAULTS, type AgentConfig } from './config.js';
 export { correlationId, jobIdFor, uuidV5 } from './ids.js';
