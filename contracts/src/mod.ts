@@ -12,6 +12,7 @@ export { commands } from './cli/commands.js';
 export * from './nats/streams.js';
 export * from './nats/sequence.js';
 export * from './nats/publisher.js';
+export * from './nats/connect.js';
 export * from './consumer/partition.js';
 export * from './consumer/registry.js';
 export * from './consumer/lease.js';

@@ -1,10 +1,10 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { jetstreamManager } from '@nats-io/jetstream';
-import { connect, type Subscription } from '@nats-io/transport-node';
+import type { Subscription } from '@nats-io/transport-node';
 import type pg from 'pg';
 import {
-  CONSUMER_DEFAULTS, ConsumerRunner, InstanceRegistration, digestFromMessageId, createLogger, createPool, decisionsBucket, decodeStreamRecord, ensureDecisionsStream, ensureEventsStream, isKachingError, names as mkNames,
+  CONSUMER_DEFAULTS, ConsumerRunner, NatsLink, connectService, InstanceRegistration, digestFromMessageId, createLogger, createPool, decisionsBucket, decodeStreamRecord, ensureDecisionsStream, ensureEventsStream, isKachingError, names as mkNames,
   SCHEMA_FINGERPRINT_HEADER, type AdmissionRequest, type ConfigChange, type ConsumerHandler, type PolicyDecision,
   untilAvailable, warnOnReplicas,
 } from '@kaching/contracts';
@@ -37,7 +37,8 @@ export async function start(config: EnforcerConfig): Promise<EnforcerHandle> {
   const metrics = createMetrics();
   const pool: pg.Pool = createPool({ databaseUrl: config.databaseUrl, namespace: config.namespace, applicationName: 'kaching-enforcer' });
   pool.on('error', (err) => log.warn({ err: err.message }, 'idle pg client error'));
-  const nc = await connect({ servers: config.natsUrl, name: 'kaching-enforcer' });
+  const nc = await connectService(config.natsUrl, 'kaching-enforcer');
+  const link = new NatsLink(nc, log);
   const listeners: ((d: PolicyDecision) => void)[] = [];
   let stopped = false;
   let ready = false;
@@ -206,10 +207,10 @@ export async function start(config: EnforcerConfig): Promise<EnforcerHandle> {
         res.setHeader('content-type', 'application/json');
         res.end(JSON.stringify({ ok: true }));
       } else if (req.url === '/readyz') {
-        const ok = ready && !stopped && !nc.isClosed();
+        const ok = ready && !stopped && link.connected;
         res.statusCode = ok ? 200 : 503;
         res.setHeader('content-type', 'application/json');
-        res.end(JSON.stringify({ ready: ok, last_seq: lastSeq, instance: registration.id, lanes: runner.lanes() }));
+        res.end(JSON.stringify({ ready: ok, nats: link.connected, last_seq: lastSeq, instance: registration.id, lanes: runner.lanes() }));
       } else {
         res.statusCode = 404;
         res.end();

@@ -1,5 +1,5 @@
-import { connect, type NatsConnection, type Subscription } from '@nats-io/transport-node';
-import { CONSUMER_DEFAULTS, type ConfigChange, createLogger, createPool, ensureEventsStream, names, streamExists, warnOnReplicas } from '@kaching/contracts';
+import type { NatsConnection, Subscription } from '@nats-io/transport-node';
+import { CONSUMER_DEFAULTS, type ConfigChange, connectService, createLogger, createPool, ensureEventsStream, names, streamExists, warnOnReplicas } from '@kaching/contracts';
 import type pg from 'pg';
 import { KeyStore } from './auth/keys.js';
 import { TokenAuthenticator } from './auth/tokens.js';
@@ -30,14 +30,8 @@ export async function start(config: IngestConfig): Promise<IngestHandle> {
   let nc: NatsConnection | undefined;
   let verifier: Verifier | undefined;
   try {
-    nc = await connect({
-      servers: config.natsUrl,
-      name: 'kaching-ingest',
-      maxReconnectAttempts: -1,
-      reconnectTimeWait: 500,
-      // The client otherwise builds an Error (stack capture) per request just in case: measurable at 10k+ publishes/s.
-      noAsyncTraces: true,
-    });
+    // The client otherwise builds an Error (stack capture) per request just in case: measurable at 10k+ publishes/s.
+    nc = await connectService(config.natsUrl, 'kaching-ingest', { noAsyncTraces: true });
     await ensureEventsStream(nc, n, {
       duplicateWindowMs: config.duplicateWindowMs,
       maxAgeMs: config.streamMaxAgeMs,
