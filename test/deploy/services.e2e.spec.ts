@@ -67,11 +67,21 @@ describe('deploy/services.mjs', () => {
     // The postgres user (we may be root) must reach the data dir, so the temp home is world-traversable.
     home = fs.mkdtempSync(path.join(os.tmpdir(), 'kaching-services-'));
     fs.chmodSync(home, 0o755);
-    natsPort = await candidatePort();
-    pgPort = await candidatePort();
-    databaseUrl = `postgres://root@127.0.0.1:${pgPort}/kaching_e2e`;
-    env = { ...process.env, KACHING_HOME: home, NATS_URL: `nats://127.0.0.1:${natsPort}`, DATABASE_URL: databaseUrl };
-  });
+    // the script binds both ports; one taken by another process in between means: again, on other ports
+    first = await onFreePorts(2, async ([n, p]) => {
+      if (!(await refused(n!)) || !(await refused(p!))) throw new PortTakenError('taken');
+      natsPort = n!;
+      pgPort = p!;
+      databaseUrl = `postgres://root@127.0.0.1:${pgPort}/kaching_e2e`;
+      env = { ...process.env, KACHING_HOME: home, NATS_URL: `nats://127.0.0.1:${natsPort}`, DATABASE_URL: databaseUrl };
+      const r = await runScript('ensure', env);
+      if (r.code !== 0 && /address already in use|could not bind/i.test(r.stdout + r.stderr)) {
+        await runScript('stop', env);
+        throw new PortTakenError(r.stderr);
+      }
+      return r;
+    });
+  }, 180_000);
 
   afterAll(async () => {
     if (!home) return;
