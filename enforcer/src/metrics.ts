@@ -1,8 +1,9 @@
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { collectProcessMetrics } from '@kaching/contracts';
 
 export function createMetrics() {
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: 'kaching_enforcer_' });
+  collectProcessMetrics(registry, 'kaching_enforcer_');
   return {
     registry,
     decisions: new Counter({ name: 'kaching_enforcer_decisions_total', help: 'Decisions issued, by code, action and state', labelNames: ['code', 'action', 'state'], registers: [registry] }),
