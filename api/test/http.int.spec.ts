@@ -3,6 +3,7 @@ import SwaggerParser from '@apidevtools/swagger-parser';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { baseConfig, type ConfigChange } from '@kaching/contracts';
 import { commands, issueApiKey, loadConfig, start, type ApiHandle } from '@kaching/api';
+import { waitUntil } from '../../test/support/wait.js';
 import { isolatedEnv, type IsolatedEnv } from '../../test/support/isolation.js';
 import { client, seedOrg, type SeededOrg } from './support/seed.js';
 
@@ -176,10 +177,12 @@ describe('admin writes publish config changes', () => {
     await a('PATCH', `/v1/deployments/${A.deploymentId}`, { timezone: 'Europe/Berlin' });
     const tz = await a('PATCH', `/v1/deployments/${A.deploymentId}`, { timezone: 'Mars/Base' });
     expect(tz.json.error).toMatchObject({ code: 'FIELD_FORMAT', field: 'timezone' });
+    const expected = ['budget', 'deployment', 'key', 'quota', 'token', 'token'];
+    // the API published each change after its write; wait until they all arrived, then check there was no more
+    await waitUntil(() => got.length >= expected.length, 10_000, 'the config-change messages');
     await nc.flush();
-    await new Promise((r) => setTimeout(r, 100));
     sub.unsubscribe();
-    expect(got.map((g) => g.kind).sort()).toEqual(['budget', 'deployment', 'key', 'quota', 'token', 'token'].sort());
+    expect(got.map((g) => g.kind).sort()).toEqual(expected.sort());
     for (const g of got) expect(g.deployment_id).toBe(A.deploymentId);
     const lim = await client(api.url, A.readKey)('GET', `/v1/limits/effective?deployment_id=${A.deploymentId}`);
     expect(lim.json.quotas.map((x: { name: string }) => x.name)).toEqual(['context', 'tokens']);

@@ -165,6 +165,7 @@ export async function start(config: EnforcerConfig): Promise<EnforcerHandle> {
           if (change.kind === 'price') await prices.load(pool);
           limits.drop(change.deployment_id);
           await reevaluate(ctx, change.deployment_id);
+          metrics.configChanges.inc({ kind: change.kind });
         })
           .then(flushSoon)
           .catch((e) => log.error({ err: (e as Error).message, deployment: change.deployment_id }, 'config re-evaluation failed'));
