@@ -152,7 +152,7 @@ describe('HTTP behaviour', () => {
 describe('admin writes publish config changes', () => {
   it('quota, budget, token, key and deployment changes each publish on the config subject', async () => {
     const got: ConfigChange[] = [];
-    const sub = nc.subscribe(env.names.configWildcard, { callback: (_e, m) => got.push(m.json<ConfigChange>()) });
+    const sub = nc.subscribe(env.names.configWildcard, { callback: (_e, m) => void got.push(m.json<ConfigChange>()) });
     await nc.flush();
     const a = client(api.url, A.adminKey);
     const q = await a('POST', '/v1/quota', { deployment_id: A.deploymentId, name: 'tokens', metric: 'model_tokens_out', period: 'monthly', hard_limit: '2000000', soft_threshold: 1500000 });
