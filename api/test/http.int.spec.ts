@@ -173,11 +173,19 @@ describe('admin writes publish config changes', () => {
     expect(new Set(ids).size).toBe(3); // seeded + issued + rotated, no repeats
     expect(p2.json.next_cursor).toBeNull();
     expect(JSON.stringify(p1.json)).not.toContain(rot.json.token); // secrets are never listed
-    await a('POST', '/v1/keys', { action: 'register', deployment_id: A.deploymentId, key_id: 'kx', public_key: Buffer.alloc(32, 9).toString('base64') });
+    const kx = await a('POST', '/v1/keys', { action: 'register', deployment_id: A.deploymentId, key_id: 'kx', public_key: Buffer.alloc(32, 9).toString('base64') });
+    // no valid_from: valid from now minus INGEST_MAX_AGE_MS, so reports already in flight are accepted
+    expect(Date.now() - Date.parse(kx.json.valid_from)).toBeGreaterThanOrEqual(loadConfig(env.env).keyInFlightMs - 60_000);
+    const badReason = await a('POST', '/v1/keys', { action: 'revoke', deployment_id: A.deploymentId, key_id: 'kx', reason: 'lost' });
+    expect(badReason.status).toBe(400);
+    expect(badReason.json.error.field).toBe('reason');
+    expect((await a('POST', '/v1/keys', { action: 'revoke', deployment_id: A.deploymentId, key_id: 'kx', reason: 'superseded' })).json).toMatchObject({ reason: 'superseded' });
+    const listed = await a('GET', `/v1/keys?deployment_id=${A.deploymentId}`);
+    expect(listed.json.items.find((k: { key_id: string }) => k.key_id === 'kx')).toMatchObject({ revoke_reason: 'superseded' });
     await a('PATCH', `/v1/deployments/${A.deploymentId}`, { timezone: 'Europe/Berlin' });
     const tz = await a('PATCH', `/v1/deployments/${A.deploymentId}`, { timezone: 'Mars/Base' });
     expect(tz.json.error).toMatchObject({ code: 'FIELD_FORMAT', field: 'timezone' });
-    const expected = ['budget', 'deployment', 'key', 'quota', 'token', 'token'];
+    const expected = ['budget', 'deployment', 'key', 'key', 'quota', 'token', 'token'];
     // the API published each change after its write; wait until they all arrived, then check there was no more
     await waitUntil(() => got.length >= expected.length, 10_000, 'the config-change messages');
     await nc.flush();
