@@ -1,10 +1,11 @@
 import { readFileSync } from 'node:fs';
 import Fastify, { LogController, type FastifyInstance } from 'fastify';
-import type { NatsConnection } from '@nats-io/transport-node';
+import { type NatsConnection } from '@nats-io/transport-node';
 import type { KV } from '@nats-io/kv';
 import { Counter, Histogram, Registry } from 'prom-client';
 import type pg from 'pg';
-import { NatsLink, connectService, createLogger, createPool, decisionsBucket, names } from '@kaching/contracts';
+import { connectNats, createLogger, createPool, decisionsBucket, names } from '@kaching/contracts';
+import { NatsLink } from '@kaching/contracts';
 import type { ApiConfig } from './config.js';
 import type { ApiContext } from './http/context.js';
 import { installErrorHandling } from './http/errors.js';
@@ -35,7 +36,7 @@ export async function start(config: ApiConfig, deps: { pool?: pg.Pool; nc?: Nats
   const log = createLogger('kaching-api', config.logLevel);
   const n = names(config.namespace);
   const pool = deps.pool ?? createPool({ databaseUrl: config.databaseUrl, namespace: config.namespace, applicationName: 'kaching-api' });
-  const nc = deps.nc ?? (await connectService(config.natsUrl, 'kaching-api'));
+  const nc = deps.nc ?? (await connectNats(config.natsUrl, { name: 'kaching-api' }));
   const link = new NatsLink(nc, log);
   let kv: Promise<KV> | undefined;
   const now = () => new Date((deps.clock ?? Date.now)());

@@ -1,10 +1,11 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { jetstreamManager } from '@nats-io/jetstream';
-import type { Subscription } from '@nats-io/transport-node';
+import { type Subscription } from '@nats-io/transport-node';
 import type pg from 'pg';
 import {
-  CONSUMER_DEFAULTS, ConsumerRunner, NatsLink, connectService, InstanceRegistration, digestFromMessageId, createLogger, createPool, decisionsBucket, decodeStreamRecord, ensureDecisionsStream, ensureEventsStream, isKachingError, names as mkNames,
+  connectNats,
+  CONSUMER_DEFAULTS, ConsumerRunner, NatsLink, InstanceRegistration, digestFromMessageId, createLogger, createPool, decisionsBucket, decodeStreamRecord, ensureDecisionsStream, ensureEventsStream, isKachingError, names as mkNames,
   SCHEMA_FINGERPRINT_HEADER, type AdmissionRequest, type ConfigChange, type ConsumerHandler, type PolicyDecision,
   untilAvailable, warnOnReplicas,
 } from '@kaching/contracts';
@@ -37,7 +38,7 @@ export async function start(config: EnforcerConfig): Promise<EnforcerHandle> {
   const metrics = createMetrics();
   const pool: pg.Pool = createPool({ databaseUrl: config.databaseUrl, namespace: config.namespace, applicationName: 'kaching-enforcer' });
   pool.on('error', (err) => log.warn({ err: err.message }, 'idle pg client error'));
-  const nc = await connectService(config.natsUrl, 'kaching-enforcer');
+  const nc = await connectNats(config.natsUrl, { name: 'kaching-enforcer' });
   const link = new NatsLink(nc, log);
   const listeners: ((d: PolicyDecision) => void)[] = [];
   let stopped = false;

@@ -1,5 +1,5 @@
-import type { NatsConnection, Subscription } from '@nats-io/transport-node';
-import { CONSUMER_DEFAULTS, type ConfigChange, connectService, createLogger, createPool, ensureEventsStream, names, streamExists, warnOnReplicas } from '@kaching/contracts';
+import { type NatsConnection, type Subscription } from '@nats-io/transport-node';
+import { connectNats, CONSUMER_DEFAULTS, type ConfigChange, createLogger, createPool, ensureEventsStream, names, streamExists, warnOnReplicas } from '@kaching/contracts';
 import type pg from 'pg';
 import { KeyStore } from './auth/keys.js';
 import { TokenAuthenticator } from './auth/tokens.js';
@@ -30,8 +30,13 @@ export async function start(config: IngestConfig): Promise<IngestHandle> {
   let nc: NatsConnection | undefined;
   let verifier: Verifier | undefined;
   try {
-    // The client otherwise builds an Error (stack capture) per request just in case: measurable at 10k+ publishes/s.
-    nc = await connectService(config.natsUrl, 'kaching-ingest', { noAsyncTraces: true });
+    nc = await connectNats(config.natsUrl, {
+      name: 'kaching-ingest',
+      maxReconnectAttempts: -1,
+      reconnectTimeWait: 500,
+      // The client otherwise builds an Error (stack capture) per request just in case: measurable at 10k+ publishes/s.
+      noAsyncTraces: true,
+    });
     await ensureEventsStream(nc, n, {
       duplicateWindowMs: config.duplicateWindowMs,
       maxAgeMs: config.streamMaxAgeMs,

@@ -1,6 +1,7 @@
 import Fastify from 'fastify';
 import { jetstreamManager } from '@nats-io/jetstream';
-import { CONSUMER_DEFAULTS, NatsLink, connectService, createLogger, createPool, ensureEventsStream, InstanceRegistration, names, warnOnReplicas } from '@kaching/contracts';
+import { NatsLink } from '@kaching/contracts';
+import { connectNats, CONSUMER_DEFAULTS, createLogger, createPool, ensureEventsStream, InstanceRegistration, names, warnOnReplicas } from '@kaching/contracts';
 import type { ProjectorConfig } from './config.js';
 import { maintainPartitions } from './maintenance.js';
 import { createMetrics, type ProjectorMetrics } from './metrics.js';
@@ -25,7 +26,7 @@ export async function start(config: ProjectorConfig): Promise<ProjectorHandle> {
   // lanes of several projections commit at once: one connection per projection and lane in flight, bounded
   const pool = createPool({ databaseUrl: config.databaseUrl, namespace: config.namespace, max: config.projections.length * 2 + 4, applicationName: 'kaching-projector' });
   hardenPool(pool, (err) => log.warn({ err: err.message }, 'pg connection error'));
-  const nc = await connectService(config.natsUrl, 'kaching-projector');
+  const nc = await connectNats(config.natsUrl, { name: 'kaching-projector', maxReconnectAttempts: -1 });
   const link = new NatsLink(nc, log);
   const timers: NodeJS.Timeout[] = [];
   const leaseMs = config.leaseMs ?? CONSUMER_DEFAULTS.leaseMs;

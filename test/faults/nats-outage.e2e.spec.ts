@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { connectService, ensureEventsStream } from '@kaching/contracts';
+import { connectNats, ensureEventsStream } from '@kaching/contracts';
 import { createDeployment, createOrg, issueApiKey, loadConfig as apiConfig, start as startApi, type ApiHandle } from '@kaching/api';
 import { loadConfig as enforcerConfig, start as startEnforcer, type EnforcerHandle } from '@kaching/enforcer';
 import { checkpoint, publish, usageRecord, waitFor } from '../../enforcer/test/helpers.js';
@@ -29,7 +29,7 @@ describe('a NATS outage longer than the client default reconnect budget', () => 
   beforeAll(async () => {
     env = await isolatedEnv();
     nats = await PrivateNats.launch();
-    nc = await connectService(nats.url, 'nats-outage-test');
+    nc = await connectNats(nats.url, { name: 'nats-outage-test' });
     await ensureEventsStream(nc, env.names);
     orgId = (await createOrg(env.pool, { name: 'outage' })).org_id;
     deploymentId = String((await createDeployment(env.pool, orgId, { name: 'outage-prod' })).deployment_id);
@@ -57,7 +57,9 @@ describe('a NATS outage longer than the client default reconnect budget', () => 
   const budget = (limit: number) => ({ deployment_id: deploymentId, scope: 'jobs', metric: 'jobs', period: 'daily', limit_units: limit, action: 'block' });
   /** One usage event straight into the stream; resolves once the enforcer committed it. */
   const enforcerReads = async () => {
-    const seq = await publish(nc, env.names, [usageRecord(deploymentId, orgId, new Date())]);
+    // the test's own append, retried: just after the restart JetStream may still be recovering its streams
+    const record = usageRecord(deploymentId, orgId, new Date());
+    const seq = await waitFor(() => publish(nc, env.names, [record]).catch(() => 0), 30_000, 'an append to the stream');
     await waitFor(async () => (await checkpoint(env.pool)) >= seq, 30_000, `enforcer checkpoint ${seq}`);
   };
 

@@ -2,8 +2,8 @@ import { generateKeyPairSync } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { jetstreamManager } from '@nats-io/jetstream';
-import type { NatsConnection } from '@nats-io/transport-node';
-import { UsageError, connectService, createPool, names, requireString, type Command, type CommandContext } from '@kaching/contracts';
+import { type NatsConnection } from '@nats-io/transport-node';
+import { connectNats, UsageError, createPool, names, requireString, type Command, type CommandContext } from '@kaching/contracts';
 import { issueIngestToken, registerAgentKey } from '@kaching/ingest';
 import type pg from 'pg';
 import { seedDemo, type DemoSeed } from './demo.js';
@@ -203,7 +203,7 @@ const up: Command = {
     const pool: pg.Pool = createPool({ databaseUrl: config.databaseUrl, namespace: config.namespace, max: 3, applicationName: 'kaching-up' });
     let seed: DemoSeed | undefined;
     let stack: Awaited<ReturnType<typeof startStack>> | undefined;
-    const nc = await connectService(config.natsUrl, 'kaching-up-status');
+    const nc = await connectNats(config.natsUrl, { name: 'kaching-up-status', maxReconnectAttempts: -1 });
     let fleet: Promise<FleetResult> | undefined;
     const fleetAbort = new AbortController();
     try {

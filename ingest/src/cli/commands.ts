@@ -20,7 +20,7 @@ import { DEFAULT_REVOKE_REASON, revokeAgentKey } from '../routines/revokeAgentKe
 import { REVOKE_REASONS, type RevokeReason } from '../auth/keys.js';
 import { revokeIngestToken } from '../routines/revokeIngestToken.js';
 import { start } from '../service.js';
-import { deadLetterCommands } from '../sdk/cli.js';
+import { deadLetterCommands } from './deadLetters.js';
 
 /** Tells a running enforcer/ingest about a change; best effort (the write itself already happened). */
 async function announce(ctx: CommandContext, deploymentId: string, kind: 'token' | 'key', id: string): Promise<void> {

@@ -17,7 +17,6 @@
  */
 export { createAgent, deadLetterPathOf, KachingAgent, normalizeMetrics, redactAddr } from './agent.js';
 export { DeadLetterFile, MemoryDeadLetters, replayDeadLetters, type DeadLetter, type DeadLetterStore, type ReplayOptions, type ReplayReport } from './deadLetter.js';
-export { deadLetterCommands } from './cli.js';
 export type { AgentOptions, AgentStats, DeliveryError, JobContext, JobOptions, PartialMetrics, UsageInput } from './agent.js';
 export { loadAgentConfig, validateAgentConfig, parseFlatYaml, AgentConfigError, AGENT_DEFAULTS, type AgentConfig } from './config.js';
 export { correlationId, jobIdFor, uuidV5 } from './ids.js';

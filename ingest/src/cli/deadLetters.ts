@@ -1,9 +1,10 @@
 import { UsageError, type Command, type CommandContext } from '@kaching/contracts';
-import { deadLetterPathOf } from './agent.js';
-import { loadAgentConfig, type AgentConfig } from './config.js';
-import { DeadLetterFile, replayDeadLetters } from './deadLetter.js';
-import { EventSigner } from './signer.js';
-import { HttpTransport, NatsTransport } from './transport.js';
+// The SDK's side of dead letters (file, replay) lives in the SDK; these operator commands only drive it.
+import { deadLetterPathOf } from '../sdk/agent.js';
+import { loadAgentConfig, type AgentConfig } from '../sdk/config.js';
+import { DeadLetterFile, replayDeadLetters } from '../sdk/deadLetter.js';
+import { EventSigner } from '../sdk/signer.js';
+import { HttpTransport, NatsTransport } from '../sdk/transport.js';
 
 const str = (ctx: CommandContext, k: string) => (typeof ctx.args[k] === 'string' && ctx.args[k] !== '' ? (ctx.args[k] as string) : undefined);
 
