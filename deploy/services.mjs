@@ -2,7 +2,8 @@
 // Makes sure a NATS server with JetStream and a Postgres answer at NATS_URL / DATABASE_URL, starting
 // local ones (data under KACHING_HOME, default <project>/.kaching) when nothing answers.
 //
-//   node deploy/services.mjs ensure   start what is missing, create the database; idempotent
+//   node deploy/services.mjs ensure   start what is missing, create the database, install the test tools; idempotent
+//                                     (--no-tools: services only, as `npm start` runs it)
 //   node deploy/services.mjs status   what answers, and what this script started
 //   node deploy/services.mjs stop     stop only what this script started (its state files)
 //   node deploy/services.mjs ensure --nats-cluster 3
@@ -14,6 +15,11 @@
 // Knobs (mostly for tests): KACHING_NATS_BIN (exact nats-server binary), KACHING_NATS_DIRS (system
 // dirs searched after PATH), KACHING_NO_INSTALL=1 (never apt-get), KACHING_APT_DRY_RUN=1 (print the
 // apt-get plan and stop), KACHING_PG_BINDIR (dir with initdb/pg_ctl/postgres).
+//
+// Test tools: the suite runs real programs (chromium, promtool, wrk, pdftotext, docker-compose); a test never
+// installs anything. `ensure` installs the missing ones from Debian when it can (root, apt-get, not
+// KACHING_NO_INSTALL) and otherwise prints the one line that would, and the tests that need a missing tool
+// fail naming it.
 
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -691,6 +697,53 @@ async function stopPostgres() {
   fs.rmSync(PG_STATE, { force: true });
 }
 
+// ---------------------------------------------------------------- test tools
+
+/** Programs the test suite runs, the Debian package of each, and what needs them. */
+const TEST_TOOLS = [
+  { bin: 'chromium', pkg: 'chromium', for: 'the dashboard and sign-in browser tests' },
+  { bin: 'promtool', pkg: 'prometheus', for: 'the /metrics format test (promtool check metrics)' },
+  { bin: 'wrk', pkg: 'wrk', for: 'kaching bench (HTTP load)' },
+  { bin: 'pdftotext', pkg: 'poppler-utils', for: 'PDF report tests' },
+  { bin: 'docker-compose', pkg: 'docker-compose', for: 'validating deploy/compose.yaml' },
+];
+
+function findTool(bin) {
+  const dirs = [...(process.env.PATH ?? '').split(path.delimiter), '/usr/bin', '/usr/sbin', '/usr/local/bin', '/bin'];
+  for (const dir of dirs) {
+    if (dir && isExecutable(path.join(dir, bin))) return path.join(dir, bin);
+  }
+  return null;
+}
+
+/** Installs missing test tools from Debian when allowed; else says what to install. Never fails the run. */
+function ensureTestTools() {
+  const missing = TEST_TOOLS.filter((t) => !findTool(t.bin));
+  if (!missing.length) return;
+  const pkgs = missing.map((t) => t.pkg);
+  const line = `apt-get install -y --no-install-recommends ${pkgs.join(' ')}`;
+  const list = missing.map((t) => `${t.bin} (Debian package ${t.pkg}, for ${t.for})`).join(', ');
+  if (!isRoot() || !isDebian() || process.env.KACHING_NO_INSTALL === '1') {
+    console.error(`tools: missing ${list}.\n  Install with: ${isDebian() ? `sudo ${line}` : `your system's packages for ${pkgs.join(', ')}`}\n  (the tests that need them fail until then)`);
+    return;
+  }
+  if (process.env.KACHING_APT_DRY_RUN === '1') {
+    console.error(`tools: missing ${list}; as root on Debian this would run:\n  apt-get update\n  ${line}\n(dry run: KACHING_APT_DRY_RUN=1)`);
+    return;
+  }
+  console.log(`tools: installing ${pkgs.join(', ')} (missing: ${missing.map((t) => t.bin).join(', ')})`);
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  for (const [cmd, args] of [['apt-get', ['update']], ['apt-get', ['install', '-y', '--no-install-recommends', ...pkgs]]]) {
+    const r = spawnSync(cmd, args, { stdio: ['ignore', 'ignore', 'inherit'], env });
+    if (r.status !== 0) {
+      console.error(`tools: \`${cmd} ${args.join(' ')}\` failed (exit ${r.status ?? r.signal}); install by hand: ${line}`);
+      return;
+    }
+  }
+  const still = missing.filter((t) => !findTool(t.bin));
+  if (still.length) console.error(`tools: still missing after apt-get: ${still.map((t) => t.bin).join(', ')}`);
+}
+
 // ---------------------------------------------------------------- status
 
 async function status() {
@@ -735,6 +788,7 @@ async function main(cmd, args) {
           }
         }
         for (const m of errors) console.error(m);
+        if (!process.argv.includes('--no-tools')) ensureTestTools();
         return errors.length ? 1 : 0;
       });
     case 'stop':
@@ -747,7 +801,7 @@ async function main(cmd, args) {
     case 'status':
       return status();
     default:
-      console.error('usage: node deploy/services.mjs ensure [--nats-cluster N]|status|stop');
+      console.error('usage: node deploy/services.mjs ensure [--nats-cluster N] [--no-tools]|status|stop');
       return 2;
   }
 }

@@ -1,4 +1,5 @@
 import { baseConfig, intFromEnv, type BaseConfig } from '@kaching/contracts';
+import { DEFAULT_IN_FLIGHT_MS } from '@kaching/ingest';
 
 export interface ApiConfig extends BaseConfig {
   /** API_PORT (7071); 0 picks a free port. */
@@ -20,6 +21,8 @@ export interface ApiConfig extends BaseConfig {
   sessionCacheTtlMs: number;
   /** Lifetime of a bearer JWT (API_JWT_TTL_S). */
   jwtTtlS: number;
+  /** INGEST_MAX_AGE_MS, as ingest reads it: an agent key registered without valid_from is valid from now minus this. */
+  keyInFlightMs: number;
   /** Sign-in attempts per account and per source address per window (API_SIGNIN_*). */
   signin: { accountLimit: number; sourceLimit: number; windowS: number };
 }
@@ -46,6 +49,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ApiConfig {
     session: { ttlS: intFromEnv(env, 'API_SESSION_TTL_S', 12 * 3600), idleS: intFromEnv(env, 'API_SESSION_IDLE_S', 3600) },
     sessionCacheTtlMs: intFromEnv(env, 'API_SESSION_CACHE_TTL_MS', 5_000),
     jwtTtlS: intFromEnv(env, 'API_JWT_TTL_S', 900),
+    keyInFlightMs: intFromEnv(env, 'INGEST_MAX_AGE_MS', DEFAULT_IN_FLIGHT_MS),
     signin: {
       accountLimit: intFromEnv(env, 'API_SIGNIN_ACCOUNT_LIMIT', 5),
       sourceLimit: intFromEnv(env, 'API_SIGNIN_SOURCE_LIMIT', 50),

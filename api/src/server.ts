@@ -5,6 +5,7 @@ import type { KV } from '@nats-io/kv';
 import { Counter, Histogram, Registry } from 'prom-client';
 import type pg from 'pg';
 import { connectNats, createLogger, createPool, decisionsBucket, names } from '@kaching/contracts';
+import { NatsLink } from '@kaching/contracts';
 import type { ApiConfig } from './config.js';
 import type { ApiContext } from './http/context.js';
 import { installErrorHandling } from './http/errors.js';
@@ -36,6 +37,7 @@ export async function start(config: ApiConfig, deps: { pool?: pg.Pool; nc?: Nats
   const n = names(config.namespace);
   const pool = deps.pool ?? createPool({ databaseUrl: config.databaseUrl, namespace: config.namespace, applicationName: 'kaching-api' });
   const nc = deps.nc ?? (await connectNats(config.natsUrl, { name: 'kaching-api' }));
+  const link = new NatsLink(nc, log);
   let kv: Promise<KV> | undefined;
   const now = () => new Date((deps.clock ?? Date.now)());
   const ctx: ApiContext = {
@@ -106,7 +108,7 @@ export async function start(config: ApiConfig, deps: { pool?: pg.Pool; nc?: Nats
   app.get('/healthz', { schema: { summary: 'Liveness', tags: ['meta'], response: { 200: { description: 'OK', type: 'object' } } } }, async () => ({ ok: true }));
   app.get('/readyz', { schema: { summary: 'Readiness: Postgres and NATS reachable', tags: ['meta'], response: { 200: { description: 'Ready', type: 'object' }, 503: { description: 'Not ready', type: 'object' } } } }, async (_req, reply) => {
     const pgOk = await pool.query('select 1').then(() => true, () => false);
-    const natsOk = !nc.isClosed();
+    const natsOk = link.connected;
     return reply.code(pgOk && natsOk ? 200 : 503).send({ ok: pgOk && natsOk, postgres: pgOk, nats: natsOk });
   });
   app.get('/metrics', { schema: { summary: 'Prometheus metrics', tags: ['meta'], ...textOk('text/plain') } }, async (_req, reply) =>

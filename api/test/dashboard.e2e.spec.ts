@@ -1,5 +1,4 @@
-import { execSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -8,9 +7,9 @@ import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { decisionsBucket } from '@kaching/contracts';
 import { addUser, loadConfig, start, type ApiHandle } from '@kaching/api';
 import { isolatedEnv, type IsolatedEnv } from '../../test/support/isolation.js';
+import { requireTool } from '../../test/support/tools.js';
 import { seedOrg, type SeededOrg } from './support/seed.js';
 
-const CHROMIUM = '/usr/bin/chromium';
 const ARTIFACTS = fileURLToPath(new URL('./artifacts/', import.meta.url));
 const FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 
@@ -20,12 +19,6 @@ let A: SeededOrg;
 let userDataDir: string;
 let browser: BrowserContext;
 let page: Page;
-
-function ensureChromium(): void {
-  if (existsSync(CHROMIUM)) return;
-  if (process.getuid?.() !== 0) throw new Error(`${CHROMIUM} is missing; install Debian's chromium package (apt-get install -y chromium)`);
-  execSync('apt-get update && apt-get install -y chromium', { stdio: 'inherit', timeout: 600_000 });
-}
 
 /** The API's "now" and the seeded rows': pinned, so "today" is the same day whenever the test runs. */
 const AT = new Date('2026-11-20T15:00:00Z');
@@ -119,7 +112,8 @@ async function contribution(o: SeededOrg, correlationId: string, agentId: string
 }
 
 beforeAll(async () => {
-  ensureChromium();
+  // installed by the setup script (node deploy/services.mjs ensure), never by a test
+  const CHROMIUM = requireTool('chromium', 'chromium');
   env = await isolatedEnv();
   A = await seedOrg(env.pool, 'acme', { at: AT });
   await seedDashboard(A);

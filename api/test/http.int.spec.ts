@@ -3,6 +3,7 @@ import SwaggerParser from '@apidevtools/swagger-parser';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { baseConfig, type ConfigChange } from '@kaching/contracts';
 import { commands, issueApiKey, loadConfig, start, type ApiHandle } from '@kaching/api';
+import { waitUntil } from '../../test/support/wait.js';
 import { isolatedEnv, type IsolatedEnv } from '../../test/support/isolation.js';
 import { client, seedOrg, type SeededOrg } from './support/seed.js';
 
@@ -153,7 +154,7 @@ describe('HTTP behaviour', () => {
 describe('admin writes publish config changes', () => {
   it('quota, budget, token, key and deployment changes each publish on the config subject', async () => {
     const got: ConfigChange[] = [];
-    const sub = nc.subscribe(env.names.configWildcard, { callback: (_e, m) => got.push(m.json<ConfigChange>()) });
+    const sub = nc.subscribe(env.names.configWildcard, { callback: (_e, m) => void got.push(m.json<ConfigChange>()) });
     await nc.flush();
     const a = client(api.url, A.adminKey);
     const q = await a('POST', '/v1/quota', { deployment_id: A.deploymentId, name: 'tokens', metric: 'model_tokens_out', period: 'monthly', hard_limit: '2000000', soft_threshold: 1500000 });
@@ -174,14 +175,24 @@ describe('admin writes publish config changes', () => {
     expect(new Set(ids).size).toBe(3); // seeded + issued + rotated, no repeats
     expect(p2.json.next_cursor).toBeNull();
     expect(JSON.stringify(p1.json)).not.toContain(rot.json.token); // secrets are never listed
-    await a('POST', '/v1/keys', { action: 'register', deployment_id: A.deploymentId, key_id: 'kx', public_key: Buffer.alloc(32, 9).toString('base64') });
+    const kx = await a('POST', '/v1/keys', { action: 'register', deployment_id: A.deploymentId, key_id: 'kx', public_key: Buffer.alloc(32, 9).toString('base64') });
+    // no valid_from: valid from now minus INGEST_MAX_AGE_MS, so reports already in flight are accepted
+    expect(Date.now() - Date.parse(kx.json.valid_from)).toBeGreaterThanOrEqual(loadConfig(env.env).keyInFlightMs - 60_000);
+    const badReason = await a('POST', '/v1/keys', { action: 'revoke', deployment_id: A.deploymentId, key_id: 'kx', reason: 'lost' });
+    expect(badReason.status).toBe(400);
+    expect(badReason.json.error.field).toBe('reason');
+    expect((await a('POST', '/v1/keys', { action: 'revoke', deployment_id: A.deploymentId, key_id: 'kx', reason: 'superseded' })).json).toMatchObject({ reason: 'superseded' });
+    const listed = await a('GET', `/v1/keys?deployment_id=${A.deploymentId}`);
+    expect(listed.json.items.find((k: { key_id: string }) => k.key_id === 'kx')).toMatchObject({ revoke_reason: 'superseded' });
     await a('PATCH', `/v1/deployments/${A.deploymentId}`, { timezone: 'Europe/Berlin' });
     const tz = await a('PATCH', `/v1/deployments/${A.deploymentId}`, { timezone: 'Mars/Base' });
     expect(tz.json.error).toMatchObject({ code: 'FIELD_FORMAT', field: 'timezone' });
+    const expected = ['budget', 'deployment', 'key', 'key', 'quota', 'token', 'token'];
+    // the API published each change after its write; wait until they all arrived, then check there was no more
+    await waitUntil(() => got.length >= expected.length, 10_000, 'the config-change messages');
     await nc.flush();
-    await new Promise((r) => setTimeout(r, 100));
     sub.unsubscribe();
-    expect(got.map((g) => g.kind).sort()).toEqual(['budget', 'deployment', 'key', 'quota', 'token', 'token'].sort());
+    expect(got.map((g) => g.kind).sort()).toEqual(expected.sort());
     for (const g of got) expect(g.deployment_id).toBe(A.deploymentId);
     const lim = await client(api.url, A.readKey)('GET', `/v1/limits/effective?deployment_id=${A.deploymentId}`);
     expect(lim.json.quotas.map((x: { name: string }) => x.name)).toEqual(['context', 'tokens']);

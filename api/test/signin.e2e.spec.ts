@@ -1,17 +1,16 @@
-import { execSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { addUser, loadConfig, start, type ApiHandle } from '@kaching/api';
 import { isolatedEnv, type IsolatedEnv } from '../../test/support/isolation.js';
+import { requireTool } from '../../test/support/tools.js';
 import { seedOrg, type SeededOrg } from './support/seed.js';
 
 // People sign in to the dashboard in a real Chromium: the session cookie carries them, they see
 // their own org only, and after signing out the dashboard refuses them.
 
-const CHROMIUM = '/usr/bin/chromium';
 const FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 
 let env: IsolatedEnv;
@@ -24,14 +23,9 @@ let page: Page;
 const alice = { login: 'alice@acme.example', password: 'alice-has-a-long-password' };
 const bob = { login: 'bob@globex.example', password: 'bob-has-a-long-password' };
 
-function ensureChromium(): void {
-  if (existsSync(CHROMIUM)) return;
-  if (process.getuid?.() !== 0) throw new Error(`${CHROMIUM} is missing; install Debian's chromium package (apt-get install -y chromium)`);
-  execSync('apt-get update && apt-get install -y chromium', { stdio: 'inherit', timeout: 600_000 });
-}
-
 beforeAll(async () => {
-  ensureChromium();
+  // installed by the setup script (node deploy/services.mjs ensure), never by a test
+  const CHROMIUM = requireTool('chromium', 'chromium');
   env = await isolatedEnv();
   A = await seedOrg(env.pool, 'acme');
   B = await seedOrg(env.pool, 'globex');

@@ -13,6 +13,8 @@ export * from './nats/streams.js';
 export * from './nats/sequence.js';
 export * from './nats/publisher.js';
 export * from './nats/connect.js';
+export * from './nats/link.js';
+export * from './metrics/process.js';
 export * from './consumer/partition.js';
 export * from './consumer/registry.js';
 export * from './consumer/lease.js';

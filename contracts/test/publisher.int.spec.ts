@@ -30,6 +30,7 @@ describe('JetStreamPublisher (real NATS)', () => {
       expect(b).toEqual({ ...a, duplicate: true });
       expect(c.seq).toBe(a.seq + 1);
       const m = await (await jetstreamManager(nc)).streams.getMessage(env.names.eventsStream, { seq: a.seq });
+      if (!m) throw new Error(`no message at seq ${a.seq}`);
       expect(m.header.get('Nats-Msg-Id')).toBe('id-1');
       expect(m.header.get('Kaching-Test')).toBe('x');
     } finally {

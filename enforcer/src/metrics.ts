@@ -1,8 +1,9 @@
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { collectProcessMetrics } from '@kaching/contracts';
 
 export function createMetrics() {
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: 'kaching_enforcer_' });
+  collectProcessMetrics(registry, 'kaching_enforcer_');
   return {
     registry,
     decisions: new Counter({ name: 'kaching_enforcer_decisions_total', help: 'Decisions issued, by code, action and state', labelNames: ['code', 'action', 'state'], registers: [registry] }),
@@ -12,6 +13,7 @@ export function createMetrics() {
     applied: new Counter({ name: 'kaching_enforcer_events_applied_total', help: 'Usage revisions applied', registers: [registry] }),
     rewinds: new Counter({ name: 'kaching_enforcer_rewinds_total', help: 'Consumer re-read from the checkpoint because an earlier message was missing from a delivery', registers: [registry] }),
     failures: new Counter({ name: 'kaching_enforcer_batch_failures_total', help: 'Batches rolled back and retried', registers: [registry] }),
+    configChanges: new Counter({ name: 'kaching_enforcer_config_changes_total', help: 'Configuration changes applied (limits re-read, deployment re-evaluated), by kind', labelNames: ['kind'], registers: [registry] }),
     admissions: new Counter({ name: 'kaching_enforcer_admissions_total', help: 'Admission checks by outcome', labelNames: ['outcome'], registers: [registry] }),
   };
 }

@@ -5,7 +5,7 @@ import { type Subscription } from '@nats-io/transport-node';
 import type pg from 'pg';
 import {
   connectNats,
-  CONSUMER_DEFAULTS, ConsumerRunner, InstanceRegistration, digestFromMessageId, createLogger, createPool, decisionsBucket, decodeStreamRecord, ensureDecisionsStream, ensureEventsStream, isKachingError, names as mkNames,
+  CONSUMER_DEFAULTS, ConsumerRunner, NatsLink, InstanceRegistration, digestFromMessageId, createLogger, createPool, decisionsBucket, decodeStreamRecord, ensureDecisionsStream, ensureEventsStream, isKachingError, names as mkNames,
   SCHEMA_FINGERPRINT_HEADER, type AdmissionRequest, type ConfigChange, type ConsumerHandler, type PolicyDecision,
   untilAvailable, warnOnReplicas,
 } from '@kaching/contracts';
@@ -39,6 +39,7 @@ export async function start(config: EnforcerConfig): Promise<EnforcerHandle> {
   const pool: pg.Pool = createPool({ databaseUrl: config.databaseUrl, namespace: config.namespace, applicationName: 'kaching-enforcer' });
   pool.on('error', (err) => log.warn({ err: err.message }, 'idle pg client error'));
   const nc = await connectNats(config.natsUrl, { name: 'kaching-enforcer' });
+  const link = new NatsLink(nc, log);
   const listeners: ((d: PolicyDecision) => void)[] = [];
   let stopped = false;
   let ready = false;
@@ -162,6 +163,7 @@ export async function start(config: EnforcerConfig): Promise<EnforcerHandle> {
           if (change.kind === 'price') await prices.load(pool);
           limits.drop(change.deployment_id);
           await reevaluate(ctx, change.deployment_id);
+          metrics.configChanges.inc({ kind: change.kind });
         })
           .then(flushSoon)
           .catch((e) => log.error({ err: (e as Error).message, deployment: change.deployment_id }, 'config re-evaluation failed'));
@@ -204,10 +206,10 @@ export async function start(config: EnforcerConfig): Promise<EnforcerHandle> {
         res.setHeader('content-type', 'application/json');
         res.end(JSON.stringify({ ok: true }));
       } else if (req.url === '/readyz') {
-        const ok = ready && !stopped && !nc.isClosed();
+        const ok = ready && !stopped && link.connected;
         res.statusCode = ok ? 200 : 503;
         res.setHeader('content-type', 'application/json');
-        res.end(JSON.stringify({ ready: ok, last_seq: lastSeq, instance: registration.id, lanes: runner.lanes() }));
+        res.end(JSON.stringify({ ready: ok, nats: link.connected, last_seq: lastSeq, instance: registration.id, lanes: runner.lanes() }));
       } else {
         res.statusCode = 404;
         res.end();

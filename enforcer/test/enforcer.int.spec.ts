@@ -158,11 +158,14 @@ describe('enforcer: thresholds, decisions, restarts and replays', () => {
   });
 
   it('fallback_model carries its model; an unpriced model raises PRICE_UNKNOWN; priced cost is exact micro-USD', async () => {
+    const priceChanges = async () => (await handle!.metrics.configChanges.get()).values.find((v) => v.labels.kind === 'price')?.value ?? 0;
+    const before = await priceChanges();
     await setModelPrice(env.pool, { provider: 'acme', model_name: 'big-1', input_per_1m_micro_usd: 3_000_000, output_per_1m_micro_usd: 15_000_000 });
     publishConfigChange(nc, env.names, { deployment_id: dep, kind: 'price' });
     const d4 = await seedDeployment(env.pool, org, { enforcement: 'hard' });
     await addBudget(env.pool, d4, org, { scope: 'llm', metric: 'cost_usd', period: 'monthly', limit: 0.05, action: 'fallback_model', params: { model: 'llama3.1:8b-q4' } });
-    await new Promise((r) => setTimeout(r, 300)); // let the price reload land
+    // the enforcer has reloaded its prices once it counts the change as applied
+    await waitFor(async () => (await priceChanges()) > before, 15_000, 'the price reload');
     let last = await publish(nc, env.names, Array.from({ length: 3 }, () =>
       usageRecord(d4, org, today, { llm: { model_name: 'big-1', provider: 'acme', tokens_in: 1000, tokens_out: 1000 } })));
     await caughtUp(handle!, last);

@@ -35,7 +35,7 @@ describe('enforcer: a message missing from its delivery', () => {
     await ensureEventsStream(nc, env.names);
     const org = await seedOrg(env.pool);
     const dep = await seedDeployment(env.pool, org);
-    handle = await start({ natsUrl: env.natsUrl, databaseUrl: env.databaseUrl, namespace: env.namespace, logLevel: 'error', port: 0, host: '127.0.0.1', batchSize: 10 });
+    handle = await start({ natsUrl: env.natsUrl, databaseUrl: env.databaseUrl, namespace: env.namespace, logLevel: 'error', port: 0, host: '127.0.0.1', batchSize: 10, licensePublicKey: null });
 
     const jsm = await jetstreamManager(nc);
     // the enforcer's pull request is waiting; queue a second one behind it on the same consumer

@@ -1,4 +1,5 @@
-import { Counter, Histogram, Registry, Gauge, collectDefaultMetrics } from 'prom-client';
+import { Counter, Histogram, Registry, Gauge } from 'prom-client';
+import { collectProcessMetrics } from '@kaching/contracts';
 
 /** The ingest service's own registry (several services share a process under `kaching up`). */
 export class IngestMetrics {
@@ -34,6 +35,6 @@ export class IngestMetrics {
   });
 
   constructor(defaults = false) {
-    if (defaults) collectDefaultMetrics({ register: this.registry, prefix: 'kaching_ingest_' });
+    if (defaults) collectProcessMetrics(this.registry, 'kaching_ingest_');
   }
 }

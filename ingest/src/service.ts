@@ -1,5 +1,5 @@
 import { type NatsConnection, type Subscription } from '@nats-io/transport-node';
-import { connectNats, CONSUMER_DEFAULTS, createLogger, createPool, ensureEventsStream, names, streamExists, untilAvailable, warnOnReplicas } from '@kaching/contracts';
+import { connectNats, CONSUMER_DEFAULTS, type ConfigChange, createLogger, createPool, ensureEventsStream, names, streamExists, untilAvailable, warnOnReplicas } from '@kaching/contracts';
 import type pg from 'pg';
 import { KeyStore } from './auth/keys.js';
 import { TokenAuthenticator } from './auth/tokens.js';
@@ -80,10 +80,24 @@ export async function start(config: IngestConfig): Promise<IngestHandle> {
   })().catch(() => undefined);
 
   verifier = new Verifier(config.verifyWorkers);
+  const keys = new KeyStore(pool, config.authCacheTtlMs);
+  // A key register/revoke announced by the CLI or the API applies at once, not after the cache TTL
+  // (a compromise revocation must not wait); the TTL still bounds a missed announcement.
+  const configSub = conn.subscribe(n.configWildcard, {
+    callback: (err, msg) => {
+      if (err) return;
+      try {
+        const change = msg.json<ConfigChange>();
+        if (change.kind === 'key' && change.id) keys.drop(change.deployment_id, change.id);
+      } catch {
+        /* not a config change */
+      }
+    },
+  });
   const core = new IngestCore({
     config,
     tokens: new TokenAuthenticator(pool, config.authCacheTtlMs),
-    keys: new KeyStore(pool, config.authCacheTtlMs),
+    keys,
     verifier,
     appender,
     limiter: new RateLimiter(config.rateLimitPerSec, config.rateLimitBurst),
@@ -122,6 +136,7 @@ export async function start(config: IngestConfig): Promise<IngestHandle> {
     close() {
       closing ??= (async () => {
         sub?.unsubscribe();
+        configSub.unsubscribe();
         await app.close().catch(() => undefined);
         await withTimeout(conn.drain(), 3000).catch(() => conn.close().catch(() => undefined));
         appender.close();

@@ -203,6 +203,87 @@ describe('every class of bad input has its own code and never reaches the stream
     });
     await refused('/v1/ingest/usage', signEvent(sampleUsage(A.deploymentId), 'rotated-out', kp.secretKey), A.token, 401, 'KEY_EXPIRED');
   });
+  it('a key registered without valid_from accepts a report made before its registration', async () => {
+    const kp = generateSigningKeyPair();
+    const report = signEvent(sampleUsage(A.deploymentId, { endedAt: new Date(Date.now() - 60_000) }), 'late-registered', kp.secretKey);
+    const k = await registerAgentKey(env.pool, { deploymentId: A.deploymentId, keyId: 'late-registered', publicKey: Buffer.from(kp.publicKey).toString('base64') });
+    // the default reaches back INGEST_MAX_AGE_MS, so every report ingest would still take is covered
+    expect(Date.now() - k.validFrom.getTime()).toBeGreaterThanOrEqual(loadConfig(env.env).maxAgeMs - 60_000);
+    expect((await post(svc.url, '/v1/ingest/usage', report, A.token)).status).toBe(202);
+  });
+  it('a report made before the key is valid: KEY_NOT_YET_VALID, not KEY_EXPIRED', async () => {
+    const kp = generateSigningKeyPair();
+    const validFrom = new Date(Date.now() - 60_000);
+    await registerAgentKey(env.pool, { deploymentId: A.deploymentId, keyId: 'not-yet', publicKey: Buffer.from(kp.publicKey).toString('base64'), validFrom });
+    const early = signEvent(sampleUsage(A.deploymentId, { endedAt: new Date(validFrom.getTime() - 1000) }), 'not-yet', kp.secretKey);
+    const r = await refused('/v1/ingest/usage', early, A.token, 401, 'KEY_NOT_YET_VALID');
+    expect(r.body.error.field).toBe('sig.key_id');
+    expect(r.body.error.message).toContain(validFrom.toISOString());
+  });
+  it("judges the key at the report's time: a report made inside the window is accepted after valid_to", async () => {
+    const kp = generateSigningKeyPair();
+    const validTo = new Date(Date.now() - 10_000);
+    await registerAgentKey(env.pool, {
+      deploymentId: A.deploymentId, keyId: 'ended', publicKey: Buffer.from(kp.publicKey).toString('base64'),
+      validFrom: new Date(Date.now() - 3600_000), validTo,
+    });
+    const inside = signEvent(sampleUsage(A.deploymentId, { endedAt: new Date(validTo.getTime() - 5_000) }), 'ended', kp.secretKey);
+    expect((await post(svc.url, '/v1/ingest/usage', inside, A.token)).status).toBe(202);
+    const after = signEvent(sampleUsage(A.deploymentId, { endedAt: new Date(validTo.getTime() + 1_000) }), 'ended', kp.secretKey);
+    await refused('/v1/ingest/usage', after, A.token, 401, 'KEY_EXPIRED');
+    // job status is judged at observed_at
+    const status = (observedAt: Date): JobStatusEvent =>
+      signEvent(
+        {
+          schema: JOB_STATUS_SCHEMA, deployment_id: A.deploymentId,
+          agent: { agent_id: randomUUID(), agent_type: 'coder' }, node: { node_id: randomUUID(), hostname: 'n1' },
+          job: { job_id: randomUUID(), correlation_id: `js-${randomUUID()}`, started_at: new Date(validTo.getTime() - 60_000).toISOString(), status: 'running' },
+          observed_at: observedAt.toISOString(),
+        },
+        'ended',
+        kp.secretKey,
+      ) as JobStatusEvent;
+    expect((await post(svc.url, '/v1/ingest/job-status', status(new Date(validTo.getTime() - 1_000)), A.token)).status).toBe(202);
+    await refused('/v1/ingest/job-status', status(new Date(validTo.getTime() + 1_000)), A.token, 401, 'KEY_EXPIRED');
+  });
+  it('a key superseded by a planned rotation keeps accepting reports made before the revocation, refuses later ones', async () => {
+    const kp = generateSigningKeyPair();
+    await registerAgentKey(env.pool, { deploymentId: A.deploymentId, keyId: 'superseded', publicKey: Buffer.from(kp.publicKey).toString('base64'), validFrom: new Date(Date.now() - 3600_000) });
+    const queued = signEvent(sampleUsage(A.deploymentId, { endedAt: new Date(Date.now() - 2_000) }), 'superseded', kp.secretKey);
+    const r = await revokeAgentKey(env.pool, { deploymentId: A.deploymentId, keyId: 'superseded', reason: 'superseded' });
+    expect(r.reason).toBe('superseded');
+    // what an agent signed before the revocation and still held in its disk queue arrives
+    const accepted = await post(svc.url, '/v1/ingest/usage', queued, A.token);
+    expect(accepted.status).toBe(202);
+    const audit = (seq: number) =>
+      commands.find((c) => c.name === 'audit verify')!.run({
+        args: { seq: String(seq) }, positionals: [], json: true, progress: () => undefined, signal: new AbortController().signal,
+        config: { natsUrl: env.natsUrl, databaseUrl: env.databaseUrl, namespace: env.namespace, logLevel: 'silent' },
+      });
+    const before = await audit(accepted.body.seq);
+    expect(before.exitCode).toBe(0);
+    expect(before.data).toMatchObject({ verdict: 'verified', key_revoke_reason: 'superseded' });
+    const later = signEvent(sampleUsage(A.deploymentId, { endedAt: new Date(r.revokedAt.getTime() + 1_000) }), 'superseded', kp.secretKey);
+    const no = await refused('/v1/ingest/usage', later, A.token, 401, 'KEY_REVOKED');
+    expect(no.body.error.message).toMatch(/superseded/);
+    // discovering it was leaked after all: compromise refuses everything, also what was accepted a moment ago
+    const again = await revokeAgentKey(env.pool, { deploymentId: A.deploymentId, keyId: 'superseded', reason: 'compromise' });
+    expect(again).toMatchObject({ reason: 'compromise', revokedAt: r.revokedAt });
+    const after = await audit(accepted.body.seq);
+    expect(after.exitCode).toBe(1);
+    expect(after.data).toMatchObject({ verdict: 'key_compromised', key_revoke_reason: 'compromise' });
+    expect(after.text).toMatch(/its signature verifies, but key superseded was revoked for compromise/);
+    const fresh = await start(testConfig(env, { natsService: false, verifyWorkers: 0 }));
+    try {
+      const resent = await post(fresh.url, '/v1/ingest/usage', signEvent(sampleUsage(A.deploymentId, { endedAt: new Date(Date.now() - 3_000) }), 'superseded', kp.secretKey), A.token);
+      expect(resent.status).toBe(401);
+      expect(resent.body.error.code).toBe('KEY_REVOKED');
+      // and a compromise is never softened back to superseded
+      expect((await revokeAgentKey(env.pool, { deploymentId: A.deploymentId, keyId: 'superseded', reason: 'superseded' })).reason).toBe('compromise');
+    } finally {
+      await fresh.close();
+    }
+  });
   it('missing token', async () => {
     await refused('/v1/ingest/usage', usage(), undefined, 401, 'TOKEN_MISSING');
   });
@@ -393,9 +474,21 @@ describe('CLI commands', () => {
     await cmd('key register').run(ctx({ deployment: A.deploymentId, 'key-id': 'cli-key', 'public-key': kp.public_key, 'valid-from': new Date(Date.now() - 60_000).toISOString() }));
     const secret = new Uint8Array(Buffer.from(kp.secret_key, 'base64'));
     expect((await post(svc.url, '/v1/ingest/usage', signEvent(sampleUsage(A.deploymentId), 'cli-key', secret), A.token)).status).toBe(202);
-    await cmd('key revoke').run(ctx({ deployment: A.deploymentId, 'key-id': 'cli-key' }));
-    const row = await env.pool.query('select revoked_at from agent_key where deployment_id = $1 and key_id = $2', [A.deploymentId, 'cli-key']);
+    const revoked = await cmd('key revoke').run(ctx({ deployment: A.deploymentId, 'key-id': 'cli-key' }));
+    // without --reason a revocation is for compromise
+    expect(revoked.data).toMatchObject({ key_id: 'cli-key', reason: 'compromise' });
+    const row = await env.pool.query('select revoked_at, revoke_reason from agent_key where deployment_id = $1 and key_id = $2', [A.deploymentId, 'cli-key']);
     expect(row.rows[0].revoked_at).toBeInstanceOf(Date);
+    expect(row.rows[0].revoke_reason).toBe('compromise');
+    await expect(cmd('key revoke').run(ctx({ deployment: A.deploymentId, 'key-id': 'cli-key', reason: 'lost' }))).rejects.toThrow(/--reason must be compromise or superseded/);
+    // register without --valid-from: valid from now minus INGEST_MAX_AGE_MS
+    const kp2 = (await cmd('key gen').run(ctx({}))).data as { public_key: string };
+    const reg = await cmd('key register').run(ctx({ deployment: A.deploymentId, 'key-id': 'cli-key-2', 'public-key': kp2.public_key }));
+    const validFrom = Date.parse((reg.data as { valid_from: string }).valid_from);
+    expect(Date.now() - validFrom).toBeGreaterThanOrEqual(loadConfig(process.env).maxAgeMs - 60_000);
+    const sup = await cmd('key revoke').run(ctx({ deployment: A.deploymentId, 'key-id': 'cli-key-2', reason: 'superseded' }));
+    expect(sup.data).toMatchObject({ reason: 'superseded' });
+    expect(sup.text).toMatch(/superseded: reports made before/);
     await expect(cmd('key register').run(ctx({ deployment: A.deploymentId, 'key-id': 'cli-key', 'public-key': 'not-base64!' }))).rejects.toMatchObject({ code: 'BAD_BASE64' });
   });
 });

@@ -105,6 +105,20 @@ describe('signed batches: one Ed25519 signature over the Merkle tree head of the
     expect(r.status).toBe(202);
   });
 
+  it('a key superseded mid-batch: each event is judged at its own report time (before the revocation accepted, after refused)', async () => {
+    const S = await seedDeployment(env.pool, { keyId: 'batch-superseded' });
+    const revokedAt = (await revokeAgentKey(env.pool, { deploymentId: S.deploymentId, keyId: S.keyId, reason: 'superseded' })).revokedAt.getTime();
+    const evs = [sampleUsage(S.deploymentId, { endedAt: new Date(revokedAt - 2_000) }), sampleUsage(S.deploymentId, { endedAt: new Date(revokedAt + 1_000) })];
+    const fresh = await start({ ...loadConfig(env.env), port: 0, host: '127.0.0.1', verifyWorkers: 0, natsService: false, logLevel: 'silent' });
+    try {
+      const r = await post(fresh.url, '/v1/ingest/batch', { events: evs, batch_sig: signBatch(evs, S.keyId, S.secretKey) }, S.token);
+      expect(r.body.results.map((x: { status: number }) => x.status)).toEqual([202, 401]);
+      expect(r.body.results[1].error).toMatchObject({ code: 'KEY_REVOKED', field: 'batch_sig.key_id' });
+    } finally {
+      await fresh.close();
+    }
+  });
+
   it('a revoked key refuses a batch signed with it', async () => {
     const body = signed(events(2));
     await revokeAgentKey(env.pool, { deploymentId: A.deploymentId, keyId: A.keyId });

@@ -1,58 +1,20 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { connect } from '@nats-io/transport-node';
 import { loadConfig, start, type IngestHandle } from '@kaching/ingest';
 import { isolatedEnv, type IsolatedEnv } from '../../test/support/isolation.js';
 import { signedUsage } from '../src/bench/events.js';
 import { post, seedDeployment, streamCount, type SeededDeployment } from './support.js';
+import { PrivateNats } from '../../projector/test/servers.js';
+import { waitFor } from '../../projector/test/helpers.js';
 
 // Our own nats-server: the shared one is never stopped.
 let env: IsolatedEnv;
 let svc: IngestHandle | undefined;
-let server: ChildProcess | undefined;
-let storeDir: string;
-let port: number;
+let nats: PrivateNats;
 let D: SeededDeployment;
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const p = (s.address() as { port: number }).port;
-      s.close(() => resolve(p));
-    });
-  });
-}
-
-async function startNats(): Promise<void> {
-  server = spawn('/usr/sbin/nats-server', ['-js', '-a', '127.0.0.1', '-p', String(port), '-sd', storeDir], { stdio: 'ignore' });
-  for (let i = 0; i < 100; i++) {
-    const nc = await connect({ servers: `nats://127.0.0.1:${port}`, maxReconnectAttempts: 0, timeout: 500 }).catch(() => null);
-    if (nc) {
-      await nc.close();
-      return;
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error('own nats-server did not come up');
-}
-
-async function stopNats(): Promise<void> {
-  const s = server;
-  server = undefined;
-  if (!s || s.exitCode !== null) return;
-  const exited = new Promise((r) => s.once('exit', r));
-  s.kill('SIGKILL');
-  await exited;
-}
-
 async function count(): Promise<number> {
-  const nc = await connect({ servers: `nats://127.0.0.1:${port}` });
+  const nc = await connect({ servers: nats.url });
   try {
     return await streamCount(nc, env.names.eventsStream);
   } finally {
@@ -62,12 +24,10 @@ async function count(): Promise<number> {
 
 beforeAll(async () => {
   env = await isolatedEnv();
-  storeDir = await mkdtemp(join(tmpdir(), 'kaching-ingest-nats-'));
-  port = await freePort();
-  await startNats();
+  nats = await PrivateNats.launch();
   svc = await start({
     ...loadConfig(env.env),
-    natsUrl: `nats://127.0.0.1:${port}`,
+    natsUrl: nats.url,
     port: 0,
     host: '127.0.0.1',
     verifyWorkers: 0,
@@ -78,11 +38,10 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  if (!server) await startNats().catch(() => undefined); // lets close() drain cleanly
+  if (nats && !nats.running) await nats.start().catch(() => undefined); // lets close() drain cleanly
   await svc?.close();
-  await stopNats();
+  await nats?.stop();
   await env?.cleanup();
-  await rm(storeDir, { recursive: true, force: true });
 });
 
 describe('JetStream unavailable', () => {
@@ -91,7 +50,7 @@ describe('JetStream unavailable', () => {
     expect((await post(svc!.url, '/v1/ingest/usage', landed, D.token)).status).toBe(202);
     expect(await count()).toBe(1);
 
-    await stopNats();
+    await nats.kill();
     const singles = [0, 1, 2].map(() => signedUsage(D.deploymentId, D.keyId, D.secretKey));
     const batch = [0, 1].map(() => signedUsage(D.deploymentId, D.keyId, D.secretKey));
     for (const e of singles) {
@@ -107,8 +66,8 @@ describe('JetStream unavailable', () => {
     const ready = await fetch(`${svc!.url}/readyz`);
     expect(ready.status).toBe(503);
 
-    await startNats();
-    for (let i = 0; i < 100 && (await fetch(`${svc!.url}/readyz`)).status !== 200; i++) await new Promise((r) => setTimeout(r, 100));
+    await nats.start();
+    await waitFor(async () => (await fetch(`${svc!.url}/readyz`)).status === 200, 30_000, 'ingest ready again');
 
     // Agents retry blindly: each event is stored once (202), or reported as the duplicate it is.
     for (const e of singles) {

@@ -1,4 +1,5 @@
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { collectProcessMetrics } from '@kaching/contracts';
 
 export interface ProjectorMetrics {
   registry: Registry;
@@ -14,7 +15,7 @@ export interface ProjectorMetrics {
 
 export function createMetrics(): ProjectorMetrics {
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: 'kaching_projector_' });
+  collectProcessMetrics(registry, 'kaching_projector_');
   const labelNames = ['projection'] as const;
   return {
     registry,

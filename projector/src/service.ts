@@ -1,6 +1,6 @@
 import Fastify from 'fastify';
 import { jetstreamManager } from '@nats-io/jetstream';
-import { connectNats, untilAvailable, CONSUMER_DEFAULTS, createLogger, createPool, ensureEventsStream, InstanceRegistration, names, warnOnReplicas } from '@kaching/contracts';
+import { connectNats, untilAvailable, CONSUMER_DEFAULTS, createLogger, createPool, ensureEventsStream, InstanceRegistration, names, NatsLink, warnOnReplicas } from '@kaching/contracts';
 import type { ProjectorConfig } from './config.js';
 import { maintainPartitions } from './maintenance.js';
 import { createMetrics, type ProjectorMetrics } from './metrics.js';
@@ -26,6 +26,7 @@ export async function start(config: ProjectorConfig): Promise<ProjectorHandle> {
   const pool = createPool({ databaseUrl: config.databaseUrl, namespace: config.namespace, max: config.projections.length * 2 + 4, applicationName: 'kaching-projector' });
   hardenPool(pool, (err) => log.warn({ err: err.message }, 'pg connection error'));
   const nc = await connectNats(config.natsUrl, { name: 'kaching-projector', maxReconnectAttempts: -1 });
+  const link = new NatsLink(nc, log);
   const timers: NodeJS.Timeout[] = [];
   const leaseMs = config.leaseMs ?? CONSUMER_DEFAULTS.leaseMs;
   const registration = new InstanceRegistration(pool, { role: 'projector', consumers: [...config.projections], ttlMs: leaseMs });
@@ -68,11 +69,11 @@ export async function start(config: ProjectorConfig): Promise<ProjectorHandle> {
     app.get('/healthz', async () => ({ ok: true }));
     app.get('/readyz', async (_req, reply) => {
       const dbOk = await pool.query('select 1').then(() => true, () => false);
-      const ok = dbOk && !nc.isClosed() && runners.every((r) => r.ready);
+      const ok = dbOk && link.connected && runners.every((r) => r.ready);
       return reply.code(ok ? 200 : 503).send({
         ok,
         database: dbOk,
-        nats: !nc.isClosed(),
+        nats: link.connected,
         instance: registration.id,
         projections: Object.fromEntries(runners.map((r) => [r.projection, { ready: r.ready, last_seq: r.lastSeq, lanes: r.runner.lanes() }])),
       });

@@ -1,49 +1,40 @@
-import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { chownSync, mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { execFileSync, type ChildProcess } from 'node:child_process';
+import { chownSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { createPool, ensureEventsStream, migrate, names } from '@kaching/contracts';
+import { PortTakenError, onFreePort, spawnReportingPort } from '../../test/support/ports.js';
 
 /** Private server instances for fault tests: never the shared ones on 4222/5432. */
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
-async function waitPort(port: number, timeoutMs = 20_000): Promise<void> {
-  const { connect } = await import('node:net');
-  const t0 = Date.now();
-  for (;;) {
-    const ok = await new Promise<boolean>((r) => {
-      const c = connect(port, '127.0.0.1');
-      c.once('connect', () => (c.destroy(), r(true)));
-      c.once('error', () => r(false));
-    });
-    if (ok) return;
-    if (Date.now() - t0 > timeoutMs) throw new Error(`port ${port} did not open`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
+/**
+ * A nats-server of our own. `launch()` lets it pick its port (`-p -1`) and reads it from its log, so no other
+ * process can take the port between choosing and binding it; a restart (`start()` after `kill()`) binds the
+ * same port again, as a restarted server does for its clients.
+ */
 export class PrivateNats {
   private proc: ChildProcess | null = null;
   readonly dir = mkdtempSync(join(tmpdir(), 'kaching-nats-'));
-  constructor(readonly port: number) {}
+  private constructor(public port: number) {}
+
+  static async launch(): Promise<PrivateNats> {
+    const n = new PrivateNats(0);
+    await n.start();
+    return n;
+  }
   get url(): string {
     return `nats://127.0.0.1:${this.port}`;
   }
+  get running(): boolean {
+    return this.proc !== null && this.proc.exitCode === null;
+  }
   async start(): Promise<void> {
-    this.proc = spawn('nats-server', ['-js', '-a', '127.0.0.1', '-p', String(this.port), '-sd', this.dir], { stdio: 'ignore' });
-    await waitPort(this.port);
+    const args = ['-js', '-a', '127.0.0.1', '-p', this.port ? String(this.port) : '-1', '-sd', this.dir];
+    const r = await spawnReportingPort('nats-server', args, {}, /Listening for client connections on [^\s]+:(\d+)/);
+    this.proc = r.child;
+    this.port = r.port;
   }
   /** SIGKILL: acked messages are in the file store (fsync caveat aside) and must survive. */
   async kill(): Promise<void> {
@@ -66,7 +57,9 @@ const PG_BIN = '/usr/lib/postgresql/15/bin';
 /** A throwaway Postgres cluster run as the `postgres` user (we are root). */
 export class PrivatePostgres {
   readonly dir = mkdtempSync(join(tmpdir(), 'kaching-pg-'));
-  constructor(readonly port: number) {
+  /** Chosen at the first start (another port while the chosen one turns out taken), kept for restarts. */
+  port = 0;
+  constructor() {
     chownSync(this.dir, 101, 104);
   }
   url(db = 'postgres'): string {
@@ -78,9 +71,22 @@ export class PrivatePostgres {
   init(): void {
     this.pg('initdb', ['-D', join(this.dir, 'data'), '-A', 'trust', '-U', 'postgres', '--no-sync']);
   }
-  start(): void {
-    this.pg('pg_ctl', ['-D', join(this.dir, 'data'), '-l', join(this.dir, 'log'), '-w', '-o',
-      `-p ${this.port} -k ${this.dir} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=50`, 'start']);
+  async start(): Promise<void> {
+    if (this.port) return this.startOn(this.port);
+    await onFreePort(async (port) => {
+      this.startOn(port);
+      this.port = port;
+    });
+  }
+  private startOn(port: number): void {
+    try {
+      this.pg('pg_ctl', ['-D', join(this.dir, 'data'), '-l', join(this.dir, 'log'), '-w', '-o',
+        `-p ${port} -k ${this.dir} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=50`, 'start']);
+    } catch (err) {
+      const log = existsSync(join(this.dir, 'log')) ? readFileSync(join(this.dir, 'log'), 'utf8') : '';
+      if (/could not bind|Address already in use/i.test(log)) throw new PortTakenError(`port ${port} taken`);
+      throw err;
+    }
   }
   /** Crash-like stop (immediate: no checkpoint, recovery on start). */
   stopImmediate(): void {
@@ -108,11 +114,10 @@ export interface PrivateWorld {
 }
 
 export async function privateWorld(namespace: string): Promise<PrivateWorld> {
-  const nats = new PrivateNats(await freePort());
-  await nats.start();
-  const pgs = new PrivatePostgres(await freePort());
+  const nats = await PrivateNats.launch();
+  const pgs = new PrivatePostgres();
   pgs.init();
-  pgs.start();
+  await pgs.start();
   const admin = new pg.Client({ connectionString: pgs.url() });
   await admin.connect();
   await admin.query('create database kaching');

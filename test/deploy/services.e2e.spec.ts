@@ -8,6 +8,7 @@ import pg from 'pg';
 import { connect } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PortTakenError, candidatePort, onFreePorts } from '../support/ports.js';
 
 // deploy/services.mjs against a private KACHING_HOME and free ports: it must start its own NATS
 // (JetStream) and Postgres, leave them running after it exits, be a no-op the second time, and
@@ -35,14 +36,6 @@ function runScript(cmd: string, env: NodeJS.ProcessEnv, ids: { uid?: number; gid
   });
 }
 
-async function freePort(): Promise<number> {
-  const srv = net.createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  const { port } = srv.address() as net.AddressInfo;
-  await new Promise((r) => srv.close(r));
-  return port;
-}
-
 function refused(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const s = net.connect({ host: '127.0.0.1', port });
@@ -68,16 +61,27 @@ describe('deploy/services.mjs', () => {
   let natsPort: number;
   let pgPort: number;
   let databaseUrl: string;
+  let first: Run;
 
   beforeAll(async () => {
     // The postgres user (we may be root) must reach the data dir, so the temp home is world-traversable.
     home = fs.mkdtempSync(path.join(os.tmpdir(), 'kaching-services-'));
     fs.chmodSync(home, 0o755);
-    natsPort = await freePort();
-    pgPort = await freePort();
-    databaseUrl = `postgres://root@127.0.0.1:${pgPort}/kaching_e2e`;
-    env = { ...process.env, KACHING_HOME: home, NATS_URL: `nats://127.0.0.1:${natsPort}`, DATABASE_URL: databaseUrl };
-  });
+    // the script binds both ports; one taken by another process in between means: again, on other ports
+    first = await onFreePorts(2, async ([n, p]) => {
+      if (!(await refused(n!)) || !(await refused(p!))) throw new PortTakenError('taken');
+      natsPort = n!;
+      pgPort = p!;
+      databaseUrl = `postgres://root@127.0.0.1:${pgPort}/kaching_e2e`;
+      env = { ...process.env, KACHING_HOME: home, NATS_URL: `nats://127.0.0.1:${natsPort}`, DATABASE_URL: databaseUrl };
+      const r = await runScript('ensure', env);
+      if (r.code !== 0 && /address already in use|could not bind/i.test(r.stdout + r.stderr)) {
+        await runScript('stop', env);
+        throw new PortTakenError(r.stderr);
+      }
+      return r;
+    });
+  }, 180_000);
 
   afterAll(async () => {
     if (!home) return;
@@ -86,10 +90,8 @@ describe('deploy/services.mjs', () => {
   });
 
   it('starts NATS with JetStream and Postgres with the database when nothing answers, and they outlive the script', async () => {
-    expect(await refused(natsPort)).toBe(true);
-    expect(await refused(pgPort)).toBe(true);
-
-    const r = await runScript('ensure', env);
+    // nothing answered on either port when the script ran (checked in beforeAll)
+    const r = first;
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(new RegExp(`^nats: started nats-server .* at nats://127\\.0\\.0\\.1:${natsPort} `, 'm'));
@@ -151,7 +153,7 @@ describe('deploy/services.mjs', () => {
       const ids = isRoot ? { uid: Number(spawnSync('id', ['-u', 'nobody'], { encoding: 'utf8' }).stdout), gid: Number(spawnSync('id', ['-g', 'nobody'], { encoding: 'utf8' }).stdout) } : {};
       const r = await runScript(
         'ensure',
-        { ...env, KACHING_HOME: home2, NATS_URL: `nats://127.0.0.1:${await freePort()}`, PATH: '/usr/local/bin:/usr/bin:/bin', KACHING_NATS_DIRS: '/nonexistent' },
+        { ...env, KACHING_HOME: home2, NATS_URL: `nats://127.0.0.1:${await candidatePort()}`, PATH: '/usr/local/bin:/usr/bin:/bin', KACHING_NATS_DIRS: '/nonexistent' },
         ids,
       );
       expect(r.code).toBe(1);
@@ -170,7 +172,7 @@ describe('deploy/services.mjs', () => {
       const r = await runScript('ensure', {
         ...env,
         KACHING_HOME: home2,
-        NATS_URL: `nats://127.0.0.1:${await freePort()}`,
+        NATS_URL: `nats://127.0.0.1:${await candidatePort()}`,
         PATH: '/usr/local/bin:/usr/bin:/bin',
         KACHING_NATS_DIRS: '/nonexistent',
         KACHING_APT_DRY_RUN: '1',

@@ -74,7 +74,7 @@ beforeAll(async () => {
   for (const t of DST_EVENTS) recs.push(rec(dstDep, new Date(t), 7, agent(++n)));
   const last = await publish(nc, env.names, recs);
   projector = await startProjector({ ...projectorConfig(env.env), port: 0, host: '127.0.0.1' });
-  enforcer = await startEnforcer({ natsUrl: env.natsUrl, databaseUrl: env.databaseUrl, namespace: env.namespace, logLevel: 'error', port: 0, host: '127.0.0.1', batchSize: 50 });
+  enforcer = await startEnforcer({ natsUrl: env.natsUrl, databaseUrl: env.databaseUrl, namespace: env.namespace, logLevel: 'error', port: 0, host: '127.0.0.1', batchSize: 50, licensePublicKey: null });
   await caughtUp(last);
 });
 
@@ -161,7 +161,7 @@ describe('one ledger: the card and the decision show the same number', () => {
     await setModelPrice(env.pool, { provider: 'acme', model_name: 'thinker', effective_from: '2026-01-01T00:00:00Z', input_per_1m_micro_usd: 3_000_000, output_per_1m_micro_usd: 15_000_000, reasoning_per_1m_micro_usd: 60_000_000 });
     await addBudget(env.pool, dep, org, { scope: 'spend', metric: 'cost_usd', period: 'daily', limit: 1, action: 'block' });
     await enforcer.close();
-    enforcer = await startEnforcer({ natsUrl: env.natsUrl, databaseUrl: env.databaseUrl, namespace: env.namespace, logLevel: 'error', port: 0, host: '127.0.0.1', batchSize: 50 });
+    enforcer = await startEnforcer({ natsUrl: env.natsUrl, databaseUrl: env.databaseUrl, namespace: env.namespace, logLevel: 'error', port: 0, host: '127.0.0.1', batchSize: 50, licensePublicKey: null });
     // 20:00 UTC = 01:30 the next day in Kolkata: the UTC day and the local day differ
     const at = new Date(`${DAY}T20:00:00Z`);
     const llm = { model_name: 'thinker', provider: 'acme', tokens_in: 100_000, tokens_out: 30_000, tokens_reasoning: 20_000 };

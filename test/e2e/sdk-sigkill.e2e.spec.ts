@@ -1,4 +1,6 @@
 import { generateKeyPairSync, randomUUID } from 'node:crypto';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -6,7 +8,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { issueIngestToken, loadConfig, registerAgentKey, start, type IngestHandle } from '@kaching/ingest';
 import { isolatedEnv, type IsolatedEnv } from '../support/isolation.js';
-import { PROJECT, exited, freePort, spawnTs, streamEvents } from './support.js';
+import { PROJECT, exited, spawnTs, streamEvents } from './support.js';
+import { onFreePort } from '../support/ports.js';
 
 // The agent's disk queue survives kill -9: events emitted while ingest was down are delivered after
 // a restart, each exactly once, and a further restart sends nothing again.
@@ -18,6 +21,19 @@ let dir: string;
 let agentEnv: NodeJS.ProcessEnv;
 let ingestPort: number;
 let ingest: IngestHandle | undefined;
+/** Holds the agent's ingest port while ingest is down, answering as ingest does when it cannot append (503). */
+let placeholder: Server | undefined;
+
+function unavailable(port: number): Promise<Server> {
+  const srv = createServer((_req, res) => {
+    res.writeHead(503, { 'content-type': 'application/json', 'retry-after': '1' });
+    res.end(JSON.stringify({ error: { code: 'STREAM_UNAVAILABLE', message: 'ingest is down' } }));
+  });
+  return new Promise((resolve, reject) => {
+    srv.once('error', reject);
+    srv.listen(port, '127.0.0.1', () => resolve(srv));
+  });
+}
 
 beforeAll(async () => {
   env = await isolatedEnv();
@@ -33,7 +49,8 @@ beforeAll(async () => {
   await writeFile(keyPath, Buffer.from((privateKey.export({ format: 'jwk' }) as { d: string }).d, 'base64url').toString('base64') + '\n');
   const pub = Buffer.from((publicKey.export({ format: 'jwk' }) as { x: string }).x, 'base64url').toString('base64');
   await registerAgentKey(env.pool, { deploymentId, keyId: 'k-sigkill', publicKey: pub, validFrom: new Date(Date.now() - 60_000) });
-  ingestPort = await freePort();
+  placeholder = await onFreePort(unavailable);
+  ingestPort = (placeholder.address() as AddressInfo).port;
   agentEnv = {
     ...env.env,
     KACHING_INGEST_URL: `http://127.0.0.1:${ingestPort}`,
@@ -52,6 +69,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
+  placeholder?.close();
   await ingest?.close();
   await rm(dir, { recursive: true, force: true });
   await env?.cleanup();
@@ -59,7 +77,7 @@ afterAll(async () => {
 
 describe('SDK disk queue and SIGKILL', () => {
   it('loses nothing and doubles nothing across kill -9 and restarts', async () => {
-    // 1. Ingest is down: the agent emits 40 events (each fsync'd before emit resolves), then is killed.
+    // 1. Ingest is down (503 on its port): the agent emits 40 events (each fsync'd before emit resolves), then is killed.
     const a = spawnTs(AGENT, ['emit', '40', '1'], agentEnv);
     await a.waitFor(/idle/, 60_000);
     const emitted = [...a.output().matchAll(/^emitted (\d+) (\S+)$/gm)].map((m) => m[2]!);
@@ -69,6 +87,8 @@ describe('SDK disk queue and SIGKILL', () => {
 
     // 2. Ingest comes up on the agent's URL; a new process on the same queue emits 10 more and is
     //    killed once they are durable, while it is still delivering.
+    await new Promise((r) => placeholder!.close(r));
+    placeholder = undefined;
     ingest = await start({ ...loadConfig(env.env), port: ingestPort, host: '127.0.0.1', verifyWorkers: 0, logLevel: 'silent' });
     const b = spawnTs(AGENT, ['emit', '10', '41'], agentEnv);
     await b.waitFor(/idle/, 60_000);

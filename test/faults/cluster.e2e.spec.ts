@@ -11,7 +11,7 @@ import { createAgent, type KachingAgent } from '@kaching/sdk';
 import { startNatsCluster, type NatsCluster } from '../../deploy/nats-cluster.mjs';
 import { addQuota } from '../../enforcer/test/helpers.js';
 import { seedDeployment } from '../../ingest/test/support.js';
-import { freePort } from '../../projector/test/servers.js';
+import { candidatePort } from '../support/ports.js';
 import { isolatedEnv, type IsolatedEnv } from '../support/isolation.js';
 import { ServiceProcess } from '../support/instances.js';
 import { deploymentsCovering, lanesCaughtUp, waitFor } from '../e2e/scale-support.js';
@@ -49,9 +49,17 @@ describe('a 3-node NATS cluster at R3, 4 partitions, several instances of everyt
   beforeAll(async () => {
     env = await isolatedEnv();
     dir = mkdtempSync(path.join(tmpdir(), 'kaching-cluster-'));
-    const ports = { client: [] as number[], route: [] as number[], http: [] as number[] };
-    for (let i = 0; i < 3; i++) for (const k of ['client', 'route', 'http'] as const) ports[k].push(await freePort());
-    cluster = await startNatsCluster({ ports, dir });
+    // nine ports the nodes must know of each other in advance: candidates, and a fresh set if one was taken meanwhile
+    for (let attempt = 1; ; attempt++) {
+      const ports = { client: [] as number[], route: [] as number[], http: [] as number[] };
+      for (let i = 0; i < 3; i++) for (const k of ['client', 'route', 'http'] as const) ports[k].push(await candidatePort());
+      try {
+        cluster = await startNatsCluster({ ports, dir: path.join(dir, String(attempt)) });
+        break;
+      } catch (e) {
+        if (attempt >= 3) throw e;
+      }
+    }
     nc = await connectNats(cluster.url, { name: 'cluster-test' });
   }, 120_000);
 

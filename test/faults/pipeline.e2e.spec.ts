@@ -16,7 +16,7 @@ import { seedDeployment, type SeededDeployment } from '../../ingest/test/support
 import { addBudget, addQuota, controlMessages } from '../../enforcer/test/helpers.js';
 import { prng } from '../../projector/src/bench/generate.js';
 import { checkpoint, makeStream, rollupTotals, waitCaughtUp, waitFor } from '../../projector/test/helpers.js';
-import { freePort, privateWorld, type PrivateNats, type PrivatePostgres, type PrivateWorld } from '../../projector/test/servers.js';
+import { privateWorld, type PrivateNats, type PrivatePostgres, type PrivateWorld } from '../../projector/test/servers.js';
 import { streamEvents } from '../e2e/support.js';
 
 /**
@@ -48,6 +48,7 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 class Service {
   child: ChildProcess | null = null;
   starts = 0;
+  url = '';
   /** Exits we did not cause (the supervisor restarted the service). */
   readonly unexpected: string[] = [];
   private stderr = '';
@@ -80,7 +81,11 @@ process.on('SIGTERM', () => h.close().then(() => process.exit(0)));`;
       child.stdout!.on('data', (b: Buffer) => {
         out += b.toString();
         if (process.env.FAULT_LOG) process.stderr.write(`[${this.name}:out] ${b.toString().slice(0, 600)}`);
-        if (out.includes('ready ')) resolve();
+        const m = /ready (\S+)\n/.exec(out);
+        if (m) {
+          this.url = m[1]!;
+          resolve();
+        }
       });
       child.once('exit', (code) => reject(new Error(`${this.name} exited (${code}) before ready: ${this.stderr.slice(-1500)}`)));
     });
@@ -200,9 +205,10 @@ describe('faults: the whole pipeline under kills and restarts', () => {
     await addQuota(pool, D.deploymentId, D.orgId, { name: 'tokens', metric: 'model_tokens_in', period: 'monthly', soft: Math.round(tokens * 0.5), hard: Math.round(tokens * 0.85) });
     await addBudget(pool, D.deploymentId, D.orgId, { scope: 'gpu', metric: 'gpu_seconds', period: 'daily', limit: Math.round(gpu * 0.6), action: 'throttle', params: { max_concurrency: 4 } });
 
-    ingestPort = await freePort();
     for (const name of ['ingest', 'projector', 'enforcer'] as const) services.push(new Service(name, serviceEnv));
+    // ingest binds a port of its own choosing at its first start (port 0) and keeps it for its restarts
     for (const s of services) await s.start();
+    ingestPort = Number(new URL(services[0]!.url).port);
   }, 180_000);
 
   afterAll(async () => {
@@ -339,7 +345,7 @@ describe('faults: the whole pipeline under kills and restarts', () => {
           case 'postgres':
             pgs.stopImmediate();
             await sleep(500); // the outage itself
-            pgs.start();
+            await pgs.start();
             break;
         }
         faults.push(`${kind}@${sentEvents}`);

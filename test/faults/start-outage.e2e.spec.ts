@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePort, privateWorld, type PrivateWorld } from '../../projector/test/servers.js';
+import { privateWorld, type PrivateWorld } from '../../projector/test/servers.js';
 import { waitFor } from '../../projector/test/helpers.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -16,7 +16,7 @@ const NS = 'kstartout';
  */
 describe('services started while Postgres is down', () => {
   let world: PrivateWorld;
-  const children: { name: string; child: ChildProcess; ready: boolean; stderr: string }[] = [];
+  const children: { name: string; child: ChildProcess; ready: boolean; stderr: string; warned: boolean }[] = [];
 
   beforeAll(async () => {
     for (const d of Object.values(DIST)) if (!existsSync(`${ROOT}${d}`)) throw new Error(`${d} is missing: run \`npx tsc -b\` first`);
@@ -31,8 +31,8 @@ describe('services started while Postgres is down', () => {
   it('wait for it instead of exiting, and are ready once it is back', async () => {
     world.pgs.stopImmediate();
     const env = {
-      ...process.env, NATS_URL: world.nats.url, DATABASE_URL: world.databaseUrl, KACHING_NAMESPACE: NS, LOG_LEVEL: 'error',
-      INGEST_PORT: String(await freePort()), INGEST_HOST: '127.0.0.1', PROJECTOR_PORT: '0', PROJECTOR_HOST: '127.0.0.1',
+      ...process.env, NATS_URL: world.nats.url, DATABASE_URL: world.databaseUrl, KACHING_NAMESPACE: NS, LOG_LEVEL: 'warn',
+      INGEST_PORT: '0', INGEST_HOST: '127.0.0.1', PROJECTOR_PORT: '0', PROJECTOR_HOST: '127.0.0.1',
       ENFORCER_PORT: '0', ENFORCER_HOST: '127.0.0.1',
     };
     for (const [name, entry] of Object.entries(DIST)) {
@@ -40,16 +40,24 @@ describe('services started while Postgres is down', () => {
 const h = await start(loadConfig());
 process.stdout.write('ready ' + h.url + '\\n');`;
       const child = spawn(process.execPath, ['--input-type=module', '-e', script], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
-      const c = { name, child, ready: false, stderr: '' };
-      child.stdout!.on('data', (b: Buffer) => (c.ready ||= b.toString().includes('ready ')));
+      const c = { name, child, ready: false, stderr: '', warned: false };
+      // logs (pino) go to stdout, as does the ready line
+      child.stdout!.on('data', (b: Buffer) => {
+        c.ready ||= b.toString().includes('ready ');
+        c.warned ||= b.toString().includes('"level":40');
+      });
       child.stderr!.on('data', (b: Buffer) => (c.stderr = (c.stderr + b.toString()).slice(-2000)));
       children.push(c);
     }
-    await new Promise((r) => setTimeout(r, 3000));
+    // each has met the outage (logged a warning about Postgres) — and is still running
+    await waitFor(async () => children.every((c) => c.warned || c.child.exitCode !== null), 60_000, 'each service meeting the outage')
+      .catch((e: Error) => {
+        throw new Error(`${e.message}: ${children.filter((c) => !c.warned).map((c) => `${c.name}: ${c.stderr}`).join('; ')}`);
+      });
     const exited = children.filter((c) => c.child.exitCode !== null).map((c) => `${c.name} (exit ${c.child.exitCode}): ${c.stderr}`);
     expect(exited).toEqual([]);
 
-    world.pgs.start();
+    await world.pgs.start();
     await waitFor(async () => children.every((c) => c.ready || c.child.exitCode !== null), 60_000, 'services ready');
     expect(children.map((c) => [c.name, c.ready, c.child.exitCode])).toEqual(children.map((c) => [c.name, true, null]));
   }, 120_000);

@@ -15,7 +15,7 @@ export class ServiceProcess {
   log = '';
   exited: Promise<number | null> = Promise.resolve(null);
 
-  constructor(readonly kind: ServiceKind, private readonly env: NodeJS.ProcessEnv, readonly name = kind) {}
+  constructor(readonly kind: ServiceKind, private readonly env: NodeJS.ProcessEnv, readonly name: string = kind) {}
 
   async start(timeoutMs = 60_000): Promise<this> {
     const dist = `${ROOT}${this.kind}/dist/mod.js`;

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
 import { InputError, KachingError } from '@kaching/contracts';
-import { issueIngestToken, registerAgentKey, revokeAgentKey, revokeIngestToken } from '@kaching/ingest';
+import { issueIngestToken, registerAgentKey, revokeAgentKey, revokeIngestToken, type RevokeReason } from '@kaching/ingest';
 import { requireDeployment, type ListOpts } from './reads.js';
 import { decodeCursor, toPage, type Page } from './cursor.js';
 import { checkTimezone } from './orgs.js';
@@ -180,13 +180,15 @@ export interface KeyAction {
   public_key?: string;
   valid_from?: string;
   valid_to?: string;
+  /** revoke only; default compromise (see DEFAULT_REVOKE_REASON). */
+  reason?: RevokeReason;
 }
 
-export async function keyAction(c: pg.PoolClient, a: KeyAction): Promise<Row> {
+export async function keyAction(c: pg.PoolClient, a: KeyAction, inFlightMs: number): Promise<Row> {
   await requireDeployment(c, a.deployment_id);
   if (a.action === 'revoke') {
-    const r = await revokeAgentKey(rlsPool(c), { deploymentId: a.deployment_id, keyId: a.key_id });
-    return { action: 'revoke', deployment_id: r.deploymentId, key_id: r.keyId, revoked_at: r.revokedAt };
+    const r = await revokeAgentKey(rlsPool(c), { deploymentId: a.deployment_id, keyId: a.key_id, ...(a.reason ? { reason: a.reason } : {}) });
+    return { action: 'revoke', deployment_id: r.deploymentId, key_id: r.keyId, revoked_at: r.revokedAt, reason: r.reason };
   }
   if (!a.public_key) throw new InputError('FIELD_REQUIRED', { field: 'public_key' });
   const r = await registerAgentKey(rlsPool(c), {
@@ -195,6 +197,7 @@ export async function keyAction(c: pg.PoolClient, a: KeyAction): Promise<Row> {
     publicKey: a.public_key,
     validFrom: a.valid_from ? new Date(a.valid_from) : null,
     validTo: a.valid_to ? new Date(a.valid_to) : null,
+    inFlightMs,
   });
   return { action: 'register', deployment_id: r.deploymentId, key_id: r.keyId, valid_from: r.validFrom, valid_to: r.validTo };
 }
@@ -203,7 +206,7 @@ export async function listKeys(c: pg.PoolClient, deploymentId: string, q: ListOp
   await requireDeployment(c, deploymentId);
   const cur = decodeCursor(q.cursor, 1);
   const r = await c.query(
-    `select key_id, deployment_id, encode(public_key, 'base64') as public_key, valid_from, valid_to, revoked_at, created_at
+    `select key_id, deployment_id, encode(public_key, 'base64') as public_key, valid_from, valid_to, revoked_at, revoke_reason, created_at
      from agent_key where deployment_id = $1 and ($2::text is null or key_id > $2) order by key_id limit ${q.limit + 1}`,
     [deploymentId, cur?.[0] ?? null],
   );

@@ -32,8 +32,9 @@ export const ERROR_CATALOGUE = {
   SIGNATURE_INVALID: { status: 401, message: 'The Ed25519 signature does not verify over the canonical event' },
   SIGNATURE_ALGO: { status: 400, message: 'Only ed25519 signatures are accepted' },
   KEY_UNKNOWN: { status: 401, message: 'The key_id is not registered for this deployment' },
-  KEY_REVOKED: { status: 401, message: 'The signing key was revoked' },
-  KEY_EXPIRED: { status: 401, message: 'The signing key is outside its validity window' },
+  KEY_REVOKED: { status: 401, message: 'The signing key was revoked for compromise, or superseded before the report was made' },
+  KEY_EXPIRED: { status: 401, message: "The report was made after the signing key's valid_to" },
+  KEY_NOT_YET_VALID: { status: 401, message: "The report was made before the signing key's valid_from" },
   // api
   API_KEY_MISSING: { status: 401, message: 'Authorization: Bearer <api key> is required' },
   API_KEY_INVALID: { status: 401, message: 'The API key is not known, expired or revoked' },

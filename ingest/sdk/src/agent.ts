@@ -15,12 +15,14 @@ import {
 import { backoffDelay } from './backoff.js';
 import { validateAgentConfig, type AgentConfig } from './config.js';
 import { IDENTITY_NAMESPACE, correlationId as makeCorrelationId, jobIdFor, uuidV5 } from './ids.js';
+import path from 'node:path';
+import { DeadLetterFile, MemoryDeadLetters, deadLetterFrom, isPermanentStatus, replayDeadLetters, type DeadLetter, type DeadLetterStore, type ReplayOptions, type ReplayReport } from './deadLetter.js';
 import { DiskQueue, MemoryQueue, type EventQueue } from './queue.js';
 import { EventSigner } from './signer.js';
 import { checkTags, currentTags } from './tags.js';
 import { HttpTransport, NatsTransport, TransportError, type BatchOutcome, type ItemOutcome, type Transport } from './transport.js';
 
-/** A permanent rejection (4xx other than 429): the event will not be retried. */
+/** A permanent rejection (4xx other than 408/429): not retried, kept in the dead-letter store instead. */
 export interface DeliveryError {
   correlationId: string;
   kind: 'usage' | 'job_status';
@@ -28,6 +30,8 @@ export interface DeliveryError {
   code: string;
   message: string;
   field?: string;
+  /** The dead-letter file now holding the event (absent: the in-memory store, see AgentConfig.deadLetterPath). */
+  deadLetterPath?: string;
 }
 
 export interface AgentStats {
@@ -37,8 +41,12 @@ export interface AgentStats {
   accepted: number;
   /** 200 duplicate: the stream already had this exact event (a resend). */
   duplicates: number;
-  /** Permanent rejections (also reported through onError). */
+  /** Permanent rejections (also reported through onError); each went to the dead-letter store. */
   failed: number;
+  /** Events written to the dead-letter store since this agent started (= failed). */
+  deadLettered: number;
+  /** Entries in the dead-letter store now (including those of earlier runs), until replayed. */
+  deadLetters: number;
   /** Dropped by the drop_oldest policy (also reported through onDrop). */
   dropped: number;
   /** Send attempts that failed transiently (network, 5xx, 429) and will be retried. */
@@ -183,7 +191,8 @@ export class KachingAgent {
   private readonly transport: Transport;
   private readonly abort = new AbortController();
   private readonly settled = new Set<number>();
-  private readonly counters = { produced: 0, accepted: 0, duplicates: 0, failed: 0, retries: 0 };
+  private readonly counters = { produced: 0, accepted: 0, duplicates: 0, failed: 0, deadLettered: 0, retries: 0 };
+  private deadLetterCount = 0;
   private sender: Promise<void> | undefined;
   private kick: (() => void) | undefined;
   private stepCounter = 0;
@@ -195,6 +204,7 @@ export class KachingAgent {
   private constructor(
     readonly config: AgentConfig,
     private readonly queue: EventQueue,
+    private readonly deadLetterStore: DeadLetterStore,
     private readonly opts: AgentOptions,
   ) {
     this.signer = config.secretKey ? new EventSigner(config.keyId, config.secretKey) : EventSigner.fromFile(config.keyId, config.keyPath!);
@@ -215,7 +225,10 @@ export class KachingAgent {
     let agent: KachingAgent | undefined;
     const qopts = { maxBytes: cfg.queueMaxBytes, onFull: cfg.onFull, onDrop: (n: number) => opts.onDrop?.(n) };
     const queue = cfg.queueDir ? await DiskQueue.open(cfg.queueDir, qopts) : new MemoryQueue(qopts);
-    agent = new KachingAgent(cfg, queue, opts);
+    const dlPath = deadLetterPathOf(cfg);
+    const deadLetters = dlPath ? new DeadLetterFile(dlPath) : new MemoryDeadLetters();
+    agent = new KachingAgent(cfg, queue, deadLetters, opts);
+    agent.deadLetterCount = await deadLetters.count();
     agent.sender = agent.sendLoop();
     return agent;
   }
@@ -232,6 +245,7 @@ export class KachingAgent {
   stats(): AgentStats {
     return {
       ...this.counters,
+      deadLetters: this.deadLetterCount,
       dropped: this.queue.dropped,
       queued: this.queue.length,
       queuedBytes: this.queue.bytes,
@@ -473,8 +487,8 @@ export class KachingAgent {
       } else if ((s === 413 || outcome.error?.code === 'BATCH_TOO_LARGE') && this.batchLimit > 1) {
         this.batchLimit = Math.max(1, Math.floor(entries.length / 2));
         return -1;
-      } else if (isPermanent(s)) {
-        entries.forEach((e, i) => this.fail(e.id, events[i]!, { status: s, error: outcome.error }));
+      } else if (isPermanentStatus(s)) {
+        await this.fail(entries.map((e, i) => ({ id: e.id, event: events[i]!, outcome: { status: s, ...(outcome.error ? { error: outcome.error } : {}) } })));
       } else {
         return outcome.retryAfterMs ?? -1;
       }
@@ -482,36 +496,68 @@ export class KachingAgent {
       return 0;
     }
     let retry = false;
+    const refused: { id: number; event: SignedEvent | Unsigned<SignedEvent>; outcome: ItemOutcome }[] = [];
     outcome.items.forEach((item, i) => {
       const id = entries[i]!.id;
       if (item.status >= 200 && item.status < 300) {
         this.settled.add(id);
         if (item.duplicate) this.counters.duplicates++;
         else this.counters.accepted++;
-      } else if (isPermanent(item.status)) {
-        this.fail(id, events[i]!, item);
+      } else if (isPermanentStatus(item.status)) {
+        refused.push({ id, event: events[i]!, outcome: item });
       } else retry = true;
     });
+    await this.fail(refused);
     await this.ackPrefix();
     return retry ? (outcome.retryAfterMs ?? -1) : 0;
   }
 
-  private fail(id: number, ev: SignedEvent | Unsigned<SignedEvent>, item: ItemOutcome): void {
-    this.settled.add(id);
-    this.counters.failed++;
-    const err: DeliveryError = {
-      correlationId: ev.job.correlation_id,
-      kind: ev.schema === USAGE_SCHEMA ? 'usage' : 'job_status',
-      status: item.status,
-      code: item.error?.code ?? `HTTP_${item.status}`,
-      message: item.error?.message ?? 'rejected by ingest',
-    };
-    if (item.error?.field) err.field = item.error.field;
-    try {
-      this.opts.onError?.(err);
-    } catch {
-      /* a faulty callback must not stop delivery */
+  /**
+   * Permanently refused events go to the dead-letter store first; only once that write is durable do they
+   * count as answered and leave the queue. If the write fails they stay queued and are sent again.
+   */
+  private async fail(refused: { id: number; event: SignedEvent | Unsigned<SignedEvent>; outcome: ItemOutcome }[]): Promise<void> {
+    if (!refused.length) return;
+    // a batch-signed event is signed on its own for the dead-letter file, so it can be replayed by itself
+    const letters = refused.map((r) => deadLetterFrom('sig' in r.event && r.event.sig ? (r.event as SignedEvent) : this.signer.sign<SignedEvent>(r.event), r.outcome));
+    await this.deadLetterStore.add(letters);
+    this.deadLetterCount += letters.length;
+    for (const [i, r] of refused.entries()) {
+      this.settled.add(r.id);
+      this.counters.failed++;
+      this.counters.deadLettered++;
+      const d = letters[i]!;
+      const err: DeliveryError = {
+        correlationId: d.correlation_id,
+        kind: d.kind,
+        status: d.status,
+        code: d.code,
+        message: d.message,
+        ...(d.field ? { field: d.field } : {}),
+        ...(this.deadLetterStore.path ? { deadLetterPath: this.deadLetterStore.path } : {}),
+      };
+      try {
+        this.opts.onError?.(err);
+      } catch {
+        /* a faulty callback must not stop delivery */
+      }
     }
+  }
+
+  /** The events ingest refused for good, with the refusal, oldest first. */
+  deadLetters(): Promise<DeadLetter[]> {
+    return this.deadLetterStore.list();
+  }
+
+  /**
+   * Sends dead letters again (after the operator fixed the cause); accepted ones leave the store, refused
+   * ones stay with the new refusal. `resign: true` signs them with this agent's current key first.
+   */
+  async replayDeadLetters(opts: Omit<ReplayOptions, 'resign'> & { resign?: boolean } = {}): Promise<ReplayReport> {
+    const { resign, ...rest } = opts;
+    const report = await replayDeadLetters(this.deadLetterStore, this.transport, { batchSize: this.batchLimit, ...rest, ...(resign ? { resign: this.signer } : {}) });
+    this.deadLetterCount = await this.deadLetterStore.count();
+    return report;
   }
 
   /** Acknowledges the answered prefix of the queue (order on disk is kept; out-of-order answers wait in `settled`). */
@@ -540,8 +586,9 @@ export class KachingAgent {
   }
 }
 
-function isPermanent(status: number): boolean {
-  return status >= 400 && status < 500 && status !== 429 && status !== 408;
+/** The agent's dead-letter file: dead_letter_path, else `dead-letter.jsonl` in the queue directory, else none (memory). */
+export function deadLetterPathOf(cfg: Pick<AgentConfig, 'deadLetterPath' | 'queueDir'>): string | undefined {
+  return cfg.deadLetterPath ?? (cfg.queueDir ? path.join(cfg.queueDir, 'dead-letter.jsonl') : undefined);
 }
 
 /** Creates an agent and starts its sender. */

@@ -32,6 +32,12 @@ export interface AgentConfig {
   queueDir?: string;
   queueMaxBytes: number;
   onFull: OnFull;
+  /**
+   * JSON Lines file of events ingest refused for good, with the refusal (list and replay them with
+   * `kaching agent dead-letter list|replay`). Default: `dead-letter.jsonl` in queueDir; without either, an
+   * in-memory list (`agent.deadLetters()`), lost with the process like the in-memory queue.
+   */
+  deadLetterPath?: string;
   heartbeatIntervalMs: number;
   requestTimeoutMs: number;
   backoffBaseMs: number;
@@ -77,6 +83,7 @@ const KEYS: Record<string, { env: string; field: keyof AgentConfig; kind: 'strin
   queue_dir: { env: 'KACHING_QUEUE_DIR', field: 'queueDir', kind: 'string' },
   queue_max_bytes: { env: 'KACHING_QUEUE_MAX_BYTES', field: 'queueMaxBytes', kind: 'int' },
   on_full: { env: 'KACHING_ON_FULL', field: 'onFull', kind: 'onfull' },
+  dead_letter_path: { env: 'KACHING_DEAD_LETTER_PATH', field: 'deadLetterPath', kind: 'string' },
   heartbeat_interval_ms: { env: 'KACHING_HEARTBEAT_INTERVAL_MS', field: 'heartbeatIntervalMs', kind: 'int' },
   request_timeout_ms: { env: 'KACHING_REQUEST_TIMEOUT_MS', field: 'requestTimeoutMs', kind: 'int' },
   backoff_base_ms: { env: 'KACHING_BACKOFF_BASE_MS', field: 'backoffBaseMs', kind: 'int' },

@@ -10,11 +10,15 @@
  * Every event is signed (Ed25519 over RFC 8785 JSON without `sig`; by default one signature per batch over
  * the RFC 9162 Merkle tree head of its events, see README.md), appended to the queue (fsync'd
  * when queue_dir is set) before the call resolves, and sent in order in batches to
- * POST /v1/ingest/batch (or a NATS request to <ns>.ingest.<deployment>). 2xx = done; 4xx (not 429)
- * = permanent, reported once through onError; 429/5xx/network = retried with backoff and jitter.
+ * POST /v1/ingest/batch (or a NATS request to <ns>.ingest.<deployment>). 2xx = done; 4xx (not 408/429)
+ * = permanent: written to the dead-letter file (fsync'd) with its error before it leaves the queue,
+ * counted in stats().deadLettered, reported through onError, listed and replayed with
+ * `kaching agent dead-letter list|replay` or agent.replayDeadLetters(); 429/5xx/network = retried
+ * with backoff and jitter.
  * Correlation ids derive from (agent, run, step): a retried step is the same event, never a new one.
  */
-export { createAgent, currentJob, KachingAgent, normalizeMetrics, redactAddr } from './agent.js';
+export { createAgent, currentJob, deadLetterPathOf, KachingAgent, normalizeMetrics, redactAddr } from './agent.js';
+export { DeadLetterFile, MemoryDeadLetters, replayDeadLetters, type DeadLetter, type DeadLetterStore, type ReplayOptions, type ReplayReport } from './deadLetter.js';
 export { withTags, currentTags, checkTags } from './tags.js';
 export { wrapOpenAI } from './wrappers/openai.js';
 export { wrapAnthropic } from './wrappers/anthropic.js';

@@ -199,7 +199,7 @@ class FakeTransport implements Transport {
     this.calls.push(events as SignedEvent[]);
     this.batchSigs.push(batchSig);
     const f = this.script[Math.min(this.calls.length - 1, this.script.length - 1)]!;
-    const r = f(events);
+    const r = f(events as SignedEvent[]);
     if (r instanceof Error) throw r;
     return r;
   }

@@ -11,7 +11,7 @@ import {
   type Names,
   type UsageEvent,
 } from '@kaching/contracts';
-import { fetchAgentKey, inWindow } from '../auth/keys.js';
+import { describeJudgement, fetchAgentKey, judgeKey, type KeyJudgement } from '../auth/keys.js';
 
 export type AuditVerdict =
   | 'verified'
@@ -21,8 +21,20 @@ export type AuditVerdict =
   | 'unverifiable_unsigned'
   | 'signature_invalid'
   | 'key_unknown'
-  | 'key_not_valid_at_signing'
+  /** The key was revoked for compromise: whatever it signed cannot be trusted, at any signing time. */
+  | 'key_compromised'
+  /** The key was superseded (planned rotation) before the report was made. */
+  | 'key_superseded_before_signing'
+  | 'key_not_yet_valid_at_signing'
+  | 'key_expired_at_signing'
   | 'not_found';
+
+const KEY_VERDICT: Record<Exclude<KeyJudgement, 'usable'>, AuditVerdict> = {
+  compromised: 'key_compromised',
+  superseded_before_report: 'key_superseded_before_signing',
+  not_yet_valid: 'key_not_yet_valid_at_signing',
+  expired: 'key_expired_at_signing',
+};
 
 export interface AuditResult {
   seq: number;
@@ -35,6 +47,7 @@ export interface AuditResult {
   signed_at?: string;
   received_at?: string;
   key_revoked_at?: string | null;
+  key_revoke_reason?: 'compromise' | 'superseded' | null;
   detail: string;
 }
 
@@ -69,15 +82,19 @@ export async function auditVerify(nc: NatsConnection, pool: pg.Pool, n: Names, s
   const key = await fetchAgentKey(pool, event.deployment_id, event.sig.key_id);
   if (!key) return { ...base, verdict: 'key_unknown', failed: true, detail: `key ${event.sig.key_id} is not registered for ${event.deployment_id}` };
   const keyRevokedAt = key.revokedAt === null ? null : new Date(key.revokedAt).toISOString();
-  if (!inWindow(key, Date.parse(signedAtIso))) {
-    return { ...base, key_revoked_at: keyRevokedAt, verdict: 'key_not_valid_at_signing', failed: true, detail: `key ${key.keyId} was not inside its validity window at ${signedAtIso}` };
-  }
+  const keyFacts = { key_revoked_at: keyRevokedAt, key_revoke_reason: key.revokeReason };
   await cryptoReady();
   // an event of a signed batch is proven by its inclusion proof and the signature over the batch's tree head
   const proof = rec.ingest.batch;
   const ok = proof ? verifyBatchProof(event, proof, key.publicKey) : verifyEventSignature(event, key.publicKey);
   const how = proof ? `the batch signature over its tree head, leaf ${proof.leaf_index} of ${proof.tree_size}` : 'its signature';
-  if (!ok) return { ...base, key_revoked_at: keyRevokedAt, verdict: 'signature_invalid', failed: true, detail: `${how} does not verify over the stored event` };
-  const note = keyRevokedAt ? ` (the key was revoked later, at ${keyRevokedAt})` : '';
-  return { ...base, key_revoked_at: keyRevokedAt, verdict: 'verified', failed: false, detail: `${how} verifies with key ${key.keyId}, valid at ${signedAtIso}${note}` };
+  // the same judgement ingest makes, at the instant the agent made the report
+  const judgement = judgeKey(key, Date.parse(signedAtIso));
+  if (judgement !== 'usable') {
+    const sigNote = ok ? `${how} verifies, but ` : `${how} does not verify either; `;
+    return { ...base, ...keyFacts, verdict: KEY_VERDICT[judgement], failed: true, detail: sigNote + describeJudgement(key, judgement, Date.parse(signedAtIso)) };
+  }
+  if (!ok) return { ...base, ...keyFacts, verdict: 'signature_invalid', failed: true, detail: `${how} does not verify over the stored event` };
+  const note = keyRevokedAt ? ` (the key was superseded later, at ${keyRevokedAt})` : '';
+  return { ...base, ...keyFacts, verdict: 'verified', failed: false, detail: `${how} verifies with key ${key.keyId}, valid at ${signedAtIso}${note}` };
 }

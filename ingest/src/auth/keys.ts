@@ -1,6 +1,13 @@
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import type pg from 'pg';
-import { AuthError, UnavailableError } from '@kaching/contracts';
+import { AuthError, UnavailableError, type ErrorCode } from '@kaching/contracts';
+
+/**
+ * Why a key was revoked. `compromise`: the key may be in other hands, so nothing it signed is trusted.
+ * `superseded`: a planned rotation; reports made before the revocation stay acceptable.
+ */
+export type RevokeReason = 'compromise' | 'superseded';
+export const REVOKE_REASONS: readonly RevokeReason[] = ['compromise', 'superseded'];
 
 export interface AgentKey {
   deploymentId: string;
@@ -9,7 +16,53 @@ export interface AgentKey {
   validFrom: number;
   validTo: number | null;
   revokedAt: number | null;
+  /** Set whenever revokedAt is (the migration marks older revocations compromise). */
+  revokeReason: RevokeReason | null;
 }
+
+/** What a key says about a report the agent made at a given instant. */
+export type KeyJudgement = 'usable' | 'compromised' | 'superseded_before_report' | 'not_yet_valid' | 'expired';
+
+/**
+ * Judges a key at the instant the agent made the report (`ended_at ?? started_at` for usage, `observed_at`
+ * for job status), not at the instant ingest sees it: an event that waited in an agent's disk queue across
+ * a rotation was honest when it was signed. Ingest bounds how old that instant may be (INGEST_MAX_AGE_MS).
+ */
+export function judgeKey(key: AgentKey, reportTimeMs: number): KeyJudgement {
+  if (key.revokedAt !== null) {
+    if (key.revokeReason !== 'superseded') return 'compromised';
+    if (reportTimeMs >= key.revokedAt) return 'superseded_before_report';
+  }
+  if (reportTimeMs < key.validFrom) return 'not_yet_valid';
+  if (key.validTo !== null && reportTimeMs >= key.validTo) return 'expired';
+  return 'usable';
+}
+
+const iso = (ms: number) => new Date(ms).toISOString();
+
+/** One sentence a person can act on; the same words for ingest's refusal and `audit verify`. */
+export function describeJudgement(key: AgentKey, j: KeyJudgement, reportTimeMs: number): string {
+  const at = iso(reportTimeMs);
+  switch (j) {
+    case 'compromised':
+      return `key ${key.keyId} was revoked for compromise at ${iso(key.revokedAt!)}: nothing it signed is trusted`;
+    case 'superseded_before_report':
+      return `key ${key.keyId} was superseded at ${iso(key.revokedAt!)}; the report was made at ${at}, after that`;
+    case 'not_yet_valid':
+      return `key ${key.keyId} is valid from ${iso(key.validFrom)}; the report was made at ${at}, before that`;
+    case 'expired':
+      return `key ${key.keyId} was valid until ${iso(key.validTo!)}; the report was made at ${at}, after that`;
+    case 'usable':
+      return `key ${key.keyId} was valid at ${at}`;
+  }
+}
+
+const REFUSAL: Record<Exclude<KeyJudgement, 'usable'>, ErrorCode> = {
+  compromised: 'KEY_REVOKED',
+  superseded_before_report: 'KEY_REVOKED',
+  not_yet_valid: 'KEY_NOT_YET_VALID',
+  expired: 'KEY_EXPIRED',
+};
 
 interface CacheEntry {
   key: AgentKey | null;
@@ -26,16 +79,18 @@ export class KeyStore {
     private readonly ttlMs: number,
   ) {}
 
-  /**
-   * The key an event may be verified with: registered for this deployment, not revoked, and inside
-   * its validity window both at the event's own time and now.
-   */
-  async usableKey(deploymentId: string, keyId: string, eventTimeMs: number, now = Date.now()): Promise<AgentKey> {
-    const key = await this.get(deploymentId, keyId, now);
-    if (!key) throw new AuthError('KEY_UNKNOWN', { field: 'sig.key_id' });
-    if (key.revokedAt !== null && key.revokedAt <= now) throw new AuthError('KEY_REVOKED', { field: 'sig.key_id' });
-    if (!inWindow(key, eventTimeMs) || !inWindow(key, now)) throw new AuthError('KEY_EXPIRED', { field: 'sig.key_id' });
+  /** The key a report made at `reportTimeMs` may be verified with (see judgeKey), or the AuthError saying why not. */
+  async usableKey(deploymentId: string, keyId: string, reportTimeMs: number, field = 'sig.key_id'): Promise<AgentKey> {
+    const key = await this.get(deploymentId, keyId);
+    if (!key) throw new AuthError('KEY_UNKNOWN', { field });
+    const j = judgeKey(key, reportTimeMs);
+    if (j !== 'usable') throw new AuthError(REFUSAL[j], { field, rule: `key:${j}`, message: describeJudgement(key, j, reportTimeMs) });
     return key;
+  }
+
+  /** Forgets a cached key (a register or revoke was announced), so the change applies at once. */
+  drop(deploymentId: string, keyId: string): void {
+    this.cache.delete(`${deploymentId}/${keyId}`);
   }
 
   async get(deploymentId: string, keyId: string, now = Date.now()): Promise<AgentKey | null> {
@@ -54,15 +109,11 @@ export class KeyStore {
   }
 }
 
-export function inWindow(key: AgentKey, t: number): boolean {
-  return key.validFrom <= t && (key.validTo === null || t < key.validTo);
-}
-
 export async function fetchAgentKey(pool: pg.Pool, deploymentId: string, keyId: string): Promise<AgentKey | null> {
   let r;
   try {
-    r = await pool.query<{ public_key: Buffer; valid_from: Date; valid_to: Date | null; revoked_at: Date | null }>(
-      'select public_key, valid_from, valid_to, revoked_at from agent_key where deployment_id = $1 and key_id = $2',
+    r = await pool.query<{ public_key: Buffer; valid_from: Date; valid_to: Date | null; revoked_at: Date | null; revoke_reason: RevokeReason | null }>(
+      'select public_key, valid_from, valid_to, revoked_at, revoke_reason from agent_key where deployment_id = $1 and key_id = $2',
       [deploymentId, keyId],
     );
   } catch (cause) {
@@ -77,6 +128,7 @@ export async function fetchAgentKey(pool: pg.Pool, deploymentId: string, keyId: 
     validFrom: x.valid_from.getTime(),
     validTo: x.valid_to ? x.valid_to.getTime() : null,
     revokedAt: x.revoked_at ? x.revoked_at.getTime() : null,
+    revokeReason: x.revoked_at ? (x.revoke_reason ?? 'compromise') : null,
   };
 }
 

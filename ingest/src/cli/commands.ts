@@ -16,9 +16,11 @@ import { auditVerify } from '../audit/verifyStored.js';
 import { loadConfig } from '../config.js';
 import { issueIngestToken } from '../routines/issueIngestToken.js';
 import { registerAgentKey } from '../routines/registerAgentKey.js';
-import { revokeAgentKey } from '../routines/revokeAgentKey.js';
+import { DEFAULT_REVOKE_REASON, revokeAgentKey } from '../routines/revokeAgentKey.js';
+import { REVOKE_REASONS, type RevokeReason } from '../auth/keys.js';
 import { revokeIngestToken } from '../routines/revokeIngestToken.js';
 import { start } from '../service.js';
+import { deadLetterCommands } from './deadLetters.js';
 
 /** Tells a running enforcer/ingest about a change; best effort (the write itself already happened). */
 async function announce(ctx: CommandContext, deploymentId: string, kind: 'token' | 'key', id: string): Promise<void> {
@@ -105,7 +107,7 @@ export const commands: Command[] = [
       deployment: { type: 'string', description: 'deployment id', required: true },
       'key-id': { type: 'string', description: 'key id the agent puts in sig.key_id', required: true },
       'public-key': { type: 'string', description: 'raw 32-byte Ed25519 public key, base64', required: true },
-      'valid-from': { type: 'string', description: 'RFC 3339; default now' },
+      'valid-from': { type: 'string', description: 'RFC 3339; default now minus INGEST_MAX_AGE_MS (accepts every report ingest still takes)' },
       'valid-to': { type: 'string', description: 'RFC 3339; default open-ended' },
     },
     async run(ctx) {
@@ -113,7 +115,14 @@ export const commands: Command[] = [
       const keyId = requireString(ctx, 'key-id');
       const publicKey = requireString(ctx, 'public-key');
       const k = await withPool(ctx, (pool) =>
-        registerAgentKey(pool, { deploymentId, keyId, publicKey, validFrom: optTime(ctx, 'valid-from') ?? null, validTo: optTime(ctx, 'valid-to') ?? null }),
+        registerAgentKey(pool, {
+          deploymentId,
+          keyId,
+          publicKey,
+          validFrom: optTime(ctx, 'valid-from') ?? null,
+          validTo: optTime(ctx, 'valid-to') ?? null,
+          inFlightMs: loadConfig(process.env).maxAgeMs,
+        }),
       );
       await announce(ctx, deploymentId, 'key', keyId);
       const data = { deployment_id: k.deploymentId, key_id: k.keyId, valid_from: k.validFrom.toISOString(), valid_to: k.validTo?.toISOString() ?? null };
@@ -122,17 +131,31 @@ export const commands: Command[] = [
   },
   {
     name: 'key revoke',
-    summary: 'Revoke an agent signing key',
+    summary: 'Revoke an agent signing key (for compromise: refuse all it signed; superseded: keep reports made before now)',
     options: {
       deployment: { type: 'string', description: 'deployment id', required: true },
       'key-id': { type: 'string', description: 'key id', required: true },
+      reason: { type: 'string', description: 'compromise | superseded', default: DEFAULT_REVOKE_REASON },
     },
+    details:
+      'compromise: every event signed by the key is refused (KEY_REVOKED), whenever it says it was made.\n' +
+      'superseded: a planned rotation. Events whose report time (ended_at, else started_at; observed_at for job\n' +
+      'status) lies before the revocation are still accepted, so what agents hold in their disk queues arrives.\n' +
+      'The default is compromise: an honest event refused by mistake waits in the agent\'s dead-letter file and\n' +
+      'can be replayed; a leaked key wrongly marked superseded would keep being accepted unnoticed.',
     async run(ctx) {
       const deploymentId = requireString(ctx, 'deployment');
       const keyId = requireString(ctx, 'key-id');
-      const r = await withPool(ctx, (pool) => revokeAgentKey(pool, { deploymentId, keyId }));
+      const reasonArg = typeof ctx.args.reason === 'string' && ctx.args.reason ? ctx.args.reason : DEFAULT_REVOKE_REASON;
+      if (!REVOKE_REASONS.includes(reasonArg as RevokeReason)) throw new UsageError(`--reason must be ${REVOKE_REASONS.join(' or ')}`);
+      const reason = reasonArg as RevokeReason;
+      const r = await withPool(ctx, (pool) => revokeAgentKey(pool, { deploymentId, keyId, reason }));
       await announce(ctx, deploymentId, 'key', keyId);
-      return { data: { deployment_id: deploymentId, key_id: keyId, revoked_at: r.revokedAt.toISOString() }, text: `key ${keyId} revoked at ${r.revokedAt.toISOString()}` };
+      const at = r.revokedAt.toISOString();
+      return {
+        data: { deployment_id: deploymentId, key_id: keyId, revoked_at: at, reason: r.reason },
+        text: `key ${keyId} revoked at ${at} (${r.reason === 'compromise' ? 'compromise: nothing it signed is accepted' : `superseded: reports made before ${at} are still accepted`})`,
+      };
     },
   },
   {
@@ -166,4 +189,5 @@ export const commands: Command[] = [
       return { data: { stopped: true, url: h.url }, text: 'ingest stopped' };
     },
   },
+  ...deadLetterCommands,
 ];

@@ -189,8 +189,8 @@ export class IngestCore {
       const signed = opts.unsigned
         ? signingBytes(event)
         : inBatch
-          ? await this.checkBatchMember(event, kind, now, inBatch)
-          : await this.checkSignature(event, kind, now);
+          ? await this.checkBatchMember(event, kind, inBatch)
+          : await this.checkSignature(event, kind);
 
       const flags: string[] = [...(opts.extraFlags ?? [])];
       if (skewMs > 0) flags.push('clock_skew');
@@ -236,7 +236,7 @@ export class IngestCore {
   }
 
   /** Verifies the agent's signature; returns the signed bytes (JCS of the event without sig). */
-  private async checkSignature(event: UsageEvent | JobStatusEvent, kind: Kind, now: number): Promise<Uint8Array> {
+  private async checkSignature(event: UsageEvent | JobStatusEvent, kind: Kind): Promise<Uint8Array> {
     const sig = event.sig;
     if (sig.algo !== 'ed25519') throw new InputError('SIGNATURE_ALGO', { field: 'sig.algo', rule: 'const:ed25519' });
     let sigBytes: Uint8Array | null | undefined;
@@ -248,7 +248,7 @@ export class IngestCore {
     if (!sigBytes || sigBytes.length !== 64) {
       throw new InputError('BAD_BASE64', { field: 'sig.signature', rule: 'base64:64-bytes' });
     }
-    const key = await this.d.keys.usableKey(event.deployment_id, sig.key_id, reportTime(event, kind), now);
+    const key = await this.d.keys.usableKey(event.deployment_id, sig.key_id, reportTime(event, kind));
     const signed = signingBytes(event);
     const ok = await this.d.verifier.verify(sigBytes, signed, key.publicKey);
     if (!ok) throw new AuthError('SIGNATURE_INVALID', { field: 'sig.signature' });
@@ -283,9 +283,9 @@ export class IngestCore {
     return batchProofs(leaves, sig).map((proof, i) => ({ proof, sig: eventSig, signed: signingInputs[i]! }));
   }
 
-  /** The batch signature holds; the key must still be usable at this event's own time. */
-  private async checkBatchMember(event: UsageEvent | JobStatusEvent, kind: Kind, now: number, m: BatchMember): Promise<Uint8Array> {
-    await this.d.keys.usableKey(event.deployment_id, m.sig.key_id, reportTime(event, kind), now);
+  /** The batch signature holds; the key must be usable at the instant the agent made this event's report. */
+  private async checkBatchMember(event: UsageEvent | JobStatusEvent, kind: Kind, m: BatchMember): Promise<Uint8Array> {
+    await this.d.keys.usableKey(event.deployment_id, m.sig.key_id, reportTime(event, kind), 'batch_sig.key_id');
     return m.signed;
   }
 

@@ -216,20 +216,21 @@ export function adminRoutes(app: FastifyInstance, ctx: ApiContext): void {
     {
       config: A,
       schema: {
-        summary: 'Register or revoke an agent signing key (raw 32-byte Ed25519 public key, base64)', tags: ['admin'],
+        summary: 'Register or revoke an agent signing key (raw 32-byte Ed25519 public key, base64; valid_from defaults to now minus INGEST_MAX_AGE_MS)', tags: ['admin'],
         body: {
           type: 'object', required: ['action', 'deployment_id', 'key_id'], additionalProperties: false,
           properties: {
             action: { type: 'string', enum: ['register', 'revoke'] }, deployment_id: uuid,
             key_id: { type: 'string', minLength: 1, maxLength: 128 }, public_key: { type: 'string', maxLength: 100 },
             valid_from: dateTime, valid_to: dateTime,
+            reason: { type: 'string', enum: ['compromise', 'superseded'], description: 'revoke only. compromise (default): refuse everything the key signed; superseded: keep accepting reports made before the revocation' },
           },
         },
         response: ok(anyObject),
       },
     },
     async (req) => {
-      const r = await withOrg(ctx, req, (c) => admin.keyAction(c, req.body));
+      const r = await withOrg(ctx, req, (c) => admin.keyAction(c, req.body, ctx.config.keyInFlightMs));
       configChanged(ctx, { deployment_id: req.body.deployment_id, kind: 'key', id: req.body.key_id });
       return r;
     },

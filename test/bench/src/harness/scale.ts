@@ -5,7 +5,6 @@ import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connectNats, createPool, currentPartitioning, ensureEventsStream, lanesOf, migrate, names, partitionOf, type BaseConfig } from '@kaching/contracts';
 import { generateMessages, publishMessages } from '@kaching/projector';
 import { cpuBetween, cpuSnapshot, type CpuUse } from './proc.js';
-import { freePort } from './stack.js';
 
 const KACHING_BIN = fileURLToPath(new URL('../../../../deploy/bin/kaching.mjs', import.meta.url));
 
@@ -51,11 +50,9 @@ export async function benchScale(o: { config: BaseConfig; counts: number[]; jobs
       const msgs = deps.flatMap((d, i) => generateMessages(n, { deploymentId: d, orgId: org, jobs: Math.ceil(o.jobs / deps.length), seed: 11 + i, partitions: k }));
       o.progress(`scale: ${k} partition(s), ${k} projector process(es), ${msgs.length} events`);
       const env = { ...process.env, DATABASE_URL: cfg.databaseUrl, NATS_URL: cfg.natsUrl, KACHING_NAMESPACE: namespace, KACHING_PARTITIONS: String(k), LOG_LEVEL: 'warn' };
-      const ports: number[] = [];
       for (let i = 0; i < k; i++) {
-        const port = await freePort();
-        ports.push(port);
-        children.push(spawn(process.execPath, [KACHING_BIN, 'projector'], { env: { ...env, PROJECTOR_PORT: String(port), PROJECTOR_HOST: '127.0.0.1' }, stdio: 'ignore' }));
+        // port 0: each instance binds a port of its own (its metrics are not read here)
+        children.push(spawn(process.execPath, [KACHING_BIN, 'projector'], { env: { ...env, PROJECTOR_PORT: '0', PROJECTOR_HOST: '127.0.0.1' }, stdio: 'ignore' }));
       }
       // every lane of every projection leased before the load starts (the instances have rebalanced)
       const lanes = lanesOf(k).length + 1;

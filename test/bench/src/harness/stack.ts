@@ -1,5 +1,4 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 
 const KACHING_BIN = fileURLToPath(new URL('../../../../deploy/bin/kaching.mjs', import.meta.url));
@@ -20,35 +19,34 @@ export interface RunningStack {
   close(): Promise<void>;
 }
 
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const address = srv.address();
-      srv.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
-    });
-  });
-}
-
 /** Starts the services (`services` selects which, per-service only) and waits until each answers /readyz. */
 export async function startStack(o: { topology: Topology; env: NodeJS.ProcessEnv; services?: ServiceName[] }): Promise<RunningStack> {
-  const ports = { ingest: await freePort(), projector: await freePort(), enforcer: await freePort(), api: await freePort() };
+  // Every service binds a port of its own choosing (0) and prints its URL: a port picked here and released
+  // again could be taken by another process before the child binds it.
   const env: NodeJS.ProcessEnv = {
     ...o.env,
     LOG_LEVEL: o.env.LOG_LEVEL ?? 'warn',
-    INGEST_PORT: String(ports.ingest), INGEST_HOST: '127.0.0.1', INGEST_RATE_LIMIT_PER_S: '0',
-    PROJECTOR_PORT: String(ports.projector), PROJECTOR_HOST: '127.0.0.1',
-    ENFORCER_PORT: String(ports.enforcer), ENFORCER_HOST: '127.0.0.1',
-    API_PORT: String(ports.api), API_HOST: '127.0.0.1',
+    INGEST_PORT: '0', INGEST_HOST: '127.0.0.1', INGEST_RATE_LIMIT_PER_S: '0',
+    PROJECTOR_PORT: '0', PROJECTOR_HOST: '127.0.0.1',
+    ENFORCER_PORT: '0', ENFORCER_HOST: '127.0.0.1',
+    API_PORT: '0', API_HOST: '127.0.0.1',
   };
+  const urls: Partial<Record<ServiceName, string>> = {};
+  let reported = '';
   const wanted = o.services ?? ['ingest', 'projector', 'enforcer', 'api'];
   const commands: [string, string[]][] = o.topology === 'all-in-one' ? [['kaching up', ['up']]] : wanted.map((s) => [s, [s]]);
   let stderr = '';
   const children = new Map<string, ChildProcess>();
   for (const [label, args] of commands) {
     const c = spawn(process.execPath, [KACHING_BIN, ...args], { env, stdio: ['ignore', 'ignore', 'pipe'] });
-    c.stderr!.on('data', (b: Buffer) => (stderr = (stderr + b.toString()).slice(-4000)));
+    c.stderr!.on('data', (b: Buffer) => {
+      stderr = (stderr + b.toString()).slice(-4000);
+      // "ingest listening on http://…", "enforcer running; metrics at http://…"; `kaching up`: "ingest     http://…"
+      reported += b.toString();
+      for (const s of ['ingest', 'projector', 'enforcer', 'api'] as const) {
+        urls[s] ??= new RegExp(`^${s}\\b[^\\n]*?(https?://[^\\s/]+)`, 'm').exec(reported)?.[1];
+      }
+    });
     children.set(label, c);
   }
   const close = async () => {
@@ -64,12 +62,10 @@ export async function startStack(o: { topology: Topology; env: NodeJS.ProcessEnv
       ),
     );
   };
-  const readyUrls = (o.topology === 'all-in-one' ? (['ingest', 'projector', 'enforcer', 'api'] as const) : wanted).map(
-    (s) => `http://127.0.0.1:${ports[s]}/readyz`,
-  );
+  const services = o.topology === 'all-in-one' ? (['ingest', 'projector', 'enforcer', 'api'] as const) : wanted;
   const deadline = Date.now() + 60_000;
   for (;;) {
-    const ready = await Promise.all(readyUrls.map((u) => fetch(u).then((r) => r.ok, () => false)));
+    const ready = await Promise.all(services.map((s) => (urls[s] ? fetch(`${urls[s]}/readyz`).then((r) => r.ok, () => false) : false)));
     if (ready.every(Boolean)) break;
     const exited = [...children.entries()].find(([, c]) => c.exitCode !== null);
     if (exited || Date.now() > deadline) {
@@ -80,5 +76,5 @@ export async function startStack(o: { topology: Topology; env: NodeJS.ProcessEnv
   }
   const pids: RunningStack['pids'] = {};
   for (const [label, c] of children) pids[label as ServiceName] = c.pid;
-  return { topology: o.topology, ingestUrl: `http://127.0.0.1:${ports.ingest}`, pids, close };
+  return { topology: o.topology, ingestUrl: urls.ingest!, pids, close };
 }
