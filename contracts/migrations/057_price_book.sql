@@ -1,14 +1,18 @@
--- The price book: dated versions per (provider, model) in integer micro-USD per 1M tokens (= pico-USD per
--- token, exact for every price LiteLLM publishes), synced from LiteLLM-format files with a change log.
+-- The price book: dated versions per (provider, model) in micro-USD per 1M tokens, synced from LiteLLM-format
+-- files with a change log.
 -- A version holds from effective_from until the next one (effective_to records the change or a removal).
 -- cache read / cache write / reasoning: null = no price of its own (those tokens cost the input / output price).
 
+-- micro-USD per 1M tokens with 6 decimals (1e-18 USD per token): LiteLLM publishes prices like 4.6875e-9 USD
+-- per token (4687.5 micro-USD per 1M), which integer micro-USD per 1M tokens cannot hold.
+alter table model_price alter column input_per_1m_micro_usd type numeric(30,6), alter column output_per_1m_micro_usd type numeric(30,6),
+  alter column cached_input_per_1m_micro_usd type numeric(30,6), alter column reasoning_per_1m_micro_usd type numeric(30,6);
 alter table model_price alter column cached_input_per_1m_micro_usd drop not null, alter column cached_input_per_1m_micro_usd drop default;
 alter table model_price alter column reasoning_per_1m_micro_usd drop not null, alter column reasoning_per_1m_micro_usd drop default;
 -- until now 0 meant "not set" for both (and cached tokens were then priced at nothing)
 update model_price set cached_input_per_1m_micro_usd = null where cached_input_per_1m_micro_usd = 0;
 update model_price set reasoning_per_1m_micro_usd = null where reasoning_per_1m_micro_usd = 0;
-alter table model_price add column cache_write_per_1m_micro_usd bigint;
+alter table model_price add column cache_write_per_1m_micro_usd numeric(30,6);
 alter table model_price add column effective_to timestamptz;
 -- prices above a prompt size: [{"above_input_tokens": 200000, "input": …, "output": …, "cache_read": …, "cache_write": …}]
 alter table model_price add column tiers jsonb not null default '[]';

@@ -1,6 +1,7 @@
 import type pg from 'pg';
 import type { LlmUsage } from '../types/usage.js';
 import { priceRequest, type PriceTier, type PriceVersion } from './price.js';
+import { microPerMillionToAtto } from './units.js';
 import { lockPriceRevision } from './revision.js';
 
 /**
@@ -52,10 +53,11 @@ interface Row {
   reasoning_per_1m_micro_usd: string | null;
   gpu_second_micro_usd: string;
   cpu_second_micro_usd: string;
+  source: string;
   tiers: { above_input_tokens: number; input?: string; output?: string; cache_read?: string; cache_write?: string; reasoning?: string }[];
 }
 
-const big = (v: string | null | undefined): bigint | null => (v === null || v === undefined ? null : BigInt(v));
+const atto = (v: string | null | undefined): bigint | null => (v === null || v === undefined ? null : microPerMillionToAtto(v));
 
 /**
  * The price book in memory: every version of every model and the aliases, loaded from Postgres and reloaded
@@ -76,7 +78,7 @@ export class PriceBook {
         `select provider, model_name, version, (extract(epoch from effective_from) * 1000)::bigint::text as from_ms,
            (extract(epoch from effective_to) * 1000)::bigint::text as to_ms, input_per_1m_micro_usd::text, output_per_1m_micro_usd::text,
            cached_input_per_1m_micro_usd::text, cache_write_per_1m_micro_usd::text, reasoning_per_1m_micro_usd::text,
-           gpu_second_micro_usd::text, cpu_second_micro_usd::text, tiers
+           gpu_second_micro_usd::text, cpu_second_micro_usd::text, source, tiers
          from model_price order by provider, model_name, effective_from, version`,
       ),
       db.query<{ alias: string; provider: string; model_name: string }>('select alias, provider, model_name from price_alias order by alias'),
@@ -85,17 +87,17 @@ export class PriceBook {
     for (const x of prices.rows) {
       const key = keyOf(x.provider, x.model_name);
       const v: PriceVersion = {
-        provider: x.provider, model: x.model_name, version: Number(x.version), effectiveFrom: Number(x.from_ms), effectiveTo: x.to_ms === null ? null : Number(x.to_ms),
-        input: BigInt(x.input_per_1m_micro_usd), output: BigInt(x.output_per_1m_micro_usd), cacheRead: big(x.cached_input_per_1m_micro_usd),
-        cacheWrite: big(x.cache_write_per_1m_micro_usd), reasoning: big(x.reasoning_per_1m_micro_usd),
+        provider: x.provider, model: x.model_name, version: Number(x.version), effectiveFrom: Number(x.from_ms), effectiveTo: x.to_ms === null ? null : Number(x.to_ms), source: x.source,
+        input: microPerMillionToAtto(x.input_per_1m_micro_usd), output: microPerMillionToAtto(x.output_per_1m_micro_usd),
+        cacheRead: atto(x.cached_input_per_1m_micro_usd), cacheWrite: atto(x.cache_write_per_1m_micro_usd), reasoning: atto(x.reasoning_per_1m_micro_usd),
         gpuSecond: BigInt(x.gpu_second_micro_usd), cpuSecond: BigInt(x.cpu_second_micro_usd),
         tiers: (x.tiers ?? []).map((t): PriceTier => ({
           aboveInputTokens: t.above_input_tokens,
-          ...(t.input !== undefined ? { input: BigInt(t.input) } : {}),
-          ...(t.output !== undefined ? { output: BigInt(t.output) } : {}),
-          ...(t.cache_read !== undefined ? { cacheRead: BigInt(t.cache_read) } : {}),
-          ...(t.cache_write !== undefined ? { cacheWrite: BigInt(t.cache_write) } : {}),
-          ...(t.reasoning !== undefined ? { reasoning: BigInt(t.reasoning) } : {}),
+          ...(t.input !== undefined ? { input: microPerMillionToAtto(t.input) } : {}),
+          ...(t.output !== undefined ? { output: microPerMillionToAtto(t.output) } : {}),
+          ...(t.cache_read !== undefined ? { cacheRead: microPerMillionToAtto(t.cache_read) } : {}),
+          ...(t.cache_write !== undefined ? { cacheWrite: microPerMillionToAtto(t.cache_write) } : {}),
+          ...(t.reasoning !== undefined ? { reasoning: microPerMillionToAtto(t.reasoning) } : {}),
         })),
       };
       m.set(key, [...(m.get(key) ?? []), v]);

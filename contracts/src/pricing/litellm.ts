@@ -1,4 +1,4 @@
-import { usdPerTokenToMicroPerMillion, type MicroPerMillion } from './units.js';
+import { attoToMicroPerMillion, numberToPlainDecimal, usdPerTokenToAtto, type AttoPerToken } from './units.js';
 
 /**
  * LiteLLM's `model_prices_and_context_window.json`: model name → spec with USD-per-token prices. Of its many
@@ -29,23 +29,23 @@ export function parseLiteLlm(json: unknown): LiteLlmEntry[] {
     const fields: Record<string, string> = {};
     for (const [k, v] of Object.entries(s)) {
       if (typeof v !== 'number') continue;
-      if ((LITELLM_FIELDS as readonly string[]).includes(k) || TIER_FIELD.test(k)) fields[k] = plain(v);
+      if ((LITELLM_FIELDS as readonly string[]).includes(k) || TIER_FIELD.test(k)) fields[k] = numberToPlainDecimal(v);
     }
     out.push({ provider, model, fields });
   }
   return out;
 }
 
-/** A price version's columns from an entry's fields (micro-USD per 1M tokens). */
+/** A price version's prices from an entry's fields (atto-USD per token; tiers as stored: micro-USD per 1M tokens). */
 export function entryPrices(fields: Record<string, string>): {
-  input: MicroPerMillion;
-  output: MicroPerMillion;
-  cacheRead: MicroPerMillion | null;
-  cacheWrite: MicroPerMillion | null;
-  reasoning: MicroPerMillion | null;
+  input: AttoPerToken;
+  output: AttoPerToken;
+  cacheRead: AttoPerToken | null;
+  cacheWrite: AttoPerToken | null;
+  reasoning: AttoPerToken | null;
   tiers: { above_input_tokens: number; input?: string; output?: string; cache_read?: string; cache_write?: string }[];
 } {
-  const p = (k: string) => (fields[k] === undefined ? null : usdPerTokenToMicroPerMillion(fields[k]!));
+  const p = (k: string) => (fields[k] === undefined ? null : usdPerTokenToAtto(fields[k]!));
   const tiers = new Map<number, Record<string, string>>();
   const name: Record<string, string> = {
     input_cost_per_token: 'input', output_cost_per_token: 'output', cache_read_input_token_cost: 'cache_read', cache_creation_input_token_cost: 'cache_write',
@@ -54,7 +54,7 @@ export function entryPrices(fields: Record<string, string>): {
     const m = TIER_FIELD.exec(k);
     if (!m || !TIERED.has(m[1]!)) continue;
     const above = Number(m[2]) * 1000;
-    tiers.set(above, { ...tiers.get(above), [name[m[1]!]!]: usdPerTokenToMicroPerMillion(v).toString() });
+    tiers.set(above, { ...tiers.get(above), [name[m[1]!]!]: attoToMicroPerMillion(usdPerTokenToAtto(v)) });
   }
   return {
     input: p('input_cost_per_token') ?? 0n,
@@ -64,15 +64,4 @@ export function entryPrices(fields: Record<string, string>): {
     reasoning: p('output_cost_per_reasoning_token'),
     tiers: [...tiers.entries()].sort((a, b) => a[0] - b[0]).map(([above, t]) => ({ above_input_tokens: above, ...t })),
   };
-}
-
-/** The shortest decimal of a JSON number, without an exponent. */
-function plain(x: number): string {
-  const [mant, expS] = String(x).split('e');
-  const exp = Number(expS ?? 0);
-  const [i, f = ''] = mant!.split('.');
-  const digits = i! + f;
-  const point = i!.length + exp;
-  const s = point <= 0 ? `0.${'0'.repeat(-point)}${digits}` : point >= digits.length ? digits + '0'.repeat(point - digits.length) : `${digits.slice(0, point)}.${digits.slice(point)}`;
-  return s.includes('.') ? s.replace(/0+$/, '').replace(/\.$/, '') : s;
 }

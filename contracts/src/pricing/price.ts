@@ -1,13 +1,13 @@
 import type { LlmUsage } from '../types/usage.js';
-import type { MicroPerMillion } from './units.js';
+import type { AttoPerToken } from './units.js';
 
-/** Per-token prices of one class of tokens set; null = none of its own (cache tokens cost input, reasoning output). */
+/** Per-token prices in atto-USD (units.ts); null = none of its own (cache tokens cost input, reasoning output). */
 export interface TokenPrices {
-  input: MicroPerMillion;
-  output: MicroPerMillion;
-  cacheRead: MicroPerMillion | null;
-  cacheWrite: MicroPerMillion | null;
-  reasoning: MicroPerMillion | null;
+  input: AttoPerToken;
+  output: AttoPerToken;
+  cacheRead: AttoPerToken | null;
+  cacheWrite: AttoPerToken | null;
+  reasoning: AttoPerToken | null;
 }
 
 /** Prices that apply when a request's input tokens exceed `aboveInputTokens` (long-context pricing). */
@@ -23,8 +23,10 @@ export interface PriceVersion extends TokenPrices {
   /** ms since epoch */
   effectiveFrom: number;
   effectiveTo: number | null;
+  /** 'litellm' (synced) or 'manual'. */
+  source: string;
   tiers: PriceTier[];
-  /** Compute, for models priced by the second (local models): micro-USD per second. */
+  /** Compute, for models priced by the second (local models): integer micro-USD per second. */
   gpuSecond: bigint;
   cpuSecond: bigint;
 }
@@ -38,7 +40,7 @@ const min = (a: bigint, b: bigint) => (a < b ? a : b);
  * each token is priced exactly once: uncached input at the input price, cache reads and writes at theirs,
  * reasoning at its own price (or the output price), the rest of the output at the output price. A tier whose
  * threshold the input exceeds prices the whole request (as providers bill long prompts). Rounded half up,
- * once, from the exact pico-USD total.
+ * once, from the exact atto-USD total.
  */
 export function priceRequest(p: PriceVersion, llm: LlmUsage, compute: { gpu_seconds: number; cpu_seconds: number } = { gpu_seconds: 0, cpu_seconds: 0 }): bigint {
   const tin = int(llm.tokens_in);
@@ -50,16 +52,16 @@ export function priceRequest(p: PriceVersion, llm: LlmUsage, compute: { gpu_seco
   const pick = <K extends keyof TokenPrices>(k: K): TokenPrices[K] => (tier && tier[k] !== undefined && tier[k] !== null ? (tier[k] as TokenPrices[K]) : p[k]);
   const input = pick('input');
   const output = pick('output');
-  const picoTokens =
+  const attoTokens =
     (tin - read - write) * input +
     read * (pick('cacheRead') ?? input) +
     write * (pick('cacheWrite') ?? input) +
     (tout - reasoning) * output +
     reasoning * (pick('reasoning') ?? output);
-  // compute: micro-USD per second × seconds, the seconds in micro-units (exact for the schema's 6 decimals)
-  const picoCompute = (secondsMicro(compute.gpu_seconds) * p.gpuSecond + secondsMicro(compute.cpu_seconds) * p.cpuSecond);
-  const pico = picoTokens + picoCompute;
-  return (pico + 500_000n) / 1_000_000n;
+  // compute: micro-USD per second × seconds in micro-units = pico-USD (exact for the schema's 6 decimals)
+  const picoCompute = secondsMicro(compute.gpu_seconds) * p.gpuSecond + secondsMicro(compute.cpu_seconds) * p.cpuSecond;
+  const atto = attoTokens + picoCompute * 1_000_000n;
+  return (atto + 500_000_000_000n) / 1_000_000_000_000n;
 }
 
 function secondsMicro(s: number): bigint {

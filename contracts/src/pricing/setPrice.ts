@@ -2,9 +2,9 @@ import type pg from 'pg';
 import { InputError } from '../errors/errors.js';
 import { LITELLM_FIELDS } from './litellm.js';
 import { bumpPriceRevision, PRICE_BOOK_LOCK } from './revision.js';
-import { microPerMillionToUsdPerToken } from './units.js';
+import { attoToMicroPerMillion, attoToUsdPerToken, microPerMillionToAtto } from './units.js';
 
-/** A price version as stored and listed (integers as strings: micro-USD per 1M tokens, per second). */
+/** A price version as stored and listed (decimal strings: micro-USD per 1M tokens with up to 6 decimals; integer micro-USD per second). */
 export interface ModelPriceRow {
   provider: string;
   model_name: string;
@@ -40,16 +40,29 @@ export interface PriceInput {
   tiers?: { above_input_tokens: number; input?: Amount; output?: Amount; cache_read?: Amount; cache_write?: Amount }[];
 }
 
-export const PRICE_COLUMNS = `provider, model_name, version, effective_from, effective_to, input_per_1m_micro_usd::text, output_per_1m_micro_usd::text,
-  cached_input_per_1m_micro_usd::text, cache_write_per_1m_micro_usd::text, reasoning_per_1m_micro_usd::text, gpu_second_micro_usd::text,
+const t = (c: string) => `trim_scale(${c})::text as ${c}`;
+export const PRICE_COLUMNS = `provider, model_name, version, effective_from, effective_to, ${t('input_per_1m_micro_usd')}, ${t('output_per_1m_micro_usd')},
+  ${t('cached_input_per_1m_micro_usd')}, ${t('cache_write_per_1m_micro_usd')}, ${t('reasoning_per_1m_micro_usd')}, gpu_second_micro_usd::text,
   cpu_second_micro_usd::text, tiers, source`;
 
-function amount(field: string, v: Amount | null | undefined): bigint | null {
+/** A token price in micro-USD per 1M tokens (up to 6 decimals) as atto-USD per token. */
+function tokenPrice(field: string, v: Amount | null | undefined): bigint | null {
   if (v === null || v === undefined) return null;
   const s = String(v).trim();
-  if (!/^\d{1,18}$/.test(s)) throw new InputError('FIELD_RANGE', { field, rule: 'integer>=0', message: `${field} is a non-negative integer (micro-USD per 1M tokens or per second)` });
+  if (!/^\d{1,15}(\.\d{1,6})?$/.test(s)) {
+    throw new InputError('FIELD_RANGE', { field, rule: 'decimal>=0 with at most 6 decimals', message: `${field} is micro-USD per 1M tokens, a non-negative decimal with at most 6 decimals` });
+  }
+  return microPerMillionToAtto(s);
+}
+
+function perSecond(field: string, v: Amount | undefined): bigint {
+  if (v === undefined) return 0n;
+  const s = String(v).trim();
+  if (!/^\d{1,18}$/.test(s)) throw new InputError('FIELD_RANGE', { field, rule: 'integer>=0', message: `${field} is a non-negative integer (micro-USD per second)` });
   return BigInt(s);
 }
+
+const stored = (a: bigint | null) => (a === null ? null : attoToMicroPerMillion(a));
 
 /**
  * Adds the next version of a model's price by hand (source `manual`; a later sync leaves the model alone).
@@ -60,26 +73,26 @@ export async function setModelPrice(pool: pg.Pool, p: PriceInput, now: Date = ne
   const from = p.effective_from === undefined ? now : new Date(p.effective_from);
   if (Number.isNaN(from.getTime())) throw new InputError('FIELD_FORMAT', { field: 'effective_from', rule: 'date-time' });
   const v = {
-    input: amount('input_per_1m_micro_usd', p.input_per_1m_micro_usd) ?? 0n,
-    output: amount('output_per_1m_micro_usd', p.output_per_1m_micro_usd) ?? 0n,
-    cacheRead: amount('cached_input_per_1m_micro_usd', p.cached_input_per_1m_micro_usd),
-    cacheWrite: amount('cache_write_per_1m_micro_usd', p.cache_write_per_1m_micro_usd),
-    reasoning: amount('reasoning_per_1m_micro_usd', p.reasoning_per_1m_micro_usd),
-    gpu: amount('gpu_second_micro_usd', p.gpu_second_micro_usd) ?? 0n,
-    cpu: amount('cpu_second_micro_usd', p.cpu_second_micro_usd) ?? 0n,
+    input: tokenPrice('input_per_1m_micro_usd', p.input_per_1m_micro_usd) ?? 0n,
+    output: tokenPrice('output_per_1m_micro_usd', p.output_per_1m_micro_usd) ?? 0n,
+    cacheRead: tokenPrice('cached_input_per_1m_micro_usd', p.cached_input_per_1m_micro_usd),
+    cacheWrite: tokenPrice('cache_write_per_1m_micro_usd', p.cache_write_per_1m_micro_usd),
+    reasoning: tokenPrice('reasoning_per_1m_micro_usd', p.reasoning_per_1m_micro_usd),
+    gpu: perSecond('gpu_second_micro_usd', p.gpu_second_micro_usd),
+    cpu: perSecond('cpu_second_micro_usd', p.cpu_second_micro_usd),
   };
   const tiers = (p.tiers ?? []).map((t, i) => {
     if (!Number.isInteger(t.above_input_tokens) || t.above_input_tokens < 0) throw new InputError('FIELD_RANGE', { field: `tiers/${i}/above_input_tokens`, rule: 'integer>=0' });
     const o: Record<string, unknown> = { above_input_tokens: t.above_input_tokens };
     for (const k of ['input', 'output', 'cache_read', 'cache_write'] as const) {
-      const a = amount(`tiers/${i}/${k}`, t[k]);
-      if (a !== null) o[k] = a.toString();
+      const a = tokenPrice(`tiers/${i}/${k}`, t[k]);
+      if (a !== null) o[k] = attoToMicroPerMillion(a);
     }
     return o;
   });
   // in the source's terms, as a sync records them: USD per token
   const fields: Record<string, string> = {};
-  const put = (name: string, x: bigint | null) => x !== null && (fields[name] = microPerMillionToUsdPerToken(x));
+  const put = (name: string, x: bigint | null) => x !== null && (fields[name] = attoToUsdPerToken(x));
   put(LITELLM_FIELDS[0], v.input);
   put(LITELLM_FIELDS[1], v.output);
   put(LITELLM_FIELDS[2], v.cacheRead);
@@ -100,7 +113,7 @@ export async function setModelPrice(pool: pg.Pool, p: PriceInput, now: Date = ne
        select $1, $2, coalesce(max(version), 0) + 1, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'manual', $12
          from model_price where provider = $1 and model_name = $2
        returning ${PRICE_COLUMNS}`,
-      [p.provider, p.model_name, from, v.input, v.output, v.cacheRead, v.cacheWrite, v.reasoning, v.gpu, v.cpu, JSON.stringify(tiers), fields],
+      [p.provider, p.model_name, from, stored(v.input), stored(v.output), stored(v.cacheRead), stored(v.cacheWrite), stored(v.reasoning), v.gpu, v.cpu, JSON.stringify(tiers), fields],
     );
     const old = prev.rows[0]?.source_fields ?? null;
     const changes: [string, string | null, string | null][] = [];

@@ -3,6 +3,7 @@ import type pg from 'pg';
 import { InputError } from '../errors/errors.js';
 import { entryPrices, parseLiteLlm, type LiteLlmEntry } from './litellm.js';
 import { bumpPriceRevision, PRICE_BOOK_LOCK } from './revision.js';
+import { attoToMicroPerMillion } from './units.js';
 
 export interface PriceChange {
   change_id: string;
@@ -110,8 +111,9 @@ export async function syncPriceBook(
       for (const [field, oldV, newV] of diff) changes.push({ provider: e.provider, model: e.model, kind: 'changed', field, old_value: oldV, new_value: newV, effective_at });
       const p = entryPrices(e.fields);
       versions.push({
-        provider: e.provider, model_name: e.model, input: p.input.toString(), output: p.output.toString(), cache_read: p.cacheRead?.toString() ?? null,
-        cache_write: p.cacheWrite?.toString() ?? null, reasoning: p.reasoning?.toString() ?? null, tiers: p.tiers, source_fields: e.fields,
+        provider: e.provider, model_name: e.model, input: attoToMicroPerMillion(p.input), output: attoToMicroPerMillion(p.output),
+        cache_read: p.cacheRead === null ? null : attoToMicroPerMillion(p.cacheRead), cache_write: p.cacheWrite === null ? null : attoToMicroPerMillion(p.cacheWrite),
+        reasoning: p.reasoning === null ? null : attoToMicroPerMillion(p.reasoning), tiers: p.tiers, source_fields: e.fields,
       });
     }
     const closed: { provider: string; model_name: string }[] = [];
@@ -138,8 +140,8 @@ export async function syncPriceBook(
            cached_input_per_1m_micro_usd, cache_write_per_1m_micro_usd, reasoning_per_1m_micro_usd, tiers, source, source_fields)
          select x.provider, x.model_name, coalesce((select max(version) from model_price m where m.provider = x.provider and m.model_name = x.model_name), 0) + 1,
                 $2, x.input, x.output, x.cache_read, x.cache_write, x.reasoning, x.tiers, 'litellm', x.source_fields
-           from jsonb_to_recordset($1::jsonb) as x(provider text, model_name text, input bigint, output bigint, cache_read bigint, cache_write bigint,
-                reasoning bigint, tiers jsonb, source_fields jsonb)`,
+           from jsonb_to_recordset($1::jsonb) as x(provider text, model_name text, input numeric, output numeric, cache_read numeric, cache_write numeric,
+                reasoning numeric, tiers jsonb, source_fields jsonb)`,
         [JSON.stringify(versions), at],
       );
     }
