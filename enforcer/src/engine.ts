@@ -6,7 +6,7 @@ import {
 import { fromMicro, toMicro } from './decimal.js';
 import { licenseStatus, loadLimits, SUMMED_METRICS, windowUsage, type DeploymentLimits } from './limits.js';
 import { localDay, windowForDay, type PeriodWindow } from '@kaching/contracts';
-import { attributionInstant, parseTagScope, type PriceBook } from '@kaching/contracts';
+import { attributionInstant, parseTagScope, type LlmUsage, type PriceBook } from '@kaching/contracts';
 import { budgetUsage } from './limits.js';
 import { suggestPlan } from './suggest.js';
 
@@ -60,8 +60,8 @@ interface Row {
   attributed_at: string;
   provider: string | null;
   /** The event's model usage, kept so the contribution can be priced again when the book changes (reprice.ts). */
-  llm: string | null;
-  tags: string | null;
+  llm: LlmUsage | null;
+  tags: Record<string, string> | null;
 }
 
 export interface EngineCtx {
@@ -100,8 +100,8 @@ async function toRows(ctx: EngineCtx, batch: Decoded[]): Promise<{ rows: Row[]; 
       deployment_id: e.deployment_id, correlation_id: e.job.correlation_id, org_id: d.record.ingest.org_id, revision: rev,
       // the attribution instant (ended_at ?? started_at) decides the local day, as in the daily rollups
       day: localDay(at, lim.timezone), attributed_at: new Date(at).toISOString(), node_id: e.node.node_id, agent_id: e.agent.agent_id, status: e.job.status,
-      model_name: e.llm?.model_name ?? null, provider: e.llm?.provider ?? null, llm: e.llm ? JSON.stringify(e.llm) : null,
-      tags: e.tags && Object.keys(e.tags).length ? JSON.stringify(e.tags) : null,
+      model_name: e.llm?.model_name ?? null, provider: e.llm?.provider ?? null, llm: e.llm ?? null,
+      tags: e.tags && Object.keys(e.tags).length ? e.tags : null,
       cost_micro_usd: cost ? cost.microUsd.toString() : null, price_version: cost?.version ?? null,
       amounts: {
         cpu_seconds: m.cpu_seconds, gpu_seconds: m.gpu_seconds, context_bytes_written: m.context_bytes_written, context_bytes_read: m.context_bytes_read,
