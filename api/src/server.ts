@@ -13,6 +13,8 @@ import { installCaching } from './http/cache.js';
 import { buildOpenApi, collectRoutes, docsPage, type CollectedRoute } from './http/openapi.js';
 import { readRoutes } from './http/routes/read.js';
 import { adminRoutes } from './http/routes/admin.js';
+import { priceRoutes } from './http/routes/prices.js';
+import { costRoutes } from './http/routes/costs.js';
 import { exportRoutes } from './http/routes/export.js';
 import { authRoutes } from './http/routes/auth.js';
 import { hqRoutes } from './http/routes/hq.js';
@@ -94,6 +96,8 @@ export async function start(config: ApiConfig, deps: { pool?: pg.Pool; nc?: Nats
   readRoutes(app, ctx);
   exportRoutes(app, ctx);
   adminRoutes(app, ctx);
+  priceRoutes(app, ctx);
+  costRoutes(app, ctx);
   authRoutes(app, ctx);
   hqRoutes(app, ctx);
 

@@ -34,3 +34,5 @@ export * from './time/timestamps.js';
 export * from './time/periods.js';
 export * from './installation/identity.js';
 export * from './hq/policy.js';
+export * from './pricing/mod.js';
+export * from './policy/tagScope.js';

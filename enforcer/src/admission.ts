@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
 import { inTransaction, InputError, type AdmissionRequest, type AdmissionResponse } from '@kaching/contracts';
 import { fromMicro, toMicro } from './decimal.js';
-import { openReservations, windowUsage } from './limits.js';
+import { budgetUsage, openReservations } from './limits.js';
 import { windowAt } from '@kaching/contracts';
 
 const MAX_TTL_S = 24 * 3600;
@@ -29,7 +29,7 @@ export async function checkAdmission(pool: pg.Pool, req: AdmissionRequest, now: 
       ? (req.estimate_cost_micro_usd !== undefined ? BigInt(Math.ceil(req.estimate_cost_micro_usd)) : toMicro(req.estimate_units ?? 0))
       : toMicro(req.estimate_units ?? 0);
     const w = windowAt(b.period, now, b.timezone);
-    const used = await windowUsage(client, req.deployment_id, b.metric, w);
+    const used = await budgetUsage(client, req.deployment_id, { scope: req.scope, metric: b.metric }, w);
     const reserved = await openReservations(client, req.deployment_id, req.scope, now);
     const limit = toMicro(b.limit_units);
     const remaining = limit - used - reserved;

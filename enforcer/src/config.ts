@@ -7,6 +7,8 @@ export interface EnforcerConfig extends BaseConfig {
   /** Vendor Ed25519 public key (base64 of 32 bytes) licenses are verified against; null when not configured. */
   licensePublicKey: string | null;
   batchSize: number;
+  /** How often to look whether the price book changed (then the ledger is re-priced). Default 2 s. */
+  repriceIntervalMs?: number;
   /** Test hook: stop abruptly after committing this many batches (no ack, no publish) to simulate a crash. */
   crashAfterBatches?: number;
 }
@@ -22,6 +24,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): EnforcerConfig
     host: env.ENFORCER_HOST || '0.0.0.0',
     licensePublicKey: key,
     batchSize: intFromEnv(env, 'ENFORCER_BATCH', 200) || 200,
+    repriceIntervalMs: intFromEnv(env, 'ENFORCER_REPRICE_INTERVAL_MS', 2000),
   };
 }
 

@@ -1,12 +1,13 @@
 import { createHash, randomUUID } from 'node:crypto';
 import type pg from 'pg';
 import {
-  advanceLane, beginLaneTransaction, lockLane, type LeaseToken, revisionKey, revisionTimestamp, type DecisionAction, type DecisionCode, type PeriodKind, type PolicyDecision, type StreamRecord, type Names,
+  advanceLane, beginLaneTransaction, lockLane, type LeaseToken, revisionKey, type DecisionAction, type DecisionCode, type PeriodKind, type PolicyDecision, type StreamRecord, type Names,
 } from '@kaching/contracts';
 import { fromMicro, toMicro } from './decimal.js';
 import { licenseStatus, loadLimits, SUMMED_METRICS, windowUsage, type DeploymentLimits } from './limits.js';
 import { localDay, windowForDay, type PeriodWindow } from '@kaching/contracts';
-import type { PriceBook } from './pricing.js';
+import { attributionInstant, parseTagScope, type LlmUsage, type PriceBook } from '@kaching/contracts';
+import { budgetUsage } from './limits.js';
 import { suggestPlan } from './suggest.js';
 
 export const CHECKPOINT_KEY = 'enforcer';
@@ -58,6 +59,9 @@ interface Row {
   at: number;
   attributed_at: string;
   provider: string | null;
+  /** The event's model usage, kept so the contribution can be priced again when the book changes (reprice.ts). */
+  llm: LlmUsage | null;
+  tags: Record<string, string> | null;
 }
 
 export interface EngineCtx {
@@ -88,7 +92,7 @@ async function toRows(ctx: EngineCtx, batch: Decoded[]): Promise<{ rows: Row[]; 
     const key = `${e.deployment_id}\u0000${e.job.correlation_id}`;
     const prev = best.get(key);
     if (prev && prev.revision >= rev) continue;
-    const at = Date.parse(revisionTimestamp(e));
+    const at = attributionInstant(e.job);
     let cost: { microUsd: bigint; version: number } | null = null;
     if (e.llm) cost = ctx.prices.cost(e.llm, at, { gpu_seconds: e.metrics.gpu_seconds, cpu_seconds: e.metrics.cpu_seconds });
     const m = e.metrics;
@@ -96,7 +100,8 @@ async function toRows(ctx: EngineCtx, batch: Decoded[]): Promise<{ rows: Row[]; 
       deployment_id: e.deployment_id, correlation_id: e.job.correlation_id, org_id: d.record.ingest.org_id, revision: rev,
       // the attribution instant (ended_at ?? started_at) decides the local day, as in the daily rollups
       day: localDay(at, lim.timezone), attributed_at: new Date(at).toISOString(), node_id: e.node.node_id, agent_id: e.agent.agent_id, status: e.job.status,
-      model_name: e.llm?.model_name ?? null, provider: e.llm?.provider ?? null,
+      model_name: e.llm?.model_name ?? null, provider: e.llm?.provider ?? null, llm: e.llm ?? null,
+      tags: e.tags && Object.keys(e.tags).length ? e.tags : null,
       cost_micro_usd: cost ? cost.microUsd.toString() : null, price_version: cost?.version ?? null,
       amounts: {
         cpu_seconds: m.cpu_seconds, gpu_seconds: m.gpu_seconds, context_bytes_written: m.context_bytes_written, context_bytes_read: m.context_bytes_read,
@@ -113,8 +118,8 @@ async function toRows(ctx: EngineCtx, batch: Decoded[]): Promise<{ rows: Row[]; 
 const APPLY_SQL = `
 with input as (
   select * from jsonb_to_recordset($1::jsonb) as x(deployment_id uuid, correlation_id text, org_id uuid, revision text, day date,
-    attributed_at timestamptz, node_id uuid, agent_id uuid, status text, model_name text, cost_micro_usd bigint, price_version integer,
-    amounts jsonb, stream_seq bigint)
+    attributed_at timestamptz, node_id uuid, agent_id uuid, status text, model_name text, provider text, llm jsonb, tags jsonb,
+    cost_micro_usd bigint, price_version integer, amounts jsonb, stream_seq bigint)
 ),
 old as (
   select c.deployment_id, c.correlation_id, c.org_id, c.day, c.amounts, c.revision
@@ -138,10 +143,13 @@ up as (
   returning 1
 ),
 c as (
-  insert into enforcer_contribution (deployment_id, correlation_id, org_id, revision, day, attributed_at, node_id, agent_id, status, model_name, cost_micro_usd, price_version, amounts, stream_seq)
-  select deployment_id, correlation_id, org_id, revision, day, attributed_at, node_id, agent_id, status, model_name, cost_micro_usd, price_version, amounts, stream_seq from win
+  insert into enforcer_contribution (deployment_id, correlation_id, org_id, revision, day, attributed_at, node_id, agent_id, status, model_name, provider, llm, tags,
+    cost_micro_usd, price_version, amounts, stream_seq)
+  select deployment_id, correlation_id, org_id, revision, day, attributed_at, node_id, agent_id, status, model_name, provider, llm, tags,
+    cost_micro_usd, price_version, amounts, stream_seq from win
   on conflict (deployment_id, correlation_id) do update set revision = excluded.revision, day = excluded.day, attributed_at = excluded.attributed_at, node_id = excluded.node_id,
-    agent_id = excluded.agent_id, status = excluded.status, model_name = excluded.model_name, cost_micro_usd = excluded.cost_micro_usd,
+    agent_id = excluded.agent_id, status = excluded.status, model_name = excluded.model_name, provider = excluded.provider, llm = excluded.llm,
+    tags = excluded.tags, cost_micro_usd = excluded.cost_micro_usd,
     price_version = excluded.price_version, amounts = excluded.amounts, stream_seq = excluded.stream_seq
   returning 1
 ),
@@ -190,6 +198,8 @@ export async function processBatch(ctx: EngineCtx, batch: Decoded[], lease: Leas
     ctx.touched = [];
     const fresh = batch.filter((d) => d.seq > cp);
     const maxSeq = batch.reduce((a, d) => Math.max(a, d.seq), cp);
+    // priced with the book as of this transaction: a price writer waits for it (PriceBook.lockForBatch)
+    if (fresh.some((d) => d.record.kind === 'usage' && d.record.usage.llm)) await ctx.prices.lockForBatch(client);
     const { rows } = await toRows(ctx, fresh);
     const decisions: PolicyDecision[] = [];
     if (rows.length) {
@@ -202,7 +212,7 @@ export async function processBatch(ctx: EngineCtx, batch: Decoded[], lease: Leas
       );
       const zoneOf = new Map(zones.rows.map((z) => [z.deployment_id, z.timezone]));
       for (const r of rows) r.day = localDay(r.at, zoneOf.get(r.deployment_id) ?? 'UTC');
-      const res = await client.query(APPLY_SQL, [JSON.stringify(rows.map(({ at: _a, provider: _p, ...r }) => r))]);
+      const res = await client.query(APPLY_SQL, [JSON.stringify(rows.map(({ at: _a, ...r }) => r))]);
       const won = new Set(res.rows.map((r) => `${r.deployment_id}\u0000${r.correlation_id}`));
       const byDep = new Map<string, { at: number; unpriced: Map<string, string> }>();
       for (const r of rows) {
@@ -287,7 +297,7 @@ async function prefetch(client: pg.PoolClient, lims: DeploymentLimits[]): Promis
   for (const l of lims) {
     const day = latestDay.get(l.deployment_id);
     if (!day) continue;
-    for (const x of [...l.quotas, ...l.budgets]) {
+    for (const x of [...l.quotas, ...l.budgets.filter((b) => !parseTagScope(b.scope))]) {
       if (SUMMED_METRICS.includes(x.metric)) items.push([l.deployment_id, x.metric, windowForDay(x.period, day, l.timezone)]);
     }
   }
@@ -369,7 +379,8 @@ async function evaluateDeployment(
   for (const b of lim.budgets) {
     const w = windowForDay(b.period, day, tz);
     windowOf.set(b.scope, w.windowStart);
-    const used = await usageOf(b.metric, w);
+    // a budget scoped to a tag value counts only the usage of events carrying it (chargeback)
+    const used = parseTagScope(b.scope) ? await budgetUsage(client, lim.deployment_id, b, w) : await usageOf(b.metric, w);
     const limit = toMicro(b.limit_units);
     if (used >= limit) {
       const params: PolicyDecision['params'] = {};
@@ -403,10 +414,11 @@ async function evaluateDeployment(
       }
     }
   }
-  for (const [model, mday] of o.unpriced) {
-    const w = windowForDay('daily', mday, tz);
-    add({ code: 'PRICE_UNKNOWN', scope: `model:${model}`, window: w, action: 'warn', severity: 'warn',
-      message: `No price is known for model ${model}: its cost is not counted until a price is set (kaching model_price)` });
+  // once per model and deployment (no window): it stays active until a price or alias covers the model,
+  // and then the events already stored are priced too (reprice.ts)
+  for (const model of o.unpriced.keys()) {
+    add({ code: 'PRICE_UNKNOWN', scope: `model:${model}`, action: 'warn', severity: 'warn',
+      message: `No price is known for model ${model}: its cost is counted once a price or alias covers it (kaching prices sync / price set / prices alias set)` });
   }
 
   const out: PolicyDecision[] = [];
@@ -424,7 +436,7 @@ async function evaluateDeployment(
     if (o.now) {
       // config change: a raised (or removed) limit clears; a decision about a later window than now stays
       if (a.code === 'PRICE_UNKNOWN') {
-        clear = (await client.query('select 1 from model_price where model_name = $1 limit 1', [a.scope.slice('model:'.length)])).rows.length > 0;
+        clear = ctx.prices.pricesModel(a.scope.slice('model:'.length));
       } else clear = !(was && cur && was > cur);
     } else {
       // event path: only a rolled-over period clears (a replay rebuilding usage must not clear the current window)

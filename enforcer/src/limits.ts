@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import { KachingError, type DecisionAction, type EnforcementMode, type PeriodKind } from '@kaching/contracts';
+import { KachingError, parseTagScope, type DecisionAction, type EnforcementMode, type PeriodKind, type TagScope } from '@kaching/contracts';
 import { fromMicro, toMicro } from './decimal.js';
 import { windowAt, type PeriodWindow } from '@kaching/contracts';
 
@@ -101,6 +101,31 @@ export async function windowUsage(db: Q, deploymentId: string, metric: string, w
   return toMicro(r.rows[0].v);
 }
 
+/**
+ * Usage of the events carrying one tag value (a budget scoped `tag:<key>=<value>`), from the per-event ledger
+ * (each contribution keeps its event's tags): the same amounts the daily ledger sums, filtered.
+ */
+export async function tagWindowUsage(db: Q, deploymentId: string, tag: TagScope, metric: string, w: PeriodWindow): Promise<bigint> {
+  const inWindow = `deployment_id = $1 and day >= $2 and day < $3 and tags ->> $4 = $5`;
+  const args = [deploymentId, w.startDay, w.endDay, tag.key, tag.value];
+  let r: pg.QueryResult;
+  if (metric === 'nodes_active' || metric === 'seats_active') {
+    const col = metric === 'nodes_active' ? 'node_id' : 'agent_id';
+    r = await db.query(`select count(distinct ${col})::text as v from enforcer_contribution where ${inWindow}`, args);
+  } else if (metric === 'concurrency') {
+    r = await db.query(`select count(*)::text as v from enforcer_contribution where deployment_id = $1 and status = 'running' and tags ->> $2 = $3`, [deploymentId, tag.key, tag.value]);
+  } else {
+    r = await db.query(`select coalesce(sum((amounts ->> $6)::numeric), 0)::text as v from enforcer_contribution where ${inWindow}`, [...args, metric]);
+  }
+  return toMicro(r.rows[0].v);
+}
+
+/** A budget's usage in a window: of the whole deployment, or of one tag value when it is tag-scoped. */
+export function budgetUsage(db: Q, deploymentId: string, b: Pick<BudgetLimit, 'scope' | 'metric'>, w: PeriodWindow): Promise<bigint> {
+  const tag = parseTagScope(b.scope);
+  return tag ? tagWindowUsage(db, deploymentId, tag, b.metric, w) : windowUsage(db, deploymentId, b.metric, w);
+}
+
 export type LicenseStatus = 'valid' | 'expired' | 'not_yet_valid' | 'none';
 export function licenseStatus(l: LicenseLimit | null, at: number): LicenseStatus {
   if (!l) return 'none';
@@ -132,7 +157,7 @@ export async function effectiveLimits(pool: pg.Pool, deploymentId: string, now: 
   const budgets = await Promise.all(
     lim.budgets.map(async (b) => {
       const window = windowAt(b.period, now, tz);
-      const used = await windowUsage(pool, deploymentId, b.metric, window);
+      const used = await budgetUsage(pool, deploymentId, b, window);
       const reserved = await openReservations(pool, deploymentId, b.scope, now);
       const rem = toMicro(b.limit_units) - used - reserved;
       return { ...b, window, used: fromMicro(used), reserved: fromMicro(reserved), remaining: fromMicro(rem > 0n ? rem : 0n) };

@@ -3,7 +3,7 @@ export { loadConfig, type EnforcerConfig } from './config.js';
 export { start, type EnforcerHandle } from './service.js';
 export { effectiveLimits, loadLimits, LIMITABLE_METRICS, type EffectiveLimits, type DeploymentLimits } from './limits.js';
 export { issueLicense, verifyLicense, activateLicense, licenseKeygen, LICENSE_FORMAT, type LicensePayload, type VerifiedLicense } from './license.js';
-export { setModelPrice, computeCost, PriceBook, type ModelPrice } from './pricing.js';
+export { repriceLedger } from './reprice.js';
 export { checkAdmission } from './admission.js';
 export { decisionId, processBatch, reevaluate, LimitsCache, CHECKPOINT_KEY } from './engine.js';
 export { suggestPlan } from './suggest.js';

@@ -7,7 +7,7 @@ import {
   connectNats,
   CONSUMER_DEFAULTS, ConsumerRunner, NatsLink, InstanceRegistration, digestFromMessageId, createLogger, createPool, decisionsBucket, decodeStreamRecord, ensureDecisionsStream, ensureEventsStream, isKachingError, names as mkNames,
   SCHEMA_FINGERPRINT_HEADER, type AdmissionRequest, type ConfigChange, type ConsumerHandler, type PolicyDecision,
-  untilAvailable, warnOnReplicas,
+  PriceBook, untilAvailable, warnOnReplicas,
 } from '@kaching/contracts';
 import { checkAdmission } from './admission.js';
 import type { EnforcerConfig } from './config.js';
@@ -18,7 +18,7 @@ export const ENFORCER_HANDLER_VERSION = 1;
 import { createMetrics, type EnforcerMetrics } from './metrics.js';
 import { Notifier } from './notifier.js';
 import { OutboxPublisher } from './outbox.js';
-import { PriceBook } from './pricing.js';
+import { repriceLedger } from './reprice.js';
 
 export interface EnforcerHandle {
   url: string;
@@ -160,7 +160,10 @@ export async function start(config: EnforcerConfig): Promise<EnforcerHandle> {
           return;
         }
         void serial(async () => {
-          if (change.kind === 'price') await prices.load(pool);
+          if (change.kind === 'price') {
+            await prices.load(pool);
+            await repriceLedger(ctx, log);
+          }
           limits.drop(change.deployment_id);
           await reevaluate(ctx, change.deployment_id);
           metrics.configChanges.inc({ kind: change.kind });
@@ -193,8 +196,13 @@ export async function start(config: EnforcerConfig): Promise<EnforcerHandle> {
     }),
   );
   notifier.start();
-  // prices change rarely and announce themselves; the periodic reload covers a missed announcement
-  const priceTimer = setInterval(() => void prices.load(pool).catch(() => undefined), 60_000);
+  // A price book change (a sync, a price, an alias) re-prices the ledger; batches load the new book on their
+  // own (PriceBook.lockForBatch). A no-op while the book is unchanged.
+  const priceTimer = setInterval(() => {
+    void serial(() => repriceLedger(ctx, log))
+      .then((r) => r?.decisions.length && flushSoon())
+      .catch((err) => log.warn({ err: (err as Error).message }, 're-pricing the ledger failed; retried at the next tick'));
+  }, config.repriceIntervalMs ?? 2000);
   priceTimer.unref();
 
   const server: Server = createServer((req, res) => {

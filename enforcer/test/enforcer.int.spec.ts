@@ -1,10 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { NatsConnection } from '@nats-io/transport-node';
 import {
-  decisionsBucket, ensureEventsStream, publishConfigChange, validatePolicyDecision, type PolicyDecision,
+  decisionsBucket, ensureEventsStream, publishConfigChange, setModelPrice, validatePolicyDecision, type PolicyDecision,
 } from '@kaching/contracts';
 import {
-  activateLicense, effectiveLimits, issueLicense, licenseKeygen, resetEnforcerState, setModelPrice, start, type EnforcerConfig, type EnforcerHandle,
+  activateLicense, effectiveLimits, issueLicense, licenseKeygen, resetEnforcerState, start, type EnforcerConfig, type EnforcerHandle,
 } from '@kaching/enforcer';
 import { isolatedEnv, type IsolatedEnv } from '../../test/support/isolation.js';
 import { addBudget, addQuota, alertCodes, checkpoint, controlMessages, publish, seedDeployment, seedOrg, usageRecord, waitFor } from './helpers.js';

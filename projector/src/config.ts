@@ -16,6 +16,8 @@ export interface ProjectorConfig extends BaseConfig {
   ackWaitMs: number;
   /** Maintenance (partitions ahead, retention) period. */
   maintenanceIntervalMs: number;
+  /** How often to look whether the price book changed (then stored costs are re-priced). Default 2 s. */
+  repriceIntervalMs?: number;
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): ProjectorConfig {
@@ -35,5 +37,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ProjectorConfi
     projections: list.length ? (list as ProjectionName[]) : [...PROJECTIONS],
     ackWaitMs: intFromEnv(env, 'PROJECTOR_ACK_WAIT_MS', 30_000),
     maintenanceIntervalMs: intFromEnv(env, 'PROJECTOR_MAINTENANCE_INTERVAL_MS', 3_600_000),
+    repriceIntervalMs: intFromEnv(env, 'PROJECTOR_REPRICE_INTERVAL_MS', 2000),
   };
 }

@@ -8,9 +8,10 @@ import {
   revisionKey,
   SCHEMA_FINGERPRINT_HEADER,
   type Logger,
+  type PriceBook,
   type ProjectionName,
 } from '@kaching/contracts';
-import { stagedRows, type Decoded } from './records.js';
+import { priceDecoded, stagedRows, type Decoded } from './records.js';
 import { applyBatch, applyStaged, copyToStaging, lockCheckpoint, writeCheckpoint } from './db/batch.js';
 import { PartitionCache, utcDay } from './db/partitions.js';
 import { LIVE, type Tables } from './db/tables.js';
@@ -80,12 +81,14 @@ export async function processBatch(
   projection: ProjectionName,
   decoded: (Decoded | null)[],
   seqs: number[],
-  opts: { tables?: Tables; checkpointKey?: string; partitions?: PartitionCache; seqExists?: SeqExists; pipelined?: Pipelined } = {},
+  opts: { tables?: Tables; checkpointKey?: string; partitions?: PartitionCache; seqExists?: SeqExists; pipelined?: Pipelined; book?: PriceBook } = {},
 ): Promise<BatchOutcome & { fresh: Decoded[]; deferred: number[] }> {
   const tables = opts.tables ?? LIVE;
   const key = opts.checkpointKey ?? projection;
   const maxSeq = Math.max(...seqs);
   const present = decoded.filter((d): d is Decoded => d !== null);
+  // a replay prices every event with the one book it loaded at its start (see replay.ts)
+  if (opts.book && projection !== 'concurrency') priceDecoded(present, opts.book);
   if (projection === 'raw' && opts.partitions) {
     // Partitions are created outside the batch transaction so the DDL lock is held only briefly.
     const days = present.flatMap((d) => (d.record.kind === 'usage' ? [utcDay(d.record.usage.job.started_at)] : []));

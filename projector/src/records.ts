@@ -1,4 +1,4 @@
-import type { StreamRecord } from '@kaching/contracts';
+import { attributionInstant, type PriceBook, type StreamRecord } from '@kaching/contracts';
 
 /** Columns of the per-batch staging table and their types: one row per stream message (usage or job_status). */
 const STAGE_SPEC = [
@@ -10,7 +10,8 @@ const STAGE_SPEC = [
   ['ram_mb_peak', 'numeric'], ['disk_io_mb', 'numeric'], ['net_in_mb', 'numeric'], ['net_out_mb', 'numeric'], ['context_reads', 'bigint'],
   ['context_writes', 'bigint'], ['context_bytes_read', 'bigint'], ['context_bytes_written', 'bigint'], ['model_name', 'text'],
   ['provider', 'text'], ['model_tokens_in', 'bigint'], ['model_tokens_out', 'bigint'], ['model_tokens_cached_in', 'bigint'],
-  ['model_tokens_reasoning', 'bigint'], ['revision', 'text'],
+  ['model_tokens_reasoning', 'bigint'], ['revision', 'text'], ['model_tokens_cache_write', 'bigint'], ['cost_micro_usd', 'bigint'],
+  ['price_version', 'integer'], ['tags', 'jsonb'],
 ] as const;
 
 export type StageColumn = (typeof STAGE_SPEC)[number][0];
@@ -32,7 +33,21 @@ export interface Decoded {
   record: StreamRecord;
   /** contracts.revisionKey() of a usage event; null for job_status. */
   revision: string | null;
+  /** Set by priceDecoded: the event's cost at its attribution instant; null = its model has no price yet. */
+  cost?: { microUsd: bigint; version: number } | null;
 }
+
+/** Prices each usage event with a model (cost at its attribution instant) with the given book. */
+export function priceDecoded(batch: (Decoded | null)[], book: PriceBook): void {
+  for (const d of batch) {
+    if (!d || d.record.kind !== 'usage' || !d.record.usage.llm) continue;
+    const e = d.record.usage;
+    d.cost = book.cost(e.llm!, attributionInstant(e.job), { gpu_seconds: e.metrics.gpu_seconds, cpu_seconds: e.metrics.cpu_seconds });
+  }
+}
+
+const costText = (d: Decoded): string | null => (d.cost ? d.cost.microUsd.toString() : null);
+const tagsText = (tags: Record<string, string> | null | undefined): string | null => (tags && Object.keys(tags).length ? JSON.stringify(tags) : null);
 
 /** Maps a stream record to a staging row (order of STAGE_COLUMNS). Numbers stay as JS text: SQL does the math. */
 export function stageRow(d: Decoded): StageValue[] {
@@ -52,7 +67,8 @@ export function stageRow(d: Decoded): StageValue[] {
       JSON.stringify(e.job.meta ?? {}), flags, m.cpu_seconds, m.gpu_seconds, m.ram_mb_peak, m.disk_io_mb,
       m.net_in_mb, m.net_out_mb, m.context_reads, m.context_writes, m.context_bytes_read, m.context_bytes_written,
       e.llm?.model_name ?? null, e.llm?.provider ?? null, e.llm?.tokens_in ?? 0, e.llm?.tokens_out ?? 0,
-      e.llm?.tokens_cached_in ?? 0, e.llm?.tokens_reasoning ?? 0, d.revision,
+      e.llm?.tokens_cached_in ?? 0, e.llm?.tokens_reasoning ?? 0, d.revision, e.llm?.tokens_cache_write ?? 0,
+      costText(d), d.cost?.version ?? null, tagsText(e.tags),
     ];
   }
   const e = r.job_status;
@@ -61,6 +77,7 @@ export function stageRow(d: Decoded): StageValue[] {
     e.agent.agent_type, e.agent.version ?? null, e.node.node_id, e.node.hostname, e.node.hw_class ?? null,
     e.job.ucxl_addr ?? null, e.job.started_at, null, e.job.status, e.observed_at, r.ingest.received_at,
     '{}', flags, null, null, null, null, null, null, null, null, null, null, null, null, null, null, null, null, null,
+    null, null, null, null,
   ];
 }
 
@@ -73,7 +90,8 @@ export const REBUILD_STAGE: Record<'rollups' | 'concurrency', { columns: readonl
   rollups: {
     columns: ['seq', 'kind', 'deployment_id', 'correlation_id', 'org_id', 'agent_id', 'agent_type', 'node_id', 'started_at', 'ended_at',
       'status', 'cpu_seconds', 'gpu_seconds', 'ram_mb_peak', 'disk_io_mb', 'net_in_mb', 'net_out_mb', 'context_reads', 'context_writes',
-      'context_bytes_read', 'context_bytes_written', 'model_tokens_in', 'model_tokens_out', 'revision'],
+      'context_bytes_read', 'context_bytes_written', 'model_tokens_in', 'model_tokens_out', 'revision', 'model_name', 'provider',
+      'model_tokens_cached_in', 'model_tokens_reasoning', 'model_tokens_cache_write', 'cost_micro_usd', 'price_version', 'tags'],
     row(d) {
       const r = d.record;
       if (r.kind !== 'usage') return null; // rollups count finished and revised jobs only; heartbeats change nothing
@@ -82,7 +100,8 @@ export const REBUILD_STAGE: Record<'rollups' | 'concurrency', { columns: readonl
       return [d.seq, 'usage', e.deployment_id, e.job.correlation_id, r.ingest.org_id, e.agent.agent_id, e.agent.agent_type,
         e.node.node_id, e.job.started_at, e.job.ended_at ?? null, e.job.status, m.cpu_seconds, m.gpu_seconds, m.ram_mb_peak,
         m.disk_io_mb, m.net_in_mb, m.net_out_mb, m.context_reads, m.context_writes, m.context_bytes_read, m.context_bytes_written,
-        e.llm?.tokens_in ?? 0, e.llm?.tokens_out ?? 0, d.revision];
+        e.llm?.tokens_in ?? 0, e.llm?.tokens_out ?? 0, d.revision, e.llm?.model_name ?? null, e.llm?.provider ?? null,
+        e.llm?.tokens_cached_in ?? 0, e.llm?.tokens_reasoning ?? 0, e.llm?.tokens_cache_write ?? 0, costText(d), d.cost?.version ?? null, tagsText(e.tags)];
     },
   },
   concurrency: {

@@ -1,7 +1,7 @@
 import { DeliverPolicy, jetstream, jetstreamManager, type Consumer, type JetStreamClient } from '@nats-io/jetstream';
 import { type NatsConnection } from '@nats-io/transport-node';
 import type pg from 'pg';
-import { connectNats, createPool, inTransaction, KachingError, names as namesOf, type BaseConfig, type ProjectionName } from '@kaching/contracts';
+import { connectNats, createPool, inTransaction, KachingError, names as namesOf, PriceBook, type BaseConfig, type ProjectionName } from '@kaching/contracts';
 import { lockCheckpoint, writeCheckpoint } from './db/batch.js';
 import { PartitionCache, ensurePartitions, utcDay } from './db/partitions.js';
 import { StageWriter, buildFromStage, copyIndexes, type StageFacts } from './db/bulk.js';
@@ -101,6 +101,8 @@ export async function replay(config: BaseConfig, projection: ProjectionName, opt
   try {
     // The shadow's days are local days in the zones of now: a zone changed meanwhile is re-derived at the swap.
     const zones = await deploymentZones(pool);
+    // One book for the whole rebuild; what changes in it meanwhile is re-priced after the swap (reprice.ts).
+    const book = await new PriceBook().load(pool);
     // Index-less: the bulk load builds the indexes once its rows are in.
     await createShadow(pool, projection, { indexes: false });
     await pool.query('delete from projection_checkpoint where projection = $1', [shadowKey]);
@@ -120,16 +122,16 @@ export async function replay(config: BaseConfig, projection: ProjectionName, opt
         for (const k of OWNED[projection]) await copyIndexes(client, LIVE[k] as string, shadow[k] as string);
       });
     } else {
-      const bulk = await bulkLoad(pool, consumer, projection, shadow, shadowKey, { upTo: si.state.last_seq, batchSize, signal: opts.signal, progress });
+      const bulk = await bulkLoad(pool, consumer, projection, shadow, shadowKey, { upTo: si.state.last_seq, batchSize, signal: opts.signal, progress, book });
       applied = bulk.applied;
       shadowSeq = bulk.lastSeq;
     }
     phaseEnd('build');
-    let swap = await trySwap(pool, projection, shadowSeq, zones);
+    let swap = await trySwap(pool, projection, shadowSeq, zones, book.revision);
     phaseEnd('swap');
     if (!swap) {
       // The live consumer got ahead while the bulk load ran: catch up batch by batch, then swap.
-      const r = await catchUp(pool, js, n.eventsStream, projection, shadowSeq, zones, { batchSize, signal: opts.signal, progress });
+      const r = await catchUp(pool, js, n.eventsStream, projection, shadowSeq, zones, { batchSize, signal: opts.signal, progress, book });
       applied += r.applied;
       shadowSeq = r.lastSeq;
       swap = r.swap;
@@ -152,6 +154,7 @@ export function replayLockKey(namespace: string, projection: ProjectionName): st
 
 interface PhaseOptions {
   batchSize: number;
+  book: PriceBook;
   signal?: AbortSignal;
   progress(phase: ReplayProgress['phase'], seq: number, pending: number, done: number): void;
 }
@@ -180,7 +183,7 @@ async function bulkLoad(
     let facts: StageFacts;
     let clean = false;
     try {
-      const writer = await StageWriter.open(client, stage, projection);
+      const writer = await StageWriter.open(client, stage, projection, o.book);
       const iter = await consumer.consume({ max_messages: o.batchSize });
       const onAbort = () => void iter.stop();
       o.signal?.addEventListener('abort', onAbort);
@@ -272,7 +275,7 @@ async function catchUp(
       const holdsLock = new Promise<number>((res, rej) => ((locked = res), (failed = rej)));
       holdsLock.catch(() => undefined);
       const batch = processBatch(pool, projection, batchDecoded, batchSeqs, {
-        tables: shadow, checkpointKey: shadowKey, partitions, pipelined: { after: previousLocked, locked },
+        tables: shadow, checkpointKey: shadowKey, partitions, pipelined: { after: previousLocked, locked }, book: o.book,
       });
       batch.catch(failed);
       previousLocked = holdsLock;
@@ -284,7 +287,7 @@ async function catchUp(
       }
       while (inflight.length) await settle();
       o.progress('catch-up', shadowSeq, pending, applied);
-      swap = await trySwap(pool, projection, shadowSeq, zones);
+      swap = await trySwap(pool, projection, shadowSeq, zones, o.book.revision);
       if (swap) break;
     }
   } finally {
@@ -338,7 +341,7 @@ async function deploymentZones(pool: pg.Pool): Promise<Map<string, string>> {
  * The atomic swap. Returns null (nothing changed) when the live consumer is ahead of the shadow:
  * the caller keeps replaying and tries again.
  */
-async function trySwap(pool: pg.Pool, projection: ProjectionName, shadowSeq: number, zones: Map<string, string>): Promise<'rename' | 'copy' | null> {
+async function trySwap(pool: pg.Pool, projection: ProjectionName, shadowSeq: number, zones: Map<string, string>, bookRevision: number): Promise<'rename' | 'copy' | null> {
   return inTransaction(pool, async (client) => {
     // every lane of the live projection, locked in one order; the shadow covers the whole stream up to shadowSeq
     const lanes = await client.query<{ last_seq: string }>('select last_seq from consumer_checkpoint where consumer = $1 order by lane for update', [projection]);
@@ -391,6 +394,8 @@ async function trySwap(pool: pg.Pool, projection: ProjectionName, shadowSeq: num
       }
     }
     await client.query('update consumer_checkpoint set last_seq = $2, updated_at = now() where consumer = $1', [projection, shadowSeq]);
+    // the swapped-in costs are the book's at the replay's start: price changes since then are re-priced again
+    if (projection !== 'concurrency') await client.query(`update price_reprice_state set revision = least(revision, $1) where consumer = 'projector'`, [bookRevision]);
     await client.query('delete from projection_checkpoint where projection = $1', [`${projection}${SHADOW_SUFFIX}`]);
     return mode;
   });

@@ -9,6 +9,7 @@ import {
   type LaneBatch,
   type Logger,
   type Names,
+  type PriceBook,
   type ProjectionName,
 } from '@kaching/contracts';
 import { applyBatch } from './db/batch.js';
@@ -16,7 +17,7 @@ import { PartitionCache, utcDay } from './db/partitions.js';
 import { LIVE, OWNED } from './db/tables.js';
 import type { ProjectorMetrics } from './metrics.js';
 import { decodeJsMsg } from './processor.js';
-import type { Decoded } from './records.js';
+import { priceDecoded, type Decoded } from './records.js';
 import { q } from './projections/common.js';
 
 /**
@@ -26,7 +27,14 @@ import { q } from './projections/common.js';
 export const PROJECTION_HANDLER_VERSION = 1;
 
 /** One projection as a consumer of the runner: each batch applied with its lane checkpoint and fence in one transaction. */
-export function projectionHandler(pool: pg.Pool, projection: ProjectionName, metrics: ProjectorMetrics, log: Logger, version = PROJECTION_HANDLER_VERSION): ConsumerHandler {
+export function projectionHandler(
+  pool: pg.Pool,
+  projection: ProjectionName,
+  metrics: ProjectorMetrics,
+  log: Logger,
+  book: PriceBook,
+  version = PROJECTION_HANDLER_VERSION,
+): ConsumerHandler {
   const partitions = new PartitionCache('usage_sample');
   const label = { projection };
   return {
@@ -50,6 +58,11 @@ export function projectionHandler(pool: pg.Pool, projection: ProjectionName, met
         // a lane's messages come in stream order: what the checkpoint covers was applied before (redelivery, takeover)
         const fresh = present.filter((d) => d.seq > checkpoint);
         await lockPartitions(client, projection, fresh.map((d) => deploymentOf(d)), batch.counts);
+        if (projection !== 'concurrency') {
+          // priced with the book as of this transaction (a price writer waits for it), see PriceBook.lockForBatch
+          await book.lockForBatch(client);
+          priceDecoded(fresh, book);
+        }
         await applyBatch(client, projection, fresh, LIVE);
         return { lastSeq: maxSeq, result: fresh };
       });
@@ -77,14 +90,14 @@ export class ProjectionRunner {
     pool: pg.Pool,
     n: Names,
     readonly projection: ProjectionName,
-    o: { batchSize: number; leaseMs: number; partitions: number; registration: InstanceRegistration; metrics: ProjectorMetrics; log: Logger; version?: number },
+    o: { batchSize: number; leaseMs: number; partitions: number; registration: InstanceRegistration; metrics: ProjectorMetrics; log: Logger; book: PriceBook; version?: number },
   ) {
     const label = { projection };
     this.runner = new ConsumerRunner({
       nc,
       pool,
       names: n,
-      handler: projectionHandler(pool, projection, o.metrics, o.log, o.version),
+      handler: projectionHandler(pool, projection, o.metrics, o.log, o.book, o.version),
       registration: o.registration,
       log: o.log,
       initialPartitions: o.partitions,

@@ -1,10 +1,11 @@
 import Fastify from 'fastify';
 import { jetstreamManager } from '@nats-io/jetstream';
-import { connectNats, untilAvailable, CONSUMER_DEFAULTS, createLogger, createPool, ensureEventsStream, InstanceRegistration, names, NatsLink, warnOnReplicas } from '@kaching/contracts';
+import { connectNats, untilAvailable, CONSUMER_DEFAULTS, createLogger, createPool, ensureEventsStream, InstanceRegistration, names, NatsLink, PriceBook, warnOnReplicas } from '@kaching/contracts';
 import type { ProjectorConfig } from './config.js';
 import { maintainPartitions } from './maintenance.js';
 import { createMetrics, type ProjectorMetrics } from './metrics.js';
 import { hardenPool } from './processor.js';
+import { repriceProjections } from './reprice.js';
 import { ProjectionRunner } from './runner.js';
 
 export interface ProjectorHandle {
@@ -30,9 +31,11 @@ export async function start(config: ProjectorConfig): Promise<ProjectorHandle> {
   const timers: NodeJS.Timeout[] = [];
   const leaseMs = config.leaseMs ?? CONSUMER_DEFAULTS.leaseMs;
   const registration = new InstanceRegistration(pool, { role: 'projector', consumers: [...config.projections], ttlMs: leaseMs });
+  // one book for the projections of this process, reloaded in a batch's transaction when it changed
+  const book = new PriceBook();
   const runners = config.projections.map(
     (p) => new ProjectionRunner(nc, pool, n, p, {
-      batchSize: config.batchSize, leaseMs, partitions: config.partitions ?? CONSUMER_DEFAULTS.partitions, registration, metrics, log: log.child({ projection: p }),
+      batchSize: config.batchSize, leaseMs, partitions: config.partitions ?? CONSUMER_DEFAULTS.partitions, registration, metrics, log: log.child({ projection: p }), book,
     }),
   );
   const app = Fastify({ logger: false, forceCloseConnections: true });
@@ -64,6 +67,18 @@ export async function start(config: ProjectorConfig): Promise<ProjectorHandle> {
       timers.push(setInterval(maintain, config.maintenanceIntervalMs).unref());
     }
     await Promise.all(runners.map((r) => r.start()));
+    if (config.projections.includes('raw') || config.projections.includes('rollups')) {
+      // a price change re-prices what is stored (one instance at a time; a no-op while the book is unchanged)
+      let repricing = false;
+      const repriceTick = () => {
+        if (repricing) return;
+        repricing = true;
+        repriceProjections(pool, log)
+          .catch((err) => log.warn({ err: (err as Error).message }, 're-pricing failed; retried at the next tick'))
+          .finally(() => (repricing = false));
+      };
+      timers.push(setInterval(repriceTick, config.repriceIntervalMs ?? 2000).unref());
+    }
 
     app.get('/metrics', async (_req, reply) => reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()));
     app.get('/healthz', async () => ({ ok: true }));

@@ -1,14 +1,14 @@
 import type pg from 'pg';
 
 export interface ProjectionDifference {
-  table: 'usage_rollup_hourly' | 'usage_rollup_daily' | 'concurrency_minute' | 'job';
+  table: 'usage_rollup_hourly' | 'usage_rollup_daily' | 'usage_rollup_model_daily' | 'concurrency_minute' | 'job';
   key: Record<string, unknown>;
   expected: Record<string, unknown> | null;
   actual: Record<string, unknown> | null;
 }
 
 const SUMS = ['cpu_seconds', 'gpu_seconds', 'disk_io_mb', 'net_in_mb', 'net_out_mb', 'context_reads', 'context_writes',
-  'context_bytes_read', 'context_bytes_written', 'model_tokens_in', 'model_tokens_out'];
+  'context_bytes_read', 'context_bytes_written', 'model_tokens_in', 'model_tokens_out', 'cost_micro_usd'];
 const COUNTS = ['jobs', 'jobs_succeeded', 'jobs_failed'];
 
 /** Compare two sides column by column, a missing row counting as all zeros. */
@@ -74,6 +74,25 @@ export async function verifyProjections(pool: pg.Pool, opts: { since?: string } 
         and ${distinct([...SUMS, ...COUNTS, 'seats_active', 'nodes_active', 'orchestration_peak_concurrency'])}`, [since]);
     for (const r of daily.rows) {
       diffs.push({ table: 'usage_rollup_daily', key: { deployment_id: r.deployment_id, day: r.day }, expected: r.expected, actual: r.actual });
+    }
+    const MODEL = ['requests', 'tokens_in', 'tokens_out', 'tokens_cache_read', 'tokens_cache_write', 'tokens_reasoning', 'cost_micro_usd', 'unpriced_requests'];
+    const models = await client.query(`with e as (
+        select s.deployment_id, (coalesce(s.ended_at, s.started_at) at time zone d.timezone)::date as day, s.provider, s.model_name, s.agent_type,
+          count(*) as requests, sum(model_tokens_in) as tokens_in, sum(model_tokens_out) as tokens_out, sum(model_tokens_cached_in) as tokens_cache_read,
+          sum(model_tokens_cache_write) as tokens_cache_write, sum(model_tokens_reasoning) as tokens_reasoning, sum(cost_micro_usd) as cost_micro_usd,
+          count(*) filter (where cost_micro_usd is null) as unpriced_requests
+        from usage_sample s join deployment d on d.deployment_id = s.deployment_id where s.model_name is not null group by 1, 2, 3, 4, 5),
+      a as (select * from usage_rollup_model_daily)
+      select coalesce(e.deployment_id, a.deployment_id) as deployment_id, coalesce(e.day, a.day)::text as day, coalesce(e.provider, a.provider) as provider,
+        coalesce(e.model_name, a.model_name) as model_name, coalesce(e.agent_type, a.agent_type) as agent_type, to_jsonb(e) as expected, to_jsonb(a) as actual
+      from e full join a on a.deployment_id = e.deployment_id and a.day = e.day and a.provider = e.provider and a.model_name = e.model_name and a.agent_type = e.agent_type
+      join deployment dd on dd.deployment_id = coalesce(e.deployment_id, a.deployment_id)
+      where coalesce(e.day, a.day) >= ($1::timestamptz at time zone dd.timezone)::date and ${distinct(MODEL)}`, [since]);
+    for (const r of models.rows) {
+      diffs.push({
+        table: 'usage_rollup_model_daily', key: { deployment_id: r.deployment_id, day: r.day, provider: r.provider, model_name: r.model_name, agent_type: r.agent_type },
+        expected: r.expected, actual: r.actual,
+      });
     }
     // raw consistency: every job with a usage revision has exactly that revision in usage_sample
     const raw = await client.query(`select j.deployment_id, j.correlation_id, j.revision as expected, u.revision as actual

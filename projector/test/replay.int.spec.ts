@@ -11,6 +11,7 @@ const TABLES: Record<string, [string, string][]> = {
   rollups: [
     ['usage_rollup_hourly', 'deployment_id, bucket_start, agent_type'],
     ['usage_rollup_daily', 'deployment_id, day'],
+    ['usage_rollup_model_daily', 'deployment_id, day, provider, model_name, agent_type'],
     ['projector_rollup_job', 'deployment_id, correlation_id'],
     ['projector_rollup_member', 'deployment_id, day, kind, member_id'],
   ],

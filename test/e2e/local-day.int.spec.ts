@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { ensureEventsStream, localDay, localMidnight, addDays, type StreamRecord } from '@kaching/contracts';
+import { ensureEventsStream, localDay, localMidnight, addDays, setModelPrice, type StreamRecord } from '@kaching/contracts';
 import { issueApiKey, loadConfig as apiConfig, start as startApi, type ApiHandle } from '@kaching/api';
-import { setModelPrice, start as startEnforcer, type EnforcerHandle } from '@kaching/enforcer';
+import { start as startEnforcer, type EnforcerHandle } from '@kaching/enforcer';
 import { loadConfig as projectorConfig, start as startProjector, verifyProjections, type ProjectorHandle } from '@kaching/projector';
 import { isolatedEnv, type IsolatedEnv } from '../support/isolation.js';
 import { addBudget, addQuota, controlMessages, publish, seedDeployment, seedOrg, usageRecord, waitFor } from '../../enforcer/test/helpers.js';

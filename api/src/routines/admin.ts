@@ -229,27 +229,6 @@ export async function upsertPlan(pool: pg.Pool, p: { plan_id: string; name: stri
   return r.rows[0] as Row;
 }
 
-export async function listPrices(db: pg.Pool | pg.PoolClient): Promise<Row[]> {
-  const r = await db.query(
-    `select distinct on (provider, model_name) provider, model_name, version, effective_from, input_per_1m_micro_usd,
-       output_per_1m_micro_usd, cached_input_per_1m_micro_usd, reasoning_per_1m_micro_usd, gpu_second_micro_usd, cpu_second_micro_usd
-     from model_price order by provider, model_name, version desc`,
-  );
-  return r.rows as Row[];
-}
-
-export interface PriceInput {
-  provider: string;
-  model_name: string;
-  effective_from?: string;
-  input_per_1m_micro_usd?: number;
-  output_per_1m_micro_usd?: number;
-  cached_input_per_1m_micro_usd?: number;
-  reasoning_per_1m_micro_usd?: number;
-  gpu_second_micro_usd?: number;
-  cpu_second_micro_usd?: number;
-}
-
 export async function allDeploymentIds(pool: pg.Pool): Promise<string[]> {
   return (await pool.query<{ deployment_id: string }>('select deployment_id from deployment')).rows.map((r) => r.deployment_id);
 }

@@ -1,7 +1,6 @@
 import type pg from 'pg';
 import { InputError, KachingError } from '@kaching/contracts';
-import { activateLicense as enforcerActivate, effectiveLimits as enforcerEffective, setModelPrice, verifyLicense } from '@kaching/enforcer';
-import type { PriceInput } from './admin.js';
+import { activateLicense as enforcerActivate, effectiveLimits as enforcerEffective, verifyLicense } from '@kaching/enforcer';
 
 /**
  * The enforcer's effective limits (license + quotas + budgets with their windows and usage). Runs on the
@@ -23,8 +22,4 @@ export async function activateLicense(rls: pg.Pool, orgId: string, blob: string,
     throw new InputError('LICENSE_INVALID', { field: 'license', message: 'The license was issued to another organisation' });
   }
   return enforcerActivate(rls, blob, vendorPublicKey, deploymentId ? { deploymentId } : {});
-}
-
-export async function addModelPrice(pool: pg.Pool, p: PriceInput) {
-  return setModelPrice(pool, p);
 }

@@ -44,7 +44,7 @@ export interface ListOpts {
 }
 
 const USAGE_COLS = `cpu_seconds, gpu_seconds, disk_io_mb, net_in_mb, net_out_mb, context_reads, context_writes,
-  context_bytes_read, context_bytes_written, model_tokens_in, model_tokens_out, jobs, jobs_succeeded, jobs_failed`;
+  context_bytes_read, context_bytes_written, model_tokens_in, model_tokens_out, cost_micro_usd, jobs, jobs_succeeded, jobs_failed`;
 
 export async function usageDaily(c: pg.PoolClient, q: ListOpts & { deployment_id?: string; from?: string; to?: string }): Promise<Page<Row>> {
   const w = new Where();

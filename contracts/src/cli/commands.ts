@@ -4,6 +4,7 @@ import { UsageError, withCommandPool, type Command } from './command.js';
 import { migrate } from '../db/migrate.js';
 import { names } from '../names/names.js';
 import { partitionEpochs, setPartitioning } from '../consumer/registry.js';
+import { pricingCommands } from '../pricing/commands.js';
 
 export const commands: Command[] = [
   {
@@ -64,4 +65,5 @@ publishes with it and nothing is left in them, then they are retired.`,
       });
     },
   },
+  ...pricingCommands,
 ];

@@ -45,6 +45,8 @@ export const ERROR_CATALOGUE = {
   LICENSE_EXPIRED: { status: 400, message: 'The license is outside its validity window' },
   BUDGET_DENIED: { status: 402, message: 'The job would exceed the remaining budget' },
   PRICE_UNKNOWN: { status: 422, message: 'No price is known for this model' },
+  PRICE_FILE_INVALID: { status: 400, message: 'The price file cannot be read or is not in LiteLLM model_prices_and_context_window.json format' },
+  PRICE_SYNC_OUT_OF_ORDER: { status: 409, message: 'A price sync takes effect before the latest synced version; a sync only moves the book forward' },
   // people: sign-in, sessions, bearer JWTs
   SIGNIN_FAILED: { status: 401, message: 'The login or the password is wrong' },
   SIGNIN_THROTTLED: { status: 429, message: 'Too many sign-in attempts for this account or from this address; retry after the indicated delay' },

@@ -2,6 +2,7 @@ import { generateKeyPairSync } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type pg from 'pg';
+import { setModelPrice } from '@kaching/contracts';
 import { issueIngestToken, registerAgentKey } from '@kaching/ingest';
 import { uuidV5 } from '@kaching/sdk';
 import { addUser, generatePassword, setPassword } from '@kaching/api';
@@ -200,9 +201,6 @@ async function seedPrices(pool: pg.Pool): Promise<void> {
   for (const p of DEMO_PRICES) {
     const has = await pool.query('select 1 from model_price where provider = $1 and model_name = $2', [p.provider, p.model_name]);
     if (has.rowCount) continue;
-    const enforcer = (await import('@kaching/enforcer')) as unknown as Loose;
-    const api = (await import('@kaching/api')) as unknown as Loose;
-    const set = fn(enforcer, 'setModelPrice') ?? fn(api, 'addModelPrice');
-    if (set) await set(pool, p);
+    await setModelPrice(pool, p);
   }
 }

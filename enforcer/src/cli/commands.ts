@@ -2,7 +2,6 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { connectNats, createPool, names, publishConfigChange, requireString, UsageError, type Command, type CommandContext } from '@kaching/contracts';
 import { isPublicKey, loadConfig } from '../config.js';
 import { activateLicense, issueLicense, licenseKeygen, verifyLicense } from '../license.js';
-import { setModelPrice } from '../pricing.js';
 import { start } from '../service.js';
 
 async function readKeyArg(v: string): Promise<string> {
@@ -126,39 +125,6 @@ export const commands: Command[] = [
         const r = await activateLicense(pool, blob, await vendorKey(ctx), { ...(dep ? { deploymentId: dep } : {}) });
         if (r.deployment_id) await announce(ctx, r.deployment_id, 'license');
         return { data: r, text: `license ${r.license_id} (plan ${r.plan_id}) active for ${r.deployment_id ?? `every deployment of org ${r.org_id}`} until ${r.valid_to}` };
-      } finally {
-        await pool.end();
-      }
-    },
-  },
-  {
-    name: 'price set',
-    summary: 'Add the next version of a model price (integer micro-USD per 1M tokens / per second)',
-    options: {
-      provider: { type: 'string', description: 'Provider, e.g. openai, anthropic, local', required: true },
-      model: { type: 'string', description: 'Model name as agents report it', required: true },
-      input: { type: 'string', description: 'µUSD per 1M input tokens' },
-      output: { type: 'string', description: 'µUSD per 1M output tokens' },
-      'cached-input': { type: 'string', description: 'µUSD per 1M cached input tokens' },
-      reasoning: { type: 'string', description: 'µUSD per 1M reasoning tokens (default: output price)' },
-      'gpu-second': { type: 'string', description: 'µUSD per GPU second (local models)' },
-      'cpu-second': { type: 'string', description: 'µUSD per CPU second (local models)' },
-      'effective-from': { type: 'string', description: 'When this version starts (default now)' },
-    },
-    async run(ctx) {
-      const pool = createPool({ databaseUrl: ctx.config.databaseUrl, namespace: ctx.config.namespace, max: 2 });
-      try {
-        const ef = ctx.args['effective-from'];
-        const p = await setModelPrice(pool, {
-          provider: requireString(ctx, 'provider'), model_name: requireString(ctx, 'model'),
-          input_per_1m_micro_usd: intArg(ctx, 'input') ?? 0, output_per_1m_micro_usd: intArg(ctx, 'output') ?? 0,
-          cached_input_per_1m_micro_usd: intArg(ctx, 'cached-input') ?? 0, reasoning_per_1m_micro_usd: intArg(ctx, 'reasoning') ?? 0,
-          gpu_second_micro_usd: intArg(ctx, 'gpu-second') ?? 0, cpu_second_micro_usd: intArg(ctx, 'cpu-second') ?? 0,
-          ...(typeof ef === 'string' && ef ? { effective_from: ef } : {}),
-        });
-        const deps = await pool.query('select deployment_id from deployment');
-        for (const d of deps.rows) await announce(ctx, d.deployment_id, 'price');
-        return { data: p, text: `${p.provider}/${p.model_name} price version ${p.version}` };
       } finally {
         await pool.end();
       }

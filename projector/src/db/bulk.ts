@@ -1,9 +1,9 @@
 import type pg from 'pg';
 import copyStreams from 'pg-copy-streams';
-import { inTransaction, type ProjectionName } from '@kaching/contracts';
+import { inTransaction, type PriceBook, type ProjectionName } from '@kaching/contracts';
 import type { JsMsg } from '@nats-io/jetstream';
 import { decodeJsMsg } from '../processor.js';
-import { copyLine, REBUILD_STAGE, Sightings, stageColumnsDdl, stageRow, STAGE_COLUMNS, type Decoded, type Sighting, type StageValue } from '../records.js';
+import { copyLine, priceDecoded, REBUILD_STAGE, Sightings, stageColumnsDdl, stageRow, STAGE_COLUMNS, type Decoded, type Sighting, type StageValue } from '../records.js';
 import { rawBuild, sightingUpserts } from '../projections/raw.js';
 import { rollupsBuild } from '../projections/rollups.js';
 import { concurrencyBuild } from '../projections/concurrency.js';
@@ -41,6 +41,7 @@ export class StageWriter {
     columns: readonly string[],
     private readonly row: (d: Decoded) => StageValue[] | null,
     private readonly gatherFacts: boolean,
+    private readonly book: PriceBook | null,
   ) {
     this.sink = client.query(copyStreams.from(`copy ${q(table)} (${columns.join(', ')}) from stdin`));
     this.done = new Promise<void>((resolve, reject) => {
@@ -57,11 +58,11 @@ export class StageWriter {
    * (Re)creates the unlogged staging table `table` with the columns `projection` builds from and opens
    * the COPY into it. For raw it also gathers sightings and partition days on the way.
    */
-  static async open(client: pg.ClientBase, table: string, projection: ProjectionName): Promise<StageWriter> {
+  static async open(client: pg.ClientBase, table: string, projection: ProjectionName, book: PriceBook): Promise<StageWriter> {
     const { columns, row } = projection === 'raw' ? { columns: STAGE_COLUMNS, row: stageRow } : REBUILD_STAGE[projection];
     await client.query(`drop table if exists ${q(table)}`);
     await client.query(`create unlogged table ${q(table)} ${stageColumnsDdl(columns)}`);
-    return new StageWriter(client, table, columns, row, projection === 'raw');
+    return new StageWriter(client, table, columns, row, projection === 'raw', projection === 'concurrency' ? null : book);
   }
 
   /** Adds one message; resolves at once unless Postgres is behind (then when it has taken the buffer). */
@@ -73,6 +74,7 @@ export class StageWriter {
       return undefined;
     }
     this.rows++;
+    if (this.book) priceDecoded([d], this.book);
     const row = this.row(d);
     const full = row ? this.out.add(copyLine(row)) : null;
     if (this.gatherFacts) {

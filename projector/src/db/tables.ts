@@ -6,6 +6,7 @@ export interface Tables {
   usageSample: string;
   hourly: string;
   daily: string;
+  modelDaily: string;
   concurrency: string;
   rollupJob: string;
   rollupMember: string;
@@ -19,6 +20,7 @@ export const LIVE: Tables = {
   usageSample: 'usage_sample',
   hourly: 'usage_rollup_hourly',
   daily: 'usage_rollup_daily',
+  modelDaily: 'usage_rollup_model_daily',
   concurrency: 'concurrency_minute',
   rollupJob: 'projector_rollup_job',
   rollupMember: 'projector_rollup_member',
@@ -39,9 +41,9 @@ export function shadowTables(): Tables {
 /** The tables each projection owns (rebuilt and swapped by replay). */
 export const OWNED: Record<ProjectionName, (keyof Omit<Tables, 'shadow'>)[]> = {
   raw: ['job', 'usageSample'],
-  rollups: ['hourly', 'daily', 'rollupJob', 'rollupMember'],
+  rollups: ['hourly', 'daily', 'modelDaily', 'rollupJob', 'rollupMember'],
   concurrency: ['concurrency', 'concurrencyJob'],
 };
 
 /** Tables that org-scoped readers see through RLS (a swapped-in copy needs the same policy). */
-export const ORG_READABLE = new Set(['job', 'usage_sample', 'usage_rollup_hourly', 'usage_rollup_daily', 'concurrency_minute']);
+export const ORG_READABLE = new Set(['job', 'usage_sample', 'usage_rollup_hourly', 'usage_rollup_daily', 'usage_rollup_model_daily', 'concurrency_minute']);

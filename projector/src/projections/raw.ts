@@ -5,7 +5,7 @@ import { lit, q, type BuildStep } from './common.js';
 const SAMPLE_COLS = `deployment_id, correlation_id, started_at, org_id, job_id, agent_id, node_id, agent_type, ended_at,
   status, cpu_seconds, gpu_seconds, ram_mb_peak, disk_io_mb, net_in_mb, net_out_mb, context_reads, context_writes,
   context_bytes_read, context_bytes_written, model_name, provider, model_tokens_in, model_tokens_out,
-  model_tokens_cached_in, model_tokens_reasoning, flags, revision, stream_seq`;
+  model_tokens_cached_in, model_tokens_reasoning, model_tokens_cache_write, cost_micro_usd, price_version, tags, flags, revision, stream_seq`;
 const SAMPLE_UPDATE = SAMPLE_COLS.split(',')
   .map((c) => c.trim())
   .filter((c) => !['deployment_id', 'correlation_id', 'started_at'].includes(c))
@@ -40,7 +40,7 @@ export function rawMerge(t: Tables, seen: { nodes: Sighting[]; agents: Sighting[
     select deployment_id, correlation_id, started_at, org_id, job_id, agent_id, node_id, agent_type, ended_at, status,
       cpu_seconds, gpu_seconds, ram_mb_peak, disk_io_mb, net_in_mb, net_out_mb, context_reads, context_writes,
       context_bytes_read, context_bytes_written, model_name, provider, model_tokens_in, model_tokens_out,
-      model_tokens_cached_in, model_tokens_reasoning, flags, revision, seq
+      model_tokens_cached_in, model_tokens_reasoning, model_tokens_cache_write, cost_micro_usd, price_version, tags, flags, revision, seq
     from stg_win
     on conflict (deployment_id, correlation_id, started_at) do update set ${SAMPLE_UPDATE}
     where u.revision collate "C" < excluded.revision collate "C"`);
@@ -100,7 +100,7 @@ export function rawBuild(t: Tables, stage: string, win: string): BuildStep[] {
           select deployment_id, correlation_id, started_at, org_id, job_id, agent_id, node_id, agent_type, ended_at, status,
             cpu_seconds, gpu_seconds, ram_mb_peak, disk_io_mb, net_in_mb, net_out_mb, context_reads, context_writes,
             context_bytes_read, context_bytes_written, model_name, provider, model_tokens_in, model_tokens_out,
-            model_tokens_cached_in, model_tokens_reasoning, flags, revision, seq
+            model_tokens_cached_in, model_tokens_reasoning, model_tokens_cache_write, cost_micro_usd, price_version, tags, flags, revision, seq
           from ${w}`,
       ],
     },

@@ -9,6 +9,12 @@ const NUM_TYPES: Record<string, string> = {
   context_bytes_read: 'bigint', context_bytes_written: 'bigint', model_tokens_in: 'bigint', model_tokens_out: 'bigint',
 };
 const METRICS = [...SUMS, 'ram_mb_peak'];
+/** Per identity besides the metrics: what it cost and what the per-model rollup needs. */
+const LLM = ['provider', 'model_name', 'model_tokens_cached_in', 'model_tokens_cache_write', 'model_tokens_reasoning', 'cost_micro_usd', 'price_version', 'tags'];
+/** Summed into usage_rollup_model_daily, from rl_d. */
+const MODEL_SUMS = `sum(sign), sum(model_tokens_in), sum(model_tokens_out), sum(model_tokens_cached_in), sum(model_tokens_cache_write),
+  sum(model_tokens_reasoning), sum(cost), sum(unpriced)`;
+const MODEL_COLS = 'requests, tokens_in, tokens_out, tokens_cache_read, tokens_cache_write, tokens_reasoning, cost_micro_usd, unpriced_requests';
 
 /**
  * rollups: each identity's winning revision replaces what its previous revision contributed.
@@ -39,7 +45,8 @@ export function rollupsMerge(t: Tables): string[] {
       (coalesce(w.ended_at, w.started_at) at time zone d.timezone)::date as day,
       coalesce(w.ended_at, w.started_at) as attributed_at,
       w.agent_type, w.agent_id, w.node_id, w.status,
-      ${METRICS.map((m) => `w.${m}::${NUM_TYPES[m]} as ${m}`).join(', ')},
+      ${METRICS.map((m) => `w.${m}::${NUM_TYPES[m]} as ${m}`).join(', ')}, ${LLM.map((c) => `w.${c}`).join(', ')},
+      ${LLM.map((c) => `s.${c} as o_${c}`).join(', ')},
       s.deployment_id is not null as o_exists, s.bucket_start as o_bucket_start, s.day as o_day, s.agent_type as o_agent_type,
       s.agent_id as o_agent_id, s.node_id as o_node_id, s.status as o_status,
       ${METRICS.map((m) => `s.${m} as o_${m}`).join(', ')}
@@ -49,36 +56,44 @@ export function rollupsMerge(t: Tables): string[] {
   if (t.shadow) sql.push('analyze rl_ch');
   sql.push(`create temp table rl_d on commit drop as
     select deployment_id, org_id, bucket_start, day, agent_type, agent_id, node_id, status, 1 as sign,
-      ${SUMS.join(', ')} from rl_ch
+      ${SUMS.join(', ')}, provider, model_name, model_tokens_cached_in, model_tokens_cache_write, model_tokens_reasoning,
+      coalesce(cost_micro_usd, 0) as cost, (model_name is not null and cost_micro_usd is null)::int as unpriced from rl_ch
     union all
     select deployment_id, org_id, o_bucket_start, o_day, o_agent_type, o_agent_id, o_node_id, o_status, -1,
-      ${SUMS.map((m) => `-o_${m}`).join(', ')} from rl_ch where o_exists`);
+      ${SUMS.map((m) => `-o_${m}`).join(', ')}, o_provider, o_model_name, -o_model_tokens_cached_in, -o_model_tokens_cache_write,
+      -o_model_tokens_reasoning, -coalesce(o_cost_micro_usd, 0), -(o_model_name is not null and o_cost_micro_usd is null)::int from rl_ch where o_exists`);
   if (t.shadow) sql.push('analyze rl_d');
-  const sumSel = SUMS.map((m) => `sum(${m})`).join(', ');
+  const sumSel = `${SUMS.map((m) => `sum(${m})`).join(', ')}, sum(cost)`;
   const jobSel = `sum(sign), coalesce(sum(sign) filter (where status = 'succeeded'), 0), coalesce(sum(sign) filter (where status = 'failed'), 0)`;
-  const addSet = [...SUMS, 'jobs', 'jobs_succeeded', 'jobs_failed'].map((m) => `${m} = x.${m} + excluded.${m}`).join(', ');
-  sql.push(`insert into ${hourly} as x (deployment_id, bucket_start, agent_type, org_id, ${SUMS.join(', ')}, jobs, jobs_succeeded, jobs_failed)
+  const addSet = [...SUMS, 'cost_micro_usd', 'jobs', 'jobs_succeeded', 'jobs_failed'].map((m) => `${m} = x.${m} + excluded.${m}`).join(', ');
+  sql.push(`insert into ${hourly} as x (deployment_id, bucket_start, agent_type, org_id, ${SUMS.join(', ')}, cost_micro_usd, jobs, jobs_succeeded, jobs_failed)
     select deployment_id, bucket_start, agent_type, org_id, ${sumSel}, ${jobSel}
     from rl_d group by deployment_id, bucket_start, agent_type, org_id
     on conflict (deployment_id, bucket_start, agent_type) do update set ${addSet}`);
   sql.push(`insert into ${st} as s (deployment_id, correlation_id, org_id, revision, bucket_start, day, attributed_at, agent_type,
-      agent_id, node_id, status, ${METRICS.join(', ')})
+      agent_id, node_id, status, ${METRICS.join(', ')}, ${LLM.join(', ')})
     select deployment_id, correlation_id, org_id, revision, bucket_start, day, attributed_at, agent_type, agent_id, node_id, status,
-      ${METRICS.join(', ')} from rl_ch
+      ${METRICS.join(', ')}, ${LLM.join(', ')} from rl_ch
     on conflict (deployment_id, correlation_id) do update set org_id = excluded.org_id, revision = excluded.revision,
       bucket_start = excluded.bucket_start, day = excluded.day, attributed_at = excluded.attributed_at, agent_type = excluded.agent_type,
       agent_id = excluded.agent_id, node_id = excluded.node_id, status = excluded.status,
-      ${METRICS.map((m) => `${m} = excluded.${m}`).join(', ')}`);
+      ${[...METRICS, ...LLM].map((m) => `${m} = excluded.${m}`).join(', ')}`);
   // A max cannot move by a difference: recompute it for every touched bucket from the state (indexed).
   sql.push(`update ${hourly} h set ram_mb_peak = coalesce((select max(s.ram_mb_peak) from ${st} s
       where s.deployment_id = h.deployment_id and s.bucket_start = h.bucket_start and s.agent_type = h.agent_type), 0)
     from (select distinct deployment_id, bucket_start, agent_type from rl_d) k
     where h.deployment_id = k.deployment_id and h.bucket_start = k.bucket_start and h.agent_type = k.agent_type`);
-  sql.push(`insert into ${daily} as x (deployment_id, day, org_id, ${SUMS.join(', ')}, jobs, jobs_succeeded, jobs_failed)
+  sql.push(`insert into ${daily} as x (deployment_id, day, org_id, ${SUMS.join(', ')}, cost_micro_usd, jobs, jobs_succeeded, jobs_failed)
     select deployment_id, day, org_id, ${sumSel}, ${jobSel}
     from rl_d group by deployment_id, day, org_id
     order by deployment_id, day -- the concurrency projection writes these rows too: lock them in one order
     on conflict (deployment_id, day) do update set ${addSet}`);
+  const modelDaily = q(t.modelDaily);
+  sql.push(`insert into ${modelDaily} as x (deployment_id, day, provider, model_name, agent_type, org_id, ${MODEL_COLS})
+    select deployment_id, day, provider, model_name, agent_type, org_id, ${MODEL_SUMS}
+    from rl_d where model_name is not null group by deployment_id, day, provider, model_name, agent_type, org_id
+    on conflict (deployment_id, day, provider, model_name, agent_type) do update set
+      ${MODEL_COLS.split(', ').map((c) => `${c} = x.${c} + excluded.${c}`).join(', ')}`);
   // Distinct agents/nodes per day: reference counts; a member going 0 -> n or n -> 0 moves the count.
   sql.push(`create temp table rl_md on commit drop as
     select deployment_id, day, 'agent'::text as kind, agent_id as member_id, sum(sign)::int as delta from rl_d
@@ -107,6 +122,9 @@ export function rollupsMerge(t: Tables): string[] {
   // on where batch boundaries fell (a rebuild never creates such rows). A day keeps a concurrency peak.
   sql.push(`delete from ${hourly} h using (select distinct deployment_id, bucket_start, agent_type from rl_d where sign < 0) k
     where h.deployment_id = k.deployment_id and h.bucket_start = k.bucket_start and h.agent_type = k.agent_type and h.jobs = 0`);
+  sql.push(`delete from ${modelDaily} x using (select distinct deployment_id, day, provider, model_name, agent_type from rl_d where sign < 0 and model_name is not null) k
+    where x.deployment_id = k.deployment_id and x.day = k.day and x.provider = k.provider and x.model_name = k.model_name
+      and x.agent_type = k.agent_type and x.requests = 0`);
   sql.push(`delete from ${daily} x using (select distinct deployment_id, day from rl_d where sign < 0) k
     where x.deployment_id = k.deployment_id and x.day = k.day and x.jobs = 0 and x.orchestration_peak_concurrency = 0`);
   return sql;
@@ -128,17 +146,23 @@ export function rollupsBuild(t: Tables, win: string): BuildStep[] {
   return [
     {
       // state first; the daily rows and members come from it (its day column is the local day)
-      indexes: ['rollupJob', 'daily', 'rollupMember'],
+      indexes: ['rollupJob', 'daily', 'modelDaily', 'rollupMember'],
       sql: [
         `insert into ${q(t.rollupJob)} (deployment_id, correlation_id, org_id, revision, bucket_start, day, attributed_at, agent_type,
-            agent_id, node_id, status, ${METRICS.join(', ')})
+            agent_id, node_id, status, ${METRICS.join(', ')}, ${LLM.join(', ')})
           select w.deployment_id, correlation_id, w.org_id, revision, ${bucket}, ${day}, coalesce(ended_at, started_at), agent_type, agent_id,
-            node_id, status, ${METRICS.map(cast).join(', ')}
+            node_id, status, ${METRICS.map(cast).join(', ')}, ${LLM.join(', ')}
           from ${w} w join deployment d on d.deployment_id = w.deployment_id`,
-        `insert into ${q(t.daily)} (deployment_id, day, org_id, ${SUMS.join(', ')}, jobs, jobs_succeeded, jobs_failed,
+        `insert into ${q(t.daily)} (deployment_id, day, org_id, ${SUMS.join(', ')}, cost_micro_usd, jobs, jobs_succeeded, jobs_failed,
             seats_active, nodes_active)
-          select deployment_id, day, org_id, ${SUMS.map((m) => `sum(${m})`).join(', ')}, ${jobs}, count(distinct agent_id), count(distinct node_id)
+          select deployment_id, day, org_id, ${SUMS.map((m) => `sum(${m})`).join(', ')}, coalesce(sum(cost_micro_usd), 0), ${jobs},
+            count(distinct agent_id), count(distinct node_id)
           from ${q(t.rollupJob)} group by deployment_id, day, org_id`,
+        `insert into ${q(t.modelDaily)} (deployment_id, day, provider, model_name, agent_type, org_id, ${MODEL_COLS})
+          select deployment_id, day, provider, model_name, agent_type, org_id, count(*), sum(model_tokens_in), sum(model_tokens_out),
+            sum(model_tokens_cached_in), sum(model_tokens_cache_write), sum(model_tokens_reasoning), coalesce(sum(cost_micro_usd), 0),
+            count(*) filter (where cost_micro_usd is null)
+          from ${q(t.rollupJob)} where model_name is not null group by deployment_id, day, provider, model_name, agent_type, org_id`,
         `insert into ${q(t.rollupMember)} (deployment_id, day, kind, member_id, refs)
           select deployment_id, day, 'agent', agent_id, count(*) from ${q(t.rollupJob)} group by deployment_id, day, agent_id
           union all
@@ -148,9 +172,9 @@ export function rollupsBuild(t: Tables, win: string): BuildStep[] {
     {
       indexes: ['hourly'],
       sql: [
-        `insert into ${q(t.hourly)} (deployment_id, bucket_start, agent_type, org_id, ${SUMS.join(', ')}, ram_mb_peak, jobs,
+        `insert into ${q(t.hourly)} (deployment_id, bucket_start, agent_type, org_id, ${SUMS.join(', ')}, cost_micro_usd, ram_mb_peak, jobs,
             jobs_succeeded, jobs_failed)
-          select deployment_id, ${bucket}, agent_type, org_id, ${sums}, max(${cast('ram_mb_peak')}), ${jobs}
+          select deployment_id, ${bucket}, agent_type, org_id, ${sums}, coalesce(sum(cost_micro_usd), 0), max(${cast('ram_mb_peak')}), ${jobs}
           from ${w} group by deployment_id, ${bucket}, agent_type, org_id`,
       ],
     },

@@ -1,18 +1,18 @@
 import type { FastifyInstance } from 'fastify';
 import type pg from 'pg';
+import { InputError, isTagScope, parseTagScope } from '@kaching/contracts';
 import { callerOf, configChanged, withOrg, type ApiContext } from '../context.js';
 import { anyObject, dateTime, idParams, ok, page, pageQuery, period, uuid } from '../schemas.js';
 import * as admin from '../../routines/admin.js';
 import { requireDeployment } from '../../routines/reads.js';
 import { insertDeployment, type NewDeployment } from '../../routines/orgs.js';
 import { LIMITABLE_METRICS } from '@kaching/enforcer';
-import { activateLicense, addModelPrice } from '../../routines/enforcer.js';
+import { activateLicense } from '../../routines/enforcer.js';
 
 const A = { auth: 'admin' } as const;
 const OP = { auth: 'operator' } as const;
 const name = { type: 'string', minLength: 1, maxLength: 200 } as const;
 const limitValue = { anyOf: [{ type: 'number', minimum: 0 }, { type: 'string', pattern: '^[0-9]{1,18}(\\.[0-9]{1,6})?$' }] } as const;
-const microUsd = { type: 'integer', minimum: 0 } as const;
 // only metrics the enforcer can measure: a typo would otherwise be a limit that never fires
 const metric = { type: 'string', enum: [...LIMITABLE_METRICS] } as const;
 const depQuery = { type: 'object', required: ['deployment_id'], properties: { deployment_id: uuid, ...pageQuery }, additionalProperties: false } as const;
@@ -130,6 +130,9 @@ export function adminRoutes(app: FastifyInstance, ctx: ApiContext): void {
       },
     },
     async (req) => {
+      if (isTagScope(req.body.scope) && !parseTagScope(req.body.scope)) {
+        throw new InputError('FIELD_FORMAT', { field: 'scope', rule: 'tag:<key>=<value>', message: 'A tag-scoped budget is tag:<key>=<value>, the key as event tags have it (^[a-z][a-z0-9_.-]{0,63}$)' });
+      }
       const b = await withOrg(ctx, req, (c) => admin.upsertBudget(c, callerOf(req).orgId, req.body));
       configChanged(ctx, { deployment_id: req.body.deployment_id, kind: 'budget', id: String(b.budget_id) });
       return b;
@@ -255,34 +258,6 @@ export function adminRoutes(app: FastifyInstance, ctx: ApiContext): void {
       const p = await admin.upsertPlan(ctx.pool, { plan_id: req.params.plan_id, ...req.body });
       for (const d of await admin.allDeploymentIds(ctx.pool)) configChanged(ctx, { deployment_id: d, kind: 'plan', id: req.params.plan_id });
       return p;
-    },
-  );
-
-  app.get('/v1/prices', { config: { auth: 'read', cache: true }, schema: { summary: 'Current model prices (micro-USD per 1M tokens)', tags: ['plans'], response: ok({ type: 'object', properties: { items: { type: 'array' } } }) } }, async () => ({
-    items: await admin.listPrices(ctx.pool),
-  }));
-
-  app.post<{ Body: admin.PriceInput }>(
-    '/v1/prices',
-    {
-      config: OP,
-      schema: {
-        summary: 'Add a model price version (installation-wide; operator scope)', tags: ['plans'],
-        body: {
-          type: 'object', required: ['provider', 'model_name'], additionalProperties: false,
-          properties: {
-            provider: { type: 'string', minLength: 1, maxLength: 100 }, model_name: { type: 'string', minLength: 1, maxLength: 200 }, effective_from: dateTime,
-            input_per_1m_micro_usd: microUsd, output_per_1m_micro_usd: microUsd, cached_input_per_1m_micro_usd: microUsd,
-            reasoning_per_1m_micro_usd: microUsd, gpu_second_micro_usd: microUsd, cpu_second_micro_usd: microUsd,
-          },
-        },
-        response: { 201: { description: 'Created', ...anyObject } },
-      },
-    },
-    async (req, reply) => {
-      const p = await addModelPrice(ctx.pool, req.body);
-      for (const d of await admin.allDeploymentIds(ctx.pool)) configChanged(ctx, { deployment_id: d, kind: 'price', id: `${req.body.provider}/${req.body.model_name}` });
-      return reply.code(201).send(p);
     },
   );
 }

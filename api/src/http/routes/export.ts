@@ -6,10 +6,12 @@ import { to as copyTo } from 'pg-copy-streams';
 import { withOrg, type ApiContext } from '../context.js';
 import { dateTime, uuid } from '../schemas.js';
 
+// cost: integer micro-USD (empty = the model had no price yet) and the same as exact USD; tags as JSON
 const COLUMNS = `deployment_id, correlation_id, job_id, agent_id, node_id, agent_type, started_at, ended_at, status,
   cpu_seconds, gpu_seconds, ram_mb_peak, disk_io_mb, net_in_mb, net_out_mb, context_reads, context_writes,
   context_bytes_read, context_bytes_written, model_name, provider, model_tokens_in, model_tokens_out,
-  model_tokens_cached_in, model_tokens_reasoning`;
+  model_tokens_cached_in, model_tokens_cache_write, model_tokens_reasoning, cost_micro_usd,
+  (cost_micro_usd / 1000000.0)::numeric(24,6) as cost_usd, price_version, tags`;
 
 interface ExportQuery {
   deployment_id?: string;
