@@ -56,7 +56,9 @@ export async function acquireLease(pool: pg.Pool, consumer: string, lane: string
   try {
     // A batch of the previous owner in flight holds the lease row (for share): the takeover waits for it,
     // but not for ever: a paused owner's batch ends by statement timeout; meanwhile this round moves on.
-    await client.query(`begin; set local lock_timeout = ${ACQUIRE_LOCK_TIMEOUT_MS}`);
+    // An instance paused between this update and its commit holds the lease row: Postgres ends that
+    // session after the idle timeout, or every other instance's takeover of the lane fails for ever.
+    await client.query(`begin; set local lock_timeout = ${ACQUIRE_LOCK_TIMEOUT_MS}; set local idle_in_transaction_session_timeout = ${BATCH_IDLE_TIMEOUT_MS}`);
     const r = await client.query<{ fence: string }>(
       `update consumer_lease set owner = $3, fence = fence + 1, expires_at = now() + $4 * interval '1 millisecond', acquired_at = now()
         where consumer = $1 and lane = $2 and (owner is null or owner = $3 or expires_at <= now())

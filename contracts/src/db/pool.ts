@@ -7,7 +7,15 @@ export interface PoolOptions {
   namespace: string;
   max?: number;
   applicationName?: string;
+  /**
+   * Postgres ends a session left idle inside a transaction this long (ms; 0 = never). A process paused
+   * (SIGSTOP, a long GC) or cut off mid-transaction must not hold row locks the other instances wait on.
+   */
+  idleInTransactionTimeoutMs?: number;
 }
+
+/** No transaction of KACHING's own waits on the client for more than a few ms between statements. */
+export const DEFAULT_IDLE_IN_TRANSACTION_TIMEOUT_MS = 60_000;
 
 /** A pg pool whose every connection works inside the installation's schema. */
 export function createPool(opts: PoolOptions): pg.Pool {
@@ -16,7 +24,7 @@ export function createPool(opts: PoolOptions): pg.Pool {
     connectionString: opts.databaseUrl,
     max: opts.max ?? 10,
     application_name: opts.applicationName ?? 'kaching',
-    options: `-c search_path=${schema},public`,
+    options: `-c search_path=${schema},public -c idle_in_transaction_session_timeout=${opts.idleInTransactionTimeoutMs ?? DEFAULT_IDLE_IN_TRANSACTION_TIMEOUT_MS}`,
   });
   // A connection lost under a client (Postgres restarted, network cut) fails the query that uses it
   // and pg-pool discards the client; as an 'error' event with no listener it would kill the process
