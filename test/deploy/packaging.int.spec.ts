@@ -45,7 +45,7 @@ describe('packaging', () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'kaching-units-'));
     tmp.push(dir);
     cpSync(path.join(DEPLOY, 'systemd'), dir, { recursive: true });
-    const units = ['kaching.service', 'kaching@ingest.service', 'kaching@api.service', 'kaching.target'].map((u) => path.join(dir, u));
+    const units = ['kaching.service', 'kaching@ingest.service', 'kaching@api.service', 'kaching-projector@0.service', 'kaching-enforcer@0.service', 'kaching.target'].map((u) => path.join(dir, u));
     const r = spawnSync(bin, ['verify', ...units], { cwd: dir, encoding: 'utf8' });
     expect({ status: r.status, problems: `${r.stdout}${r.stderr}`.trim() }).toEqual({ status: 0, problems: '' });
     expect(readFileSync(path.join(DEPLOY, 'systemd/kaching.env'), 'utf8')).toMatch(/^KACHING_LICENSE_PUBLIC_KEY=/m);
