@@ -1,4 +1,4 @@
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import {
   connectNats,
   UsageError,
@@ -12,6 +12,7 @@ import {
   type Command,
   type CommandContext,
 } from '@kaching/contracts';
+import { auditSelection } from '../audit/scan.js';
 import { auditVerify } from '../audit/verifyStored.js';
 import { loadConfig } from '../config.js';
 import { issueIngestToken } from '../routines/issueIngestToken.js';
@@ -160,15 +161,43 @@ export const commands: Command[] = [
   },
   {
     name: 'audit verify',
-    summary: "Re-verify a stored event's signature against the key valid when it was signed",
-    options: { seq: { type: 'string', description: 'stream sequence number', required: true } },
+    summary: "Re-verify stored events' signatures against the keys valid when they were signed: one by --seq, one correlation id's revisions, or a deployment's range",
+    options: {
+      seq: { type: 'string', description: 'stream sequence number of one event' },
+      deployment: { type: 'string', description: 'deployment id (with --correlation-id, or --since/--until)' },
+      'correlation-id': { type: 'string', description: "every stored revision of this job's report" },
+      since: { type: 'string', description: 'start of a range (RFC 3339, append time, inclusive)' },
+      until: { type: 'string', description: 'end of a range (RFC 3339, append time, exclusive; default now)' },
+      original: { type: 'string', description: "with --seq: a file holding the agent's original event, to verify a redacted one" },
+    },
     async run(ctx) {
-      const seq = Number(requireString(ctx, 'seq'));
-      if (!Number.isSafeInteger(seq) || seq < 1) throw new UsageError('--seq must be a positive integer');
+      const seqArg = ctx.args['seq'];
+      const deploymentId = typeof ctx.args['deployment'] === 'string' ? ctx.args['deployment'] : undefined;
+      const correlationId = typeof ctx.args['correlation-id'] === 'string' ? ctx.args['correlation-id'] : undefined;
+      const since = optTime(ctx, 'since');
+      const until = optTime(ctx, 'until') ?? new Date();
       const nc = await connectNats(ctx.config.natsUrl, { timeout: 5000 });
       try {
-        const r = await withPool(ctx, (pool) => auditVerify(nc, pool, names(ctx.config.namespace), seq));
-        return { data: r, text: `seq ${seq}: ${r.verdict} — ${r.detail}`, exitCode: r.failed ? 1 : 0 };
+        if (typeof seqArg === 'string') {
+          const seq = Number(seqArg);
+          if (!Number.isSafeInteger(seq) || seq < 1) throw new UsageError('--seq must be a positive integer');
+          const file = typeof ctx.args['original'] === 'string' ? ctx.args['original'] : undefined;
+          const original = file === undefined ? undefined : JSON.parse(await readFile(file, 'utf8'));
+          const r = await withPool(ctx, (pool) => auditVerify(nc, pool, names(ctx.config.namespace), seq, { original }));
+          return { data: r, text: `seq ${seq}: ${r.verdict} — ${r.detail}`, exitCode: r.failed ? 1 : 0 };
+        }
+        if (!deploymentId || (!correlationId && !since)) {
+          throw new UsageError('give --seq N, or --deployment D with --correlation-id C, or --deployment D with --since T [--until T]');
+        }
+        const sel = correlationId ? { deploymentId, correlationId } : { deploymentId, since: since!, until };
+        const s = await withPool(ctx, (pool) => auditSelection(nc, pool, names(ctx.config.namespace), sel));
+        if (correlationId && s.scanned === 0) {
+          return { data: s, text: `no stored event of ${deploymentId} has correlation id ${correlationId}`, exitCode: 1 };
+        }
+        const counts = Object.entries(s.verdicts).map(([v, c]) => `${v} ${c}`).join(', ') || 'none';
+        const lines = [`${deploymentId}: ${s.scanned} events — verified ${s.verified}, failed ${s.failed}, unverifiable ${s.unverifiable} (${counts})`];
+        for (const r of s.results) lines.push(`  seq ${r.seq} ${r.correlation_id ?? ''}: ${r.verdict} — ${r.detail}`);
+        return { data: s, text: lines.join('\n'), exitCode: s.failed ? 1 : 0 };
       } finally {
         await nc.close();
       }
