@@ -18,6 +18,11 @@ export interface ReplayOptions {
   batchSize?: number;
   onProgress?(p: ReplayProgress): void;
   signal?: AbortSignal;
+  /**
+   * Rebuild even though the stream no longer holds its first messages (max_age, purge) that the live tables
+   * count: the rebuilt tables then lack that history. Without it such a replay is refused (REPLAY_HISTORY_GAP).
+   */
+  acceptHistoryLoss?: boolean;
   /** Reuse a connection / pool (tests, bench). */
   nc?: NatsConnection;
   pool?: pg.Pool;
@@ -99,6 +104,9 @@ export async function replay(config: BaseConfig, projection: ProjectionName, opt
     opts.onProgress?.({ projection, phase, seq, applied: total, pending, eventsPerSecond: total / Math.max(0.001, (Date.now() - t0) / 1000) });
   };
   try {
+    const jsm = await jetstreamManager(nc);
+    const si = await jsm.streams.info(n.eventsStream);
+    if (opts.fromSeq === undefined && opts.since === undefined && !opts.acceptHistoryLoss) await refuseHistoryGap(pool, projection, si.state.first_seq);
     // The shadow's days are local days in the zones of now: a zone changed meanwhile is re-derived at the swap.
     const zones = await deploymentZones(pool);
     // One book for the whole rebuild; what changes in it meanwhile is re-priced after the swap (reprice.ts).
@@ -106,8 +114,6 @@ export async function replay(config: BaseConfig, projection: ProjectionName, opt
     // Index-less: the bulk load builds the indexes once its rows are in.
     await createShadow(pool, projection, { indexes: false });
     await pool.query('delete from projection_checkpoint where projection = $1', [shadowKey]);
-    const jsm = await jetstreamManager(nc);
-    const si = await jsm.streams.info(n.eventsStream);
     const js = jetstream(nc);
     const startSeq = opts.fromSeq ?? 1;
     const consumer = await js.consumers.get(n.eventsStream, opts.since
@@ -398,5 +404,19 @@ async function trySwap(pool: pg.Pool, projection: ProjectionName, shadowSeq: num
     if (projection !== 'concurrency') await client.query(`update price_reprice_state set revision = least(revision, $1) where consumer = 'projector'`, [bookRevision]);
     await client.query('delete from projection_checkpoint where projection = $1', [`${projection}${SHADOW_SUFFIX}`]);
     return mode;
+  });
+}
+
+/**
+ * A full replay reads the stream from its first message. When the stream no longer starts at 1 and the live
+ * projection already applied what came before, swapping in the rebuild would delete that history.
+ */
+async function refuseHistoryGap(pool: pg.Pool, projection: ProjectionName, firstSeq: number): Promise<void> {
+  if (firstSeq <= 1) return;
+  const r = await pool.query<{ applied: string | null }>('select max(last_seq)::text as applied from consumer_checkpoint where consumer = $1', [projection]);
+  const applied = Number(r.rows[0]?.applied ?? 0);
+  if (applied === 0) return;
+  throw new KachingError('REPLAY_HISTORY_GAP', {
+    message: `the stream starts at seq ${firstSeq}: messages 1..${firstSeq - 1}, which ${projection} already counts, are no longer in it, so a full replay would delete their history; replay --since/--from-seq to rebuild a recent part, or --accept-history-loss`,
   });
 }

@@ -185,4 +185,18 @@ describe('replay rebuilds each projection into shadow tables and swaps while rea
     expect(await verifyProjections(env.pool)).toEqual([]);
     await env.pool.query('drop view test_hourly_view');
   });
+
+  it('a full replay is refused when the stream lost messages the live tables count (REPLAY_HISTORY_GAP), unless accepted', async () => {
+    const cfg = { databaseUrl: env.databaseUrl, natsUrl: env.natsUrl, namespace: env.namespace, logLevel: 'warn' as const };
+    const nc = await env.nats();
+    const jsm = await jetstreamManager(nc);
+    // what max_age or a purge does to the head of the stream
+    await jsm.streams.purge(env.names.eventsStream, { seq: 101 });
+    const before = await tableSnapshot(env.pool, 'usage_rollup_daily', 'deployment_id, day');
+    await expect(replay(cfg, 'rollups')).rejects.toMatchObject({ code: 'REPLAY_HISTORY_GAP', message: expect.stringMatching(/starts at seq 101: messages 1\.\.100/) });
+    expect(await tableSnapshot(env.pool, 'usage_rollup_daily', 'deployment_id, day')).toBe(before);
+    // the operator may accept it: the rebuilt tables then hold only what the stream still has
+    const r = await replay(cfg, 'raw', { acceptHistoryLoss: true });
+    expect(r.events).toBe(lastSeq - 100 + (r.lastSeq - lastSeq));
+  });
 });

@@ -41,6 +41,7 @@ export const ERROR_CATALOGUE = {
   API_KEY_SCOPE: { status: 403, message: 'The API key lacks the scope this endpoint needs' },
   NOT_FOUND: { status: 404, message: 'No such resource (or not visible to this organisation)' },
   CONFLICT: { status: 409, message: 'The change conflicts with the current state' },
+  REPLAY_HISTORY_GAP: { status: 409, message: 'The stream no longer holds history the projection counts: a full replay would delete it' },
   LICENSE_INVALID: { status: 400, message: 'The license blob does not verify against the vendor key' },
   LICENSE_EXPIRED: { status: 400, message: 'The license is outside its validity window' },
   BUDGET_DENIED: { status: 402, message: 'The job would exceed the remaining budget' },

@@ -19,6 +19,7 @@ export const commands: Command[] = [
       'from-seq': { type: 'string', description: 'start at this stream sequence (rebuilt tables hold events from here on)' },
       since: { type: 'string', description: 'start at the first event stored at or after this RFC 3339 time' },
       'batch-size': { type: 'string', description: 'events per transaction while catching up with what arrives during the rebuild', default: '2000' },
+      'accept-history-loss': { type: 'boolean', description: 'rebuild even though the stream lost messages the live tables count (their history is then gone)' },
     },
     async run(ctx) {
       const projection = projectionArg(ctx.positionals[0]);
@@ -38,6 +39,7 @@ export const commands: Command[] = [
         fromSeq,
         since: typeof since === 'string' ? since : undefined,
         batchSize,
+        acceptHistoryLoss: ctx.args['accept-history-loss'] === true,
         signal: ctx.signal,
         onProgress(p) {
           if (Date.now() - lastReport < 1000 && p.pending > 0) return;
