@@ -1,3 +1,4 @@
+import { parseRetentionMonths } from './maintenance.js';
 import { baseConfig, intFromEnv, PROJECTIONS, type BaseConfig, type ProjectionName } from '@kaching/contracts';
 
 export interface ProjectorConfig extends BaseConfig {
@@ -8,6 +9,8 @@ export interface ProjectorConfig extends BaseConfig {
   batchSize: number;
   /** usage_sample partitions older than this many days are dropped. */
   retentionDays: number;
+  /** Rollups and the concurrency index are kept this many months (PROJECTOR_ROLLUP_RETENTION, default 24mo). */
+  rollupRetentionMonths: number;
   /** Daily partitions created ahead of today. */
   partitionsAhead: number;
   /** Which projections this process runs (a deployment may run one per process). */
@@ -34,6 +37,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ProjectorConfi
     batchSize,
     retentionDays: intFromEnv(env, 'PROJECTOR_RETENTION_DAYS', 30),
     partitionsAhead: intFromEnv(env, 'PROJECTOR_PARTITIONS_AHEAD', 7),
+    rollupRetentionMonths: parseRetentionMonths(env.PROJECTOR_ROLLUP_RETENTION),
     projections: list.length ? (list as ProjectionName[]) : [...PROJECTIONS],
     ackWaitMs: intFromEnv(env, 'PROJECTOR_ACK_WAIT_MS', 30_000),
     maintenanceIntervalMs: intFromEnv(env, 'PROJECTOR_MAINTENANCE_INTERVAL_MS', 3_600_000),

@@ -1,16 +1,81 @@
 import type pg from 'pg';
+import type { ProjectionName } from '@kaching/contracts';
 import { dropOldPartitions, ensurePartitions, utcDay } from './db/partitions.js';
 
 export interface MaintenanceResult {
   created: string;
   dropped: string[];
+  /** Rows deleted past retention, per table. */
+  pruned: Record<string, number>;
 }
 
-/** Creates usage_sample partitions from yesterday to `ahead` days out and drops those past retention. */
-export async function maintainPartitions(pool: pg.Pool, opts: { retentionDays: number; partitionsAhead: number; now?: number }): Promise<MaintenanceResult> {
+export interface MaintenanceOptions {
+  retentionDays: number;
+  partitionsAhead: number;
+  /** Rollups, the concurrency index and their per-identity state are kept this many months (0 = for ever). */
+  rollupRetentionMonths?: number;
+  /** Which projections this process owns: each prunes only its own tables. Default: all. */
+  projections?: readonly ProjectionName[];
+  now?: number;
+}
+
+/**
+ * Creates usage_sample partitions from yesterday to `ahead` days out, drops those past the raw retention with
+ * the jobs only they described, and deletes rollup rows past the rollup retention. Nothing pruned here can
+ * change again: ingest refuses events older than its maximum age, far inside either window.
+ */
+export async function maintainPartitions(pool: pg.Pool, opts: MaintenanceOptions): Promise<MaintenanceResult> {
   const now = opts.now ?? Date.now();
-  const from = utcDay(now - 86_400_000);
-  await ensurePartitions(pool, 'usage_sample', from, opts.partitionsAhead + 2);
-  const dropped = opts.retentionDays > 0 ? await dropOldPartitions(pool, 'usage_sample', opts.retentionDays, now) : [];
-  return { created: `${from}+${opts.partitionsAhead + 2}d`, dropped };
+  const owns = (p: ProjectionName) => !opts.projections || opts.projections.includes(p);
+  const pruned: Record<string, number> = {};
+  let dropped: string[] = [];
+  let created = '';
+  if (owns('raw')) {
+    const from = utcDay(now - 86_400_000);
+    await ensurePartitions(pool, 'usage_sample', from, opts.partitionsAhead + 2);
+    created = `${from}+${opts.partitionsAhead + 2}d`;
+    if (opts.retentionDays > 0) {
+      dropped = await dropOldPartitions(pool, 'usage_sample', opts.retentionDays, now);
+      // a job goes with its raw samples: finished (or silent) before the window, and no sample left
+      const cutoff = new Date(now - opts.retentionDays * 86_400_000).toISOString();
+      const r = await pool.query(
+        `delete from job j where coalesce(j.ended_at, j.last_heartbeat_at, j.started_at) < $1
+           and not exists (select 1 from usage_sample s where s.deployment_id = j.deployment_id and s.correlation_id = j.correlation_id)`,
+        [cutoff],
+      );
+      pruned.job = r.rowCount ?? 0;
+    }
+  }
+  const months = opts.rollupRetentionMonths ?? 0;
+  if (months > 0) {
+    const cut = new Date(now);
+    cut.setUTCMonth(cut.getUTCMonth() - months);
+    const day = utcDay(cut);
+    const at = `${day}T00:00:00Z`;
+    const tables: [ProjectionName, string, string][] = [
+      ['rollups', 'usage_rollup_hourly', 'bucket_start < $1::timestamptz'],
+      ['rollups', 'usage_rollup_daily', 'day < $1::date'],
+      ['rollups', 'usage_rollup_model_daily', 'day < $1::date'],
+      ['rollups', 'projector_rollup_job', 'day < $1::date'],
+      ['rollups', 'projector_rollup_member', 'day < $1::date'],
+      ['concurrency', 'concurrency_minute', 'minute < $1::timestamptz'],
+      ['concurrency', 'projector_concurrency_job', 'to_minute < $1::timestamptz'],
+    ];
+    for (const [p, table, where] of tables) {
+      if (!owns(p)) continue;
+      const r = await pool.query(`delete from ${table} where ${where}`, [where.includes('date') ? day : at]);
+      pruned[table] = r.rowCount ?? 0;
+    }
+  }
+  return { created, dropped, pruned };
+}
+
+/** PROJECTOR_ROLLUP_RETENTION: `24mo` (default), `2y`, `730d` → months (days round up to whole months); `0` keeps all. */
+export function parseRetentionMonths(v: string | undefined, fallback = 24): number {
+  if (v === undefined || v.trim() === '') return fallback;
+  const m = /^\s*(\d+)\s*(mo|m|y|d)?\s*$/i.exec(v);
+  if (!m) throw new Error(`PROJECTOR_ROLLUP_RETENTION "${v}" is not a duration like 24mo, 2y or 730d`);
+  const n = Number(m[1]);
+  const unit = (m[2] ?? 'mo').toLowerCase();
+  return unit === 'y' ? n * 12 : unit === 'd' ? Math.ceil(n / 30) : n;
 }

@@ -58,10 +58,10 @@ export async function start(config: ProjectorConfig): Promise<ProjectorHandle> {
       for (const p of config.projections) await jsm.consumers.delete(n.eventsStream, n.consumer(p)).catch(() => undefined);
     }, { log, what: 'reach the events stream' });
     warnOnReplicas(nc, config.streamReplicas, log);
-    if (config.projections.includes('raw')) {
+    {
       const maintain = () =>
         maintainPartitions(pool, config)
-          .then((r) => r.dropped.length && log.info({ dropped: r.dropped }, 'dropped usage_sample partitions past retention'))
+          .then((r) => (r.dropped.length || Object.values(r.pruned).some(Boolean)) && log.info({ dropped: r.dropped, pruned: r.pruned }, 'dropped and pruned rows past retention'))
           .catch((err) => log.warn({ err: (err as Error).message }, 'partition maintenance failed'));
       await maintain();
       timers.push(setInterval(maintain, config.maintenanceIntervalMs).unref());
