@@ -4,7 +4,7 @@ import {
   decisionsBucket, ensureEventsStream, publishConfigChange, setModelPrice, validatePolicyDecision, type PolicyDecision,
 } from '@kaching/contracts';
 import {
-  activateLicense, effectiveLimits, issueLicense, licenseKeygen, resetEnforcerState, start, type EnforcerConfig, type EnforcerHandle,
+  activateLicense, commands, effectiveLimits, issueLicense, licenseKeygen, resetEnforcerState, start, type EnforcerConfig, type EnforcerHandle,
 } from '@kaching/enforcer';
 import { isolatedEnv, type IsolatedEnv } from '../../test/support/isolation.js';
 import { addBudget, addQuota, alertCodes, checkpoint, controlMessages, publish, seedDeployment, seedOrg, usageRecord, waitFor } from './helpers.js';
@@ -92,6 +92,21 @@ describe('enforcer: thresholds, decisions, restarts and replays', () => {
     expect((await published(dep)).filter((m) => m.state === 'active')).toHaveLength(2);
     const used = await env.pool.query(`select sum(value)::text as v from enforcer_usage_daily where deployment_id = $1 and metric = 'cpu_seconds'`, [dep]);
     expect(used.rows[0].v).toBe('120');
+    expect(await kvDecision(dep, 'cpu')).toEqual(before);
+  });
+
+  it('`kaching replay enforcer` while it runs rebuilds the counters without alerting or publishing again', async () => {
+    const before = await kvDecision(dep, 'cpu');
+    const last = (await (await import('@nats-io/jetstream')).jetstreamManager(nc).then((j) => j.streams.info(env.names.eventsStream))).state.last_seq;
+    const cmd = commands.find((c) => c.name === 'replay enforcer')!;
+    const r = await cmd.run({ args: {}, positionals: [], config: { natsUrl: env.natsUrl, databaseUrl: env.databaseUrl, namespace: env.namespace, logLevel: 'silent' }, json: true, progress: () => undefined, signal: new AbortController().signal });
+    expect(r.data).toMatchObject({ lanes: expect.any(Number) });
+    const used = async () => (await env.pool.query(`select sum(value)::text as v from enforcer_usage_daily where deployment_id = $1 and metric = 'cpu_seconds'`, [dep])).rows[0].v;
+    // the running instance re-reads the whole stream: the counters come back to the same total
+    await waitFor(async () => (await checkpoint(env.pool)) >= last && (await used()) === '120', 20_000, 'the replay caught up');
+    await handle!.flush();
+    expect(await alertCodes(env.pool, dep)).toEqual(['QUOTA_NEARING', 'QUOTA_EXCEEDED']);
+    expect((await published(dep)).filter((m) => m.state === 'active')).toHaveLength(2);
     expect(await kvDecision(dep, 'cpu')).toEqual(before);
   });
 

@@ -2,6 +2,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { connectNats, createPool, names, publishConfigChange, requireString, UsageError, type Command, type CommandContext } from '@kaching/contracts';
 import { isPublicKey, loadConfig } from '../config.js';
 import { activateLicense, issueLicense, licenseKeygen, verifyLicense } from '../license.js';
+import { resetEnforcerState } from '../replay.js';
 import { start } from '../service.js';
 
 async function readKeyArg(v: string): Promise<string> {
@@ -125,6 +126,19 @@ export const commands: Command[] = [
         const r = await activateLicense(pool, blob, await vendorKey(ctx), { ...(dep ? { deploymentId: dep } : {}) });
         if (r.deployment_id) await announce(ctx, r.deployment_id, 'license');
         return { data: r, text: `license ${r.license_id} (plan ${r.plan_id}) active for ${r.deployment_id ?? `every deployment of org ${r.org_id}`} until ${r.valid_to}` };
+      } finally {
+        await pool.end();
+      }
+    },
+  },
+  {
+    name: 'replay enforcer',
+    summary: "Rebuild the enforcer's counters from the stream while it runs, without alerting, notifying or publishing again",
+    async run(ctx) {
+      const pool = createPool({ databaseUrl: ctx.config.databaseUrl, namespace: ctx.config.namespace, max: 1 });
+      try {
+        const r = await resetEnforcerState(pool);
+        return { data: r, text: `enforcer state reset over ${r.lanes} lanes: running enforcer instances re-read the stream from the start` };
       } finally {
         await pool.end();
       }
