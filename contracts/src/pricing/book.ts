@@ -102,17 +102,23 @@ export class PriceBook {
       };
       m.set(key, [...(m.get(key) ?? []), v]);
     }
+    return this.install([...m.values()].flat(), aliases.rows.map((a) => ({ alias: a.alias, provider: a.provider, model: a.model_name })), Number(rev.rows[0]?.revision ?? 0));
+  }
+
+  /** Replaces the book with these versions (in effective_from order per model) and aliases. */
+  install(versions: readonly PriceVersion[], aliases: readonly PriceAlias[], revision: number): this {
+    const m = new Map<string, PriceVersion[]>();
+    for (const v of versions) m.set(keyOf(v.provider, v.model), [...(m.get(keyOf(v.provider, v.model)) ?? []), v]);
     this.byModel = m;
     this.exactAliases = new Map();
     this.patterns = [];
-    for (const a of aliases.rows) {
-      const alias: PriceAlias = { alias: a.alias, provider: a.provider, model: a.model_name };
-      if (a.alias.includes('*')) this.patterns.push({ re: globToRegExp(a.alias), alias });
-      else this.exactAliases.set(a.alias, alias);
+    for (const alias of aliases) {
+      if (alias.alias.includes('*')) this.patterns.push({ re: globToRegExp(alias.alias), alias });
+      else this.exactAliases.set(alias.alias, alias);
     }
     // longer patterns are more specific: they win
     this.patterns.sort((a, b) => b.alias.alias.length - a.alias.alias.length || a.alias.alias.localeCompare(b.alias.alias));
-    this.revision = Number(rev.rows[0]?.revision ?? 0);
+    this.revision = revision;
     return this;
   }
 

@@ -124,8 +124,8 @@ export async function runBench(plan: BenchPlan, progress: (line: string) => void
       },
       { figure: 'ceiling: raw Postgres COPY into usage_sample', value: `${f(rep.rawCopy.rowsPerSecond)} rows/s` },
       {
-        figure: 'per-event stage costs, µs (microbenchmark, one thread, warm): ingest parse / validate / canonicalise / digest / verify / Avro encode; projector decode / COPY text (each projection)',
-        value: `${stages.parse} / ${stages.validate} / ${stages.canonicalise} / ${stages.digest} / ${stages.verify} / ${stages.encode}; ${stages.decode} / ${stages.copyText}`,
+        figure: 'per-event stage costs, µs (microbenchmark, one thread, warm): ingest parse / validate / canonicalise / digest / verify / Avro encode; projector decode / price / COPY text (each projection)',
+        value: `${stages.parse} / ${stages.validate} / ${stages.canonicalise} / ${stages.digest} / ${stages.verify} / ${stages.encode}; ${stages.decode} / ${stages.price} / ${stages.copyText}`,
       },
       ...outside.flatMap((o) => [
         { figure: `ceiling: no-op GET /healthz on the ingest server, wrk ${plan.outside.singleConnections} connections, ${topo(o.topology)}`, value: http(o.noop) },
