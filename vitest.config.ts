@@ -20,6 +20,10 @@ export default defineConfig({
   test: {
     // services log at info in production; tests only want warnings unless asked otherwise
     env: { LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn' },
+    // Most files wait on servers and child processes, not on this CPU: vitest's default (cores - 1) runs
+    // them one at a time on a 2-core machine. KACHING_TEST_WORKERS overrides.
+    maxWorkers: Number(process.env.KACHING_TEST_WORKERS ?? 2),
+    minWorkers: 1,
     projects: [
       { resolve: { alias }, test: { name: 'unit', include: ['**/*.unit.spec.ts'], exclude } },
       {
