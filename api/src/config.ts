@@ -1,5 +1,4 @@
-import { baseConfig, intFromEnv, type BaseConfig } from '@kaching/contracts';
-import { DEFAULT_IN_FLIGHT_MS } from '@kaching/ingest';
+import { baseConfig, DEFAULT_IN_FLIGHT_MS, intFromEnv, type BaseConfig } from '@kaching/contracts';
 
 export interface ApiConfig extends BaseConfig {
   /** API_PORT (7071); 0 picks a free port. */

@@ -1,7 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { asOrg } from '@kaching/contracts';
+import { asOrg, issueLicense, licenseKeygen } from '@kaching/contracts';
 import { loadConfig, start, type ApiHandle } from '@kaching/api';
-import { issueLicense, licenseKeygen } from '@kaching/enforcer';
 import { isolatedEnv, type IsolatedEnv } from '../../test/support/isolation.js';
 import { client, ORG_TABLES, seedOrg, type SeededOrg } from './support/seed.js';
 

@@ -35,4 +35,5 @@ export * from './time/periods.js';
 export * from './installation/identity.js';
 export * from './hq/policy.js';
 export * from './pricing/mod.js';
-export * from './policy/tagScope.js';
+export * from './policy/mod.js';
+export * from './credentials/mod.js';

@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
 import { inTransaction, InputError, type AdmissionRequest, type AdmissionResponse } from '@kaching/contracts';
-import { fromMicro, toMicro } from './decimal.js';
-import { budgetUsage, openReservations } from './limits.js';
+import { fromMicro, toMicro } from '@kaching/contracts';
+import { budgetUsage, openReservations } from '@kaching/contracts';
 import { windowAt } from '@kaching/contracts';
 
 const MAX_TTL_S = 24 * 3600;

@@ -3,11 +3,11 @@ import type pg from 'pg';
 import {
   advanceLane, beginLaneTransaction, lockLane, type LeaseToken, revisionKey, type DecisionAction, type DecisionCode, type PeriodKind, type PolicyDecision, type StreamRecord, type Names,
 } from '@kaching/contracts';
-import { fromMicro, toMicro } from './decimal.js';
-import { licenseStatus, loadLimits, SUMMED_METRICS, windowUsage, type DeploymentLimits } from './limits.js';
+import { fromMicro, toMicro } from '@kaching/contracts';
+import { licenseStatus, loadLimits, SUMMED_METRICS, windowUsage, type DeploymentLimits } from '@kaching/contracts';
 import { localDay, windowForDay, type PeriodWindow } from '@kaching/contracts';
 import { attributionInstant, parseTagScope, type LlmUsage, type PriceBook } from '@kaching/contracts';
-import { budgetUsage } from './limits.js';
+import { budgetUsage } from '@kaching/contracts';
 import { suggestPlan } from './suggest.js';
 
 export const CHECKPOINT_KEY = 'enforcer';

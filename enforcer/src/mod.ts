@@ -1,8 +1,7 @@
 // @kaching/enforcer — licenses, quotas and budgets turned into decisions in real time.
 export { loadConfig, type EnforcerConfig } from './config.js';
 export { start, type EnforcerHandle } from './service.js';
-export { effectiveLimits, loadLimits, LIMITABLE_METRICS, type EffectiveLimits, type DeploymentLimits } from './limits.js';
-export { issueLicense, verifyLicense, activateLicense, licenseKeygen, LICENSE_FORMAT, type LicensePayload, type VerifiedLicense } from './license.js';
+// Limits, licenses and the limit vocabulary are in @kaching/contracts (policy/), shared with the API.
 export { repriceLedger } from './reprice.js';
 export { checkAdmission } from './admission.js';
 export { decisionId, processBatch, reevaluate, LimitsCache, CHECKPOINT_KEY } from './engine.js';

@@ -1,5 +1,5 @@
 import { PriceBook, type LlmUsage, type Logger, type PolicyDecision } from '@kaching/contracts';
-import { fromMicro } from './decimal.js';
+import { fromMicro } from '@kaching/contracts';
 import { reevaluate, type EngineCtx } from './engine.js';
 
 /** Session advisory lock: one enforcer instance re-prices the ledger at a time. */

@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import type { PeriodKind } from '@kaching/contracts';
-import { fromMicro, ratio1, toMicro } from './decimal.js';
+import { fromMicro, ratio1, toMicro } from '@kaching/contracts';
 import { periodLabel } from '@kaching/contracts';
 
 export interface Suggestion {

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { decisionsBucket, ensureEventsStream, setModelPrice, type PolicyDecision, type StreamRecord } from '@kaching/contracts';
-import { effectiveLimits, start, type EnforcerHandle } from '@kaching/enforcer';
+import { decisionsBucket, ensureEventsStream, setModelPrice, type PolicyDecision, type StreamRecord, effectiveLimits } from '@kaching/contracts';
+import { start, type EnforcerHandle } from '@kaching/enforcer';
 import { isolatedEnv, type IsolatedEnv } from '../../test/support/isolation.js';
 import { addBudget, checkpoint, controlMessages, publish, seedDeployment, seedOrg, usageRecord, waitFor } from './helpers.js';
 

@@ -1,11 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { NatsConnection } from '@nats-io/transport-node';
 import {
-  decisionsBucket, ensureEventsStream, publishConfigChange, setModelPrice, validatePolicyDecision, type PolicyDecision,
+  activateLicense, decisionsBucket, effectiveLimits, ensureEventsStream, issueLicense, licenseKeygen, publishConfigChange, setModelPrice,
+  validatePolicyDecision, type PolicyDecision,
 } from '@kaching/contracts';
-import {
-  activateLicense, commands, effectiveLimits, issueLicense, licenseKeygen, resetEnforcerState, start, type EnforcerConfig, type EnforcerHandle,
-} from '@kaching/enforcer';
+import { commands, resetEnforcerState, start, type EnforcerConfig, type EnforcerHandle } from '@kaching/enforcer';
 import { isolatedEnv, type IsolatedEnv } from '../../test/support/isolation.js';
 import { addBudget, addQuota, alertCodes, checkpoint, controlMessages, publish, seedDeployment, seedOrg, usageRecord, waitFor } from './helpers.js';
 

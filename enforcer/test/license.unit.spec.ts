@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { issueLicense, licenseKeygen, loadConfig, verifyLicense } from '@kaching/enforcer';
+import { issueLicense, licenseKeygen, verifyLicense } from '@kaching/contracts';
+import { loadConfig } from '@kaching/enforcer';
 
 const ORG = '11111111-1111-4111-8111-111111111111';
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { localDay, localMidnight, windowAt, windowForDay } from '@kaching/contracts';
 import { decisionId } from '@kaching/enforcer';
-import { fromMicro, toMicro } from '../src/decimal.js';
+import { fromMicro, toMicro } from '@kaching/contracts';
 
 const TZ = 'Europe/Berlin'; // DST: 2026-03-29 02:00 → 03:00, 2026-10-25 03:00 → 02:00
 

@@ -2,12 +2,8 @@
 export { loadConfig, type IngestConfig } from './config.js';
 export { start, type IngestHandle } from './service.js';
 export { commands } from './cli/commands.js';
-export { issueIngestToken, type IssueIngestTokenInput, type IssuedIngestToken } from './routines/issueIngestToken.js';
-export { revokeIngestToken } from './routines/revokeIngestToken.js';
-export { registerAgentKey, DEFAULT_IN_FLIGHT_MS, type RegisterAgentKeyInput, type RegisteredAgentKey } from './routines/registerAgentKey.js';
-export { revokeAgentKey, DEFAULT_REVOKE_REASON } from './routines/revokeAgentKey.js';
-export { judgeKey, REVOKE_REASONS, type RevokeReason, type KeyJudgement } from './auth/keys.js';
-export { parseIngestToken, INGEST_SCOPES, type IngestScope } from './auth/tokenFormat.js';
+// Ingest tokens and agent keys are issued and revoked from @kaching/contracts (credentials/).
+export { judgeKey, type KeyJudgement } from './auth/keys.js';
 export { redactUcxl, REDACTED, type RedactionResult } from './pipeline/redact.js';
 export { auditVerify, type AuditResult, type AuditVerdict } from './audit/verifyStored.js';
 export { ENDPOINT_HEADER } from './nats/service.js';

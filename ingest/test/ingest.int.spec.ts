@@ -10,14 +10,14 @@ import {
   signingBytes,
   type JobStatusEvent,
   type UsageEvent,
-} from '@kaching/contracts';
-import {
-  commands,
   issueIngestToken,
-  loadConfig,
   registerAgentKey,
   revokeAgentKey,
   revokeIngestToken,
+} from '@kaching/contracts';
+import {
+  commands,
+  loadConfig,
   start,
   type IngestConfig,
   type IngestHandle,

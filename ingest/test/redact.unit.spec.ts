@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { redactUcxl } from '@kaching/ingest';
 import { RateLimiter } from '../src/pipeline/rateLimit.js';
-import { parseIngestToken } from '../src/auth/tokenFormat.js';
+import { parseIngestToken } from '@kaching/contracts';
 
 describe('redactUcxl', () => {
   const addr = 'ucxl://coder-7:dev@acme:t1/src/customer/acme/main.ts';

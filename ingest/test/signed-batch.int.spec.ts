@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { decodeStreamRecord, signBatch, verifyBatchProof, type StreamRecord, type Unsigned, type UsageEvent } from '@kaching/contracts';
-import { commands, loadConfig, revokeAgentKey, start, type IngestHandle } from '@kaching/ingest';
+import { decodeStreamRecord, signBatch, verifyBatchProof, type StreamRecord, type Unsigned, type UsageEvent, revokeAgentKey } from '@kaching/contracts';
+import { commands, loadConfig, start, type IngestHandle } from '@kaching/ingest';
 import { isolatedEnv, type IsolatedEnv } from '../../test/support/isolation.js';
 import { sampleUsage } from '../src/bench/events.js';
 import { post, seedDeployment, streamCount, type SeededDeployment } from './support.js';

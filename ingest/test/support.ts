@@ -2,8 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
 import { jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { cryptoReady, generateSigningKeyPair } from '@kaching/contracts';
-import { issueIngestToken, registerAgentKey } from '@kaching/ingest';
+import { cryptoReady, generateSigningKeyPair, issueIngestToken, registerAgentKey } from '@kaching/contracts';
 
 export interface SeededDeployment {
   orgId: string;

@@ -1,7 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
-import { InputError, KachingError } from '@kaching/contracts';
-import { issueIngestToken, registerAgentKey, revokeAgentKey, revokeIngestToken, type RevokeReason } from '@kaching/ingest';
+import { InputError, KachingError, issueIngestToken, registerAgentKey, revokeAgentKey, revokeIngestToken, type RevokeReason } from '@kaching/contracts';
 import { requireDeployment, type ListOpts } from './reads.js';
 import { decodeCursor, toPage, type Page } from './cursor.js';
 import { checkTimezone } from './orgs.js';
@@ -9,7 +8,7 @@ import { checkTimezone } from './orgs.js';
 type Row = Record<string, unknown>;
 
 /**
- * The ingest package's credential routines only call `.query`; handing them the RLS client makes
+ * The credential routines (contracts/credentials) only call `.query`; handing them the RLS client makes
  * their writes subject to the org policy too (an insert for another org's deployment fails its check).
  */
 function rlsPool(c: pg.PoolClient): pg.Pool {

@@ -1,10 +1,9 @@
 import type pg from 'pg';
-import { InputError, KachingError } from '@kaching/contracts';
-import { activateLicense as enforcerActivate, effectiveLimits as enforcerEffective, verifyLicense } from '@kaching/enforcer';
+import { activateLicense as enforcerActivate, effectiveLimits as enforcerEffective, InputError, KachingError, verifyLicense } from '@kaching/contracts';
 
 /**
- * The enforcer's effective limits (license + quotas + budgets with their windows and usage). Runs on the
- * operator pool, so callers must first have proven through RLS that the deployment is the caller's.
+ * Effective limits as the enforcer sees them (license + quotas + budgets with their windows and usage; contracts/policy).
+ * Runs on the operator pool, so callers must first have proven through RLS that the deployment is the caller's.
  */
 export function effectiveLimits(pool: pg.Pool, deploymentId: string, now: Date): Promise<unknown> {
   return enforcerEffective(pool, deploymentId, now);

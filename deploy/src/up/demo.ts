@@ -2,8 +2,7 @@ import { generateKeyPairSync } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type pg from 'pg';
-import { setModelPrice } from '@kaching/contracts';
-import { issueIngestToken, registerAgentKey } from '@kaching/ingest';
+import { activateLicense, issueIngestToken, issueLicense, registerAgentKey, setModelPrice } from '@kaching/contracts';
 import { uuidV5 } from '@kaching/sdk';
 import { addUser, generatePassword, setPassword } from '@kaching/api';
 
@@ -103,9 +102,6 @@ export const DEMO_PRICES = [
   { provider: 'local', model_name: 'llama3.1:70b', input_per_1m_micro_usd: 0, output_per_1m_micro_usd: 0, gpu_second_micro_usd: 800 },
 ];
 
-type Loose = Record<string, unknown>;
-const fn = (m: Loose, name: string) => (typeof m[name] === 'function' ? (m[name] as (...a: unknown[]) => Promise<unknown>) : undefined);
-
 async function tableExists(pool: pg.Pool, table: string): Promise<boolean> {
   const r = await pool.query('select to_regclass($1) as t', [table]);
   return r.rows[0]?.t != null;
@@ -173,11 +169,7 @@ async function demoUser(pool: pg.Pool, orgId: string): Promise<{ login: string; 
 async function seedLicense(pool: pg.Pool, orgId: string, deploymentId: string, vendor: VendorKey): Promise<'activated' | 'existing' | 'skipped'> {
   const existing = await pool.query('select 1 from license where deployment_id = $1 and valid_to > now()', [deploymentId]);
   if (existing.rowCount) return 'existing';
-  const enforcer = (await import('@kaching/enforcer')) as unknown as Loose;
-  const issue = fn(enforcer, 'issueLicense');
-  const activate = fn(enforcer, 'activateLicense');
-  if (!issue || !activate) return 'skipped';
-  const blob = (await issue(
+  const blob = await issueLicense(
     {
       license_id: uuidV5(`license/${deploymentId}`, DEMO_NS),
       org_id: orgId,
@@ -191,8 +183,8 @@ async function seedLicense(pool: pg.Pool, orgId: string, deploymentId: string, v
       valid_to: new Date(Date.now() + 365 * 86_400_000).toISOString(),
     },
     Buffer.from(vendor.secretKey, 'base64'),
-  )) as string;
-  await activate(pool, blob, vendor.publicKey);
+  );
+  await activateLicense(pool, blob, vendor.publicKey);
   return 'activated';
 }
 

@@ -1,7 +1,7 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { connectNats, createPool, names, publishConfigChange, requireString, UsageError, type Command, type CommandContext } from '@kaching/contracts';
 import { isPublicKey, loadConfig } from '../config.js';
-import { activateLicense, issueLicense, licenseKeygen, verifyLicense } from '../license.js';
+import { activateLicense, issueLicense, licenseKeygen, verifyLicense } from '@kaching/contracts';
 import { resetEnforcerState } from '../replay.js';
 import { start } from '../service.js';
 

@@ -1,13 +1,6 @@
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import type pg from 'pg';
-import { AuthError, UnavailableError, type ErrorCode } from '@kaching/contracts';
-
-/**
- * Why a key was revoked. `compromise`: the key may be in other hands, so nothing it signed is trusted.
- * `superseded`: a planned rotation; reports made before the revocation stay acceptable.
- */
-export type RevokeReason = 'compromise' | 'superseded';
-export const REVOKE_REASONS: readonly RevokeReason[] = ['compromise', 'superseded'];
+import { AuthError, UnavailableError, type ErrorCode, type RevokeReason } from '@kaching/contracts';
 
 export interface AgentKey {
   deploymentId: string;

@@ -1,7 +1,6 @@
 import { timingSafeEqual } from 'node:crypto';
 import type pg from 'pg';
-import { AuthError, UnavailableError } from '@kaching/contracts';
-import { hashSecret, parseIngestToken } from './tokenFormat.js';
+import { AuthError, hashIngestSecret, parseIngestToken, UnavailableError } from '@kaching/contracts';
 
 /** What an authenticated request may do. */
 export interface TokenPrincipal {
@@ -46,7 +45,7 @@ export class TokenAuthenticator {
     if (!parsed) throw new AuthError('TOKEN_INVALID');
     const row = await this.lookup(parsed.tokenId, now);
     // Hash compare even on a miss would not hide anything more: the id is not secret, the secret is.
-    if (!row || !timingSafeEqual(row.tokenHash, hashSecret(parsed.secret))) throw new AuthError('TOKEN_INVALID');
+    if (!row || !timingSafeEqual(row.tokenHash, hashIngestSecret(parsed.secret))) throw new AuthError('TOKEN_INVALID');
     if (row.revokedAt !== null && row.revokedAt <= now) throw new AuthError('TOKEN_REVOKED');
     if (row.expiresAt !== null && row.expiresAt <= now) throw new AuthError('TOKEN_EXPIRED');
     return row.principal;

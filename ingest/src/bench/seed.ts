@@ -1,8 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
-import { generateSigningKeyPair } from '@kaching/contracts';
-import { issueIngestToken } from '../routines/issueIngestToken.js';
-import { registerAgentKey } from '../routines/registerAgentKey.js';
+import { generateSigningKeyPair, issueIngestToken, registerAgentKey } from '@kaching/contracts';
 
 export interface BenchDeployment {
   orgId: string;

@@ -11,15 +11,17 @@ import {
   withCommandPool as withPool,
   type Command,
   type CommandContext,
+  issueIngestToken,
+  registerAgentKey,
+  revokeAgentKey,
+  revokeIngestToken,
+  DEFAULT_REVOKE_REASON,
+  REVOKE_REASONS,
+  type RevokeReason,
 } from '@kaching/contracts';
 import { auditSelection } from '../audit/scan.js';
 import { auditVerify } from '../audit/verifyStored.js';
 import { loadConfig } from '../config.js';
-import { issueIngestToken } from '../routines/issueIngestToken.js';
-import { registerAgentKey } from '../routines/registerAgentKey.js';
-import { DEFAULT_REVOKE_REASON, revokeAgentKey } from '../routines/revokeAgentKey.js';
-import { REVOKE_REASONS, type RevokeReason } from '../auth/keys.js';
-import { revokeIngestToken } from '../routines/revokeIngestToken.js';
 import { start } from '../service.js';
 import { deadLetterCommands } from './deadLetters.js';
 

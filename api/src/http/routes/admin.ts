@@ -1,12 +1,11 @@
 import type { FastifyInstance } from 'fastify';
 import type pg from 'pg';
-import { InputError, isTagScope, parseTagScope } from '@kaching/contracts';
+import { InputError, isTagScope, LIMITABLE_METRICS, parseTagScope } from '@kaching/contracts';
 import { callerOf, configChanged, withOrg, type ApiContext } from '../context.js';
 import { anyObject, dateTime, idParams, ok, page, pageQuery, period, uuid } from '../schemas.js';
 import * as admin from '../../routines/admin.js';
 import { requireDeployment } from '../../routines/reads.js';
 import { insertDeployment, type NewDeployment } from '../../routines/orgs.js';
-import { LIMITABLE_METRICS } from '@kaching/enforcer';
 import { activateLicense } from '../../routines/enforcer.js';
 
 const A = { auth: 'admin' } as const;

@@ -1,5 +1,6 @@
 import type pg from 'pg';
-import { EVENTS_STREAM_DEFAULTS, InputError, KachingError } from '@kaching/contracts';
+import { InputError, KachingError } from '../errors/errors.js';
+import { EVENTS_STREAM_DEFAULTS } from '../nats/streams.js';
 
 export interface RegisterAgentKeyInput {
   deploymentId: string;

@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import { KachingError } from '@kaching/contracts';
+import { KachingError } from '../errors/errors.js';
 
 /** Marks a token revoked (idempotent: a second revoke keeps the first time). Ingest caches see it within their TTL. */
 export async function revokeIngestToken(

@@ -1,5 +1,7 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 
+/** Ingest tokens: issued by the API and the CLI, checked by ingest. Only hashIngestSecret(secret) is stored. */
+
 /** `kt_<token_id uuid without dashes>_<secret base64url 32 bytes>` (DESIGN: ingest tokens). */
 const TOKEN_RE = /^kt_([0-9a-f]{32})_([A-Za-z0-9_-]{43})$/;
 
@@ -16,14 +18,14 @@ export function parseIngestToken(token: string): ParsedToken | null {
   return { tokenId, secret: m[2]! };
 }
 
-export function hashSecret(secret: string): Buffer {
+export function hashIngestSecret(secret: string): Buffer {
   return createHash('sha256').update(secret, 'utf8').digest();
 }
 
 export function newIngestToken(): { tokenId: string; token: string; hash: Buffer } {
   const tokenId = randomUUID();
   const secret = randomBytes(32).toString('base64url');
-  return { tokenId, token: `kt_${tokenId.replace(/-/g, '')}_${secret}`, hash: hashSecret(secret) };
+  return { tokenId, token: `kt_${tokenId.replace(/-/g, '')}_${secret}`, hash: hashIngestSecret(secret) };
 }
 
 export const INGEST_SCOPES = ['ingest:usage', 'ingest:jobs', 'ingest:otlp'] as const;

@@ -1,6 +1,6 @@
 import type pg from 'pg';
-import { InputError, KachingError } from '@kaching/contracts';
-import { INGEST_SCOPES, newIngestToken } from '../auth/tokenFormat.js';
+import { InputError, KachingError } from '../errors/errors.js';
+import { INGEST_SCOPES, newIngestToken } from './ingestToken.js';
 
 export interface IssueIngestTokenInput {
   deploymentId: string;

@@ -1,6 +1,6 @@
 import type pg from 'pg';
-import { InputError, KachingError } from '@kaching/contracts';
-import { REVOKE_REASONS, type RevokeReason } from '../auth/keys.js';
+import { InputError, KachingError } from '../errors/errors.js';
+import { REVOKE_REASONS, type RevokeReason } from './agentKey.js';
 
 /**
  * Without a reason a revocation is for compromise. Of the two possible mistakes, this one is recoverable:

@@ -1,15 +1,9 @@
 import type pg from 'pg';
-import { KachingError, parseTagScope, type DecisionAction, type EnforcementMode, type PeriodKind, type TagScope } from '@kaching/contracts';
+import { KachingError } from '../errors/errors.js';
+import type { DecisionAction, EnforcementMode, PeriodKind } from '../types/decision.js';
+import { windowAt, type PeriodWindow } from '../time/periods.js';
+import { parseTagScope, type TagScope } from './tagScope.js';
 import { fromMicro, toMicro } from './decimal.js';
-import { windowAt, type PeriodWindow } from '@kaching/contracts';
-
-export const LIMITABLE_METRICS = [
-  'cpu_seconds', 'gpu_seconds', 'context_bytes_written', 'context_bytes_read', 'context_reads', 'context_writes',
-  'model_tokens_in', 'model_tokens_out', 'cost_usd', 'jobs', 'nodes_active', 'seats_active', 'concurrency',
-] as const;
-export type LimitableMetric = (typeof LIMITABLE_METRICS)[number];
-/** Summed per local day; the others are counted (distinct nodes/agents in the window, jobs running now). */
-export const SUMMED_METRICS: readonly string[] = LIMITABLE_METRICS.filter((m) => !['nodes_active', 'seats_active', 'concurrency'].includes(m));
 
 export interface QuotaLimit {
   quota_id: string;

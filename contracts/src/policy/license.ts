@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
-import {
-  canonicalize, cryptoReady, decodeBase64Strict, encodeBase64, generateSigningKeyPair, InputError, KachingError, signDetached, verifyDetached,
-} from '@kaching/contracts';
+import { canonicalize } from '@kaching/sdk/protocol';
+import { cryptoReady, decodeBase64Strict, encodeBase64, generateSigningKeyPair, signDetached, verifyDetached } from '../crypto/ed25519.js';
+import { InputError, KachingError } from '../errors/errors.js';
 
 /**
  * License blob = base64( JSON {format, payload, signature} ), signature = Ed25519 over the UTF-8 of
@@ -138,7 +138,7 @@ function checkPayload(p: LicensePayload): void {
   if (!Number.isFinite(from) || !Number.isFinite(to) || to <= from) throw new Error('valid_from/valid_to must be timestamps with valid_from < valid_to');
 }
 
-export function decodeKey(b64: string, len: number, what: string): Uint8Array {
+function decodeKey(b64: string, len: number, what: string): Uint8Array {
   const k = decodeBase64Strict(b64.trim());
   if (!k || k.length !== len) throw new InputError('BAD_BASE64', { message: `The ${what} must be base64 of ${len} bytes`, field: what.replace(' ', '_') });
   return k;
