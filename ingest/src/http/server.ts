@@ -77,6 +77,7 @@ export function buildHttp(deps: HttpDeps): FastifyInstance {
     otlp.post('/v1/traces', async (req, reply) => {
       const encoding: OtlpEncoding = mediaType(req.headers['content-type']) === OTLP_CONTENT_TYPES.protobuf ? 'protobuf' : 'json';
       const ce = req.headers['content-encoding'];
+      deps.metrics.otlpRequests.inc({ encoding, compression: String(ce ?? 'identity').toLowerCase() === 'gzip' ? 'gzip' : 'identity' });
       const decode = () => decodeTraceRequest(inflate(req.body as Buffer, Array.isArray(ce) ? ce.join(',') : ce, deps.bodyLimitBytes, encoding), encoding);
       const r = await deps.core.handleOtlp(decode, auth(req.headers.authorization));
       if (r.headers) reply.headers(r.headers);
