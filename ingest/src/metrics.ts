@@ -22,6 +22,12 @@ export class IngestMetrics {
     labelNames: ['code', 'path'] as const,
     registers: [this.registry],
   });
+  readonly otlpRequests = new Counter({
+    name: 'kaching_ingest_otlp_requests_total',
+    help: 'POST /v1/traces requests by body encoding (json, protobuf) and Content-Encoding (gzip, identity)',
+    labelNames: ['encoding', 'compression'] as const,
+    registers: [this.registry],
+  });
   readonly ackLatency = new Histogram({
     name: 'kaching_ingest_ack_latency_seconds',
     help: 'Time from receiving an event to its JetStream PubAck',

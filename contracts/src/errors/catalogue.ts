@@ -6,6 +6,8 @@ export const ERROR_CATALOGUE = {
   // request shape
   MALFORMED_JSON: { status: 400, message: 'The body is not valid JSON' },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, message: 'Send application/json' },
+  OTLP_UNDECODABLE: { status: 400, message: 'The body is not an OTLP ExportTraceServiceRequest in the encoding its Content-Type names (protobuf or JSON), or its gzip is corrupt' },
+  CONTENT_ENCODING_UNSUPPORTED: { status: 415, message: 'Content-Encoding must be gzip or identity' },
   SCHEMA_UNKNOWN: { status: 400, message: 'The `schema` field names no schema this endpoint accepts' },
   FIELD_REQUIRED: { status: 400, message: 'A required field is missing' },
   FIELD_UNKNOWN: { status: 400, message: 'A field is not part of the schema' },

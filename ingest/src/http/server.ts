@@ -1,5 +1,6 @@
 import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
-import { InputError, KachingError } from '@kaching/contracts';
+import { InputError, KachingError, type ErrorBody } from '@kaching/contracts';
+import { OTLP_CONTENT_TYPES, decodeTraceRequest, encodeFailure, encodeTraceResponse, inflate, type OtlpEncoding, type PartialSuccess } from '../pipeline/otlpWire.js';
 import type { IngestCore, Reply } from '../pipeline/ingestCore.js';
 import type { IngestMetrics } from '../metrics.js';
 
@@ -17,7 +18,7 @@ function fromFastifyError(err: { code?: string; statusCode?: number; message?: s
       return new InputError('BODY_TOO_LARGE');
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
     case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
-      return new InputError('UNSUPPORTED_MEDIA_TYPE');
+      return new InputError('UNSUPPORTED_MEDIA_TYPE', { field: 'content-type', rule: 'enum:application/json' });
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':
     case 'FST_ERR_CTP_INVALID_JSON_BODY':
       return new InputError('MALFORMED_JSON');
@@ -27,6 +28,8 @@ function fromFastifyError(err: { code?: string; statusCode?: number; message?: s
   if (err.statusCode && err.statusCode >= 400 && err.statusCode < 500) return new InputError('MALFORMED_JSON', { message: err.message });
   return new KachingError('INTERNAL');
 }
+
+const mediaType = (h: string | undefined) => (h ?? '').split(';')[0]!.trim().toLowerCase();
 
 function send(reply: FastifyReply, r: Reply): FastifyReply {
   if (r.headers) reply.headers(r.headers);
@@ -44,8 +47,12 @@ export function buildHttp(deps: HttpDeps): FastifyInstance {
     }
   });
 
-  app.setErrorHandler((err, _req, reply) => {
-    const e = err instanceof KachingError ? err : fromFastifyError(err as { code?: string; statusCode?: number });
+  app.setErrorHandler((err, req, reply) => {
+    let e = err instanceof KachingError ? err : fromFastifyError(err as { code?: string; statusCode?: number });
+    if (e.code === 'UNSUPPORTED_MEDIA_TYPE' && req.url.startsWith('/v1/traces')) {
+      const types = Object.values(OTLP_CONTENT_TYPES);
+      e = new InputError('UNSUPPORTED_MEDIA_TYPE', { field: 'content-type', rule: `enum:${types.join(',')}`, message: `Send ${types.join(' or ')}` });
+    }
     deps.metrics.rejected.inc({ code: e.code, path: 'http' });
     if (e.retryAfterS !== undefined) reply.header('retry-after', String(e.retryAfterS));
     return reply.code(e.status).send(e.toBody());
@@ -63,7 +70,24 @@ export function buildHttp(deps: HttpDeps): FastifyInstance {
     send(reply, await deps.core.handle('batch', req.body, auth(req.headers.authorization), { path: 'http' })),
   );
 
-  app.post('/v1/traces', async (req, reply) => send(reply, await deps.core.handleOtlp(req.body, auth(req.headers.authorization))));
+  // Own content-type parsers (raw bytes for JSON and protobuf) in an encapsulated context: the other routes keep theirs.
+  void app.register(async (otlp) => {
+    otlp.removeAllContentTypeParsers();
+    otlp.addContentTypeParser([OTLP_CONTENT_TYPES.json, OTLP_CONTENT_TYPES.protobuf], { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
+    otlp.post('/v1/traces', async (req, reply) => {
+      const encoding: OtlpEncoding = mediaType(req.headers['content-type']) === OTLP_CONTENT_TYPES.protobuf ? 'protobuf' : 'json';
+      const ce = req.headers['content-encoding'];
+      deps.metrics.otlpRequests.inc({ encoding, compression: String(ce ?? 'identity').toLowerCase() === 'gzip' ? 'gzip' : 'identity' });
+      const decode = () => decodeTraceRequest(inflate(req.body as Buffer, Array.isArray(ce) ? ce.join(',') : ce, deps.bodyLimitBytes, encoding), encoding);
+      const r = await deps.core.handleOtlp(decode, auth(req.headers.authorization));
+      if (r.headers) reply.headers(r.headers);
+      const body =
+        r.status === 200
+          ? encodeTraceResponse((r.body as { partialSuccess?: PartialSuccess }).partialSuccess, encoding)
+          : encodeFailure(r.status, r.body as ErrorBody, encoding);
+      return reply.code(r.status).type(OTLP_CONTENT_TYPES[encoding]).send(body);
+    });
+  });
 
   app.get('/metrics', async (_req, reply) => {
     reply.header('content-type', deps.metrics.registry.contentType);

@@ -98,27 +98,39 @@ export class IngestCore {
     }
   }
 
-  /** OTLP/HTTP JSON traces: GenAI spans become unsigned usage events (scope ingest:otlp). */
-  async handleOtlp(body: unknown, authorization: string | undefined): Promise<Reply> {
+  /**
+   * OTLP traces: GenAI spans become unsigned usage events (scope ingest:otlp). `decode` runs after the token
+   * is checked, so an unauthenticated caller learns nothing about its body. A 200 carries the OTLP
+   * partial_success (rejected spans with their catalogue codes); the HTTP layer encodes it.
+   */
+  async handleOtlp(decode: () => unknown, authorization: string | undefined): Promise<Reply> {
     try {
       const principal = await this.d.tokens.authenticate(authorization);
       if (!principal.scopes.has('ingest:otlp')) throw new AuthError('TOKEN_SCOPE', { rule: 'scope:ingest:otlp' });
-      const { events, ignoredSpans } = otlpToUsageEvents(body, principal.deploymentId);
+      const { events, rejected, ignoredSpans } = otlpToUsageEvents(decode(), principal.deploymentId);
       if (events.length > this.d.config.batchMax) {
-        throw new InputError('BATCH_TOO_LARGE', { field: 'resourceSpans', rule: `maxItems:${this.d.config.batchMax}` });
+        throw new InputError('BATCH_TOO_LARGE', { field: 'resourceSpans', rule: `maxItems:${this.d.config.batchMax} GenAI spans` });
       }
       if (events.length) this.d.limiter.take(principal.tokenId, events.length);
       const opts = { path: 'otlp' as const, extraFlags: ['unsigned_otlp'], unsigned: true };
-      const results = await Promise.all(events.map((e, i) => this.one(principal, e, 'usage', opts, i)));
+      const results = await Promise.all(events.map((e, i) => this.one(principal, e.event, 'usage', opts, i)));
       const unavailable = results.find((r) => r.status === 503);
       if (unavailable) {
-        return { status: 503, body: { error: unavailable.error, results }, headers: { 'retry-after': String(this.d.config.retryAfterS) } };
+        return { status: 503, body: { error: unavailable.error }, headers: { 'retry-after': String(this.d.config.retryAfterS) } };
       }
-      const rejected = results.filter((r) => r.status >= 400);
-      const partialSuccess = rejected.length
-        ? { rejectedSpans: rejected.length, errorMessage: rejected.map((r) => `${r.index}:${r.error?.code}`).join(' ') }
-        : {};
-      return { status: 200, body: { partialSuccess, accepted: results.length - rejected.length, ignoredSpans, results } };
+      const refused = [
+        ...rejected.map((r) => ({ span: r.span, error: r.error.toBody().error })),
+        ...results.flatMap((r) => (r.status >= 400 && r.error ? [{ span: events[r.index]!.span, error: r.error }] : [])),
+      ];
+      for (const r of rejected) this.d.metrics.rejected.inc({ code: r.error.code, path: 'otlp' });
+      const describe = (x: (typeof refused)[number]) => `span ${x.span}: ${x.error.code}${x.error.field ? ` ${x.error.field}` : ''}${x.error.rule ? ` (${x.error.rule})` : ''}`;
+      const partialSuccess = refused.length ? { rejectedSpans: refused.length, errorMessage: refused.slice(0, 20).map(describe).join('; ') } : undefined;
+      const headers = {
+        'kaching-accepted-spans': String(results.filter((r) => r.status < 400).length),
+        'kaching-duplicate-spans': String(results.filter((r) => r.duplicate).length),
+        'kaching-ignored-spans': String(ignoredSpans),
+      };
+      return { status: 200, body: { partialSuccess }, headers };
     } catch (err) {
       return this.errorReply(err, 'otlp');
     }
