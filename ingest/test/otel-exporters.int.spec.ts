@@ -10,8 +10,8 @@ import { OTLPTraceExporter as JsonExporter } from '@opentelemetry/exporter-trace
 import { OTLPTraceExporter as ProtoExporter } from '@opentelemetry/exporter-trace-otlp-proto';
 import { CompressionAlgorithm } from '@opentelemetry/otlp-exporter-base';
 import protobuf from 'protobufjs';
-import { decodeStreamRecord, setModelPrice } from '@kaching/contracts';
-import { issueIngestToken, loadConfig, start, type IngestHandle } from '@kaching/ingest';
+import { decodeStreamRecord, issueIngestToken, setModelPrice } from '@kaching/contracts';
+import { loadConfig, start, type IngestHandle } from '@kaching/ingest';
 import { createDeployment, createOrg, issueApiKey, loadConfig as apiConfig, start as startApi, type ApiHandle } from '@kaching/api';
 import { loadConfig as projectorConfig, start as startProjector, type ProjectorHandle } from '@kaching/projector';
 import { isolatedEnv, type IsolatedEnv } from '../../test/support/isolation.js';
