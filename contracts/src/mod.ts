@@ -35,4 +35,6 @@ export * from './time/periods.js';
 export * from './installation/identity.js';
 export * from './hq/policy.js';
 export * from './pricing/mod.js';
+export * from './channels/mod.js';
+export * from './format/human.js';
 export * from './policy/tagScope.js';
