@@ -170,3 +170,15 @@ describe('kaching channel add|list|remove|test', () => {
     await expect(cli('channel remove', { id: added.channel_id })).rejects.toMatchObject({ code: 'NOT_FOUND' });
   });
 });
+
+describe('numbers for people in the API', () => {
+  it('utilisation cards carry contracts-formatted text next to the exact values', async () => {
+    const r = await client(api.url, A.readKey)('GET', `/v1/deployments/${A.deploymentId}/utilisation`);
+    expect(r.status).toBe(200);
+    const ctx = (r.json.cards as { key: string; cap: string; cap_text: string; used: string; used_text: string }[]).find((c) => c.key === 'context')!;
+    expect(ctx.cap).toMatch(/^100000(\.0+)?$/);
+    expect(ctx.cap_text).toBe('100 kB');
+    const cost = (r.json.cards as { key: string; used_text: string }[]).find((c) => c.key === 'cost')!;
+    expect(cost.used_text).toMatch(/^\$\d[\d,]*\.\d\d$/);
+  });
+});
