@@ -138,6 +138,18 @@ describe('/v1/channels', () => {
     expect(hook.hits.map((h) => h.headers['webhook-id'])).toEqual([hook.hits[0]!.headers['webhook-id'], hook.hits[0]!.headers['webhook-id']]);
   });
 
+  it('a delivery still failing past the give-up age is marked failed and leaves the queue', async () => {
+    const hook = await receiver(() => 500);
+    const admin = client(api.url, A.adminKey);
+    const id = (await admin('POST', '/v1/channels', { kind: 'webhook', url: hook.url })).json.channel_id as string;
+    expect((await admin('POST', `/v1/channels/${id}/test`)).json.status).toBe('retrying');
+    await env.pool.query('update enforcer_notification set next_attempt_at = now() where webhook_id = $1', [id]);
+    await deliverDue(env.pool, await channelKey(env.pool), { ...DELIVERY_DEFAULTS, giveUpAfterMs: 0 });
+    const d = (await admin('GET', `/v1/channels/${id}/deliveries`)).json.items[0];
+    expect(d).toMatchObject({ status: 'failed', attempts: 2, last_status: 500, next_attempt_at: null });
+    expect(hook.hits).toHaveLength(2);
+  });
+
   it("one org never sees, tests, reads the deliveries of or deletes another's channel; the channel key is not readable by the org role", async () => {
     const a = await client(api.url, A.adminKey)('POST', '/v1/channels', { kind: 'webhook', url: 'https://example.com/a-only' });
     const b = client(api.url, B.adminKey);
