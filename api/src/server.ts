@@ -18,6 +18,7 @@ import { costRoutes } from './http/routes/costs.js';
 import { exportRoutes } from './http/routes/export.js';
 import { authRoutes } from './http/routes/auth.js';
 import { hqRoutes } from './http/routes/hq.js';
+import { channelRoutes } from './http/routes/channels.js';
 import { installAuth, SessionCheckCache } from './http/auth.js';
 import { JwtAuthority } from './auth/jwt.js';
 import { dummyHash } from './auth/passwords.js';
@@ -100,6 +101,7 @@ export async function start(config: ApiConfig, deps: { pool?: pg.Pool; nc?: Nats
   costRoutes(app, ctx);
   authRoutes(app, ctx);
   hqRoutes(app, ctx);
+  channelRoutes(app, ctx);
 
   let openapi: Record<string, unknown> | undefined;
   const doc = () => (openapi ??= buildOpenApi(routes, { title: 'KACHING API', version: API_VERSION }));

@@ -37,3 +37,5 @@ export * from './hq/policy.js';
 export * from './pricing/mod.js';
 export * from './policy/mod.js';
 export * from './credentials/mod.js';
+export * from './channels/mod.js';
+export * from './format/human.js';

@@ -9,6 +9,8 @@ export interface EnforcerConfig extends BaseConfig {
   batchSize: number;
   /** How often to look whether the price book changed (then the ledger is re-priced). Default 2 s. */
   repriceIntervalMs?: number;
+  /** Channel deliveries (ENFORCER_NOTIFY_*): poll interval, HTTP timeout, backoff base/cap, give-up age. */
+  notify?: { intervalMs: number; timeoutMs: number; backoffBaseMs: number; backoffMaxMs: number; giveUpAfterMs: number };
   /** Test hook: stop abruptly after committing this many batches (no ack, no publish) to simulate a crash. */
   crashAfterBatches?: number;
 }
@@ -25,6 +27,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): EnforcerConfig
     licensePublicKey: key,
     batchSize: intFromEnv(env, 'ENFORCER_BATCH', 200) || 200,
     repriceIntervalMs: intFromEnv(env, 'ENFORCER_REPRICE_INTERVAL_MS', 2000),
+    notify: {
+      intervalMs: intFromEnv(env, 'ENFORCER_NOTIFY_INTERVAL_MS', 1000) || 1000,
+      timeoutMs: intFromEnv(env, 'ENFORCER_NOTIFY_TIMEOUT_MS', 5000) || 5000,
+      backoffBaseMs: intFromEnv(env, 'ENFORCER_NOTIFY_BACKOFF_BASE_MS', 1000) || 1000,
+      backoffMaxMs: intFromEnv(env, 'ENFORCER_NOTIFY_BACKOFF_MAX_MS', 300_000) || 300_000,
+      giveUpAfterMs: (intFromEnv(env, 'ENFORCER_NOTIFY_GIVE_UP_S', 3 * 86_400) || 3 * 86_400) * 1000,
+    },
   };
 }
 

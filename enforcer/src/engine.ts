@@ -6,7 +6,7 @@ import {
 import { fromMicro, toMicro } from '@kaching/contracts';
 import { licenseStatus, loadLimits, SUMMED_METRICS, windowUsage, type DeploymentLimits } from '@kaching/contracts';
 import { localDay, windowForDay, type PeriodWindow } from '@kaching/contracts';
-import { attributionInstant, parseTagScope, type LlmUsage, type PriceBook } from '@kaching/contracts';
+import { attributionInstant, formatQuantity, parseTagScope, type LlmUsage, type PriceBook } from '@kaching/contracts';
 import { budgetUsage } from '@kaching/contracts';
 import { suggestPlan } from './suggest.js';
 
@@ -369,11 +369,11 @@ async function evaluateDeployment(
     const base = { scope: q.name, metric: q.metric, window: w, observed: used, limit: hardL ?? undefined, suggest: { metric: q.metric, period: q.period, observed: used, cap } };
     if (soft !== null && used >= soft) {
       add({ ...base, code: 'QUOTA_NEARING', action: 'warn', severity: 'warn', threshold: soft,
-        message: `Quota ${q.name}: ${q.metric} ${fromMicro(used)} reached the soft threshold ${fromMicro(soft)} (${q.period} window from ${w.startDay})` });
+        message: `Quota ${q.name}: ${q.metric} ${human(q.metric, used)} reached the soft threshold ${human(q.metric, soft)} (${q.period} window from ${w.startDay})` });
     }
     if (hardL !== null && used > hardL) {
       add({ ...base, code: 'QUOTA_EXCEEDED', action: hard ? 'block' : 'warn', severity: 'error', threshold: hardL,
-        message: `Quota ${q.name}: ${q.metric} ${fromMicro(used)} exceeds the limit ${fromMicro(hardL)} (${q.period} window from ${w.startDay})` });
+        message: `Quota ${q.name}: ${q.metric} ${human(q.metric, used)} exceeds the limit ${human(q.metric, hardL)} (${q.period} window from ${w.startDay})` });
     }
   }
   for (const b of lim.budgets) {
@@ -388,7 +388,7 @@ async function evaluateDeployment(
       if (b.action === 'fallback_model' && b.action_params?.model !== undefined) params.model = b.action_params.model;
       add({ code: 'BUDGET_EXCEEDED', scope: b.scope, metric: b.metric, window: w, observed: used, limit, threshold: limit,
         action: hard ? b.action : 'warn', severity: 'error', ...(Object.keys(params).length ? { params } : {}),
-        message: `Budget ${b.scope}: ${b.metric} ${fromMicro(used)} reached the budget ${fromMicro(limit)} (${b.period} window from ${w.startDay}); action ${hard ? b.action : 'warn'}`,
+        message: `Budget ${b.scope}: ${b.metric} ${human(b.metric, used)} reached the budget ${human(b.metric, limit)} (${b.period} window from ${w.startDay}); action ${hard ? b.action : 'warn'}`,
         suggest: { metric: b.metric, period: b.period, observed: used, cap: limit } });
     }
   }
@@ -409,7 +409,7 @@ async function evaluateDeployment(
       const capM = toMicro(cap);
       if (used > capM) {
         add({ code, scope, metric, window: dayW, observed: used, limit: capM, threshold: capM, action: hard ? 'block' : 'warn', severity: 'error',
-          message: `${fromMicro(used)} ${metric.replace('_active', '')} active on ${dayW.startDay}; the license allows ${cap}`,
+          message: `${human(metric, used)} ${metric.replace('_active', '')} active on ${dayW.startDay}; the license allows ${human(metric, capM)}`,
           suggest: { metric, period: null, observed: used, cap: capM } });
       }
     }
@@ -510,12 +510,16 @@ async function enqueue(ctx: EngineCtx, client: pg.PoolClient, d: PolicyDecision,
       `insert into enforcer_notification (decision_id, webhook_id, org_id, payload)
        select $1, webhook_id, org_id, $2 from enforcer_webhook
         where enabled and org_id = $3 and (deployment_id is null or deployment_id = $4) and (codes is null or $5 = any(codes))
+          and (severities is null or $6 = any(severities))
        on conflict do nothing`,
-      [d.decision_id, d, d.org_id, d.deployment_id, d.code],
+      [d.decision_id, d, d.org_id, d.deployment_id, d.code, d.severity],
     );
   }
   ctx.onDecision?.(d);
 }
+
+/** Exact micro-units → text for people (the decision's numbers and the alert context stay exact). */
+const human = (metric: string, v: bigint): string => formatQuantity(metric, fromMicro(v));
 
 function toDecision(lim: DeploymentLimits, c: Candidate): PolicyDecision {
   const thr = c.threshold === undefined ? null : fromMicro(c.threshold);

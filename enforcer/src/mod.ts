@@ -6,7 +6,7 @@ export { repriceLedger } from './reprice.js';
 export { checkAdmission } from './admission.js';
 export { decisionId, processBatch, reevaluate, LimitsCache, CHECKPOINT_KEY } from './engine.js';
 export { suggestPlan } from './suggest.js';
-export { addWebhook, signPayload, backoffSeconds, Notifier, SIGNATURE_HEADER } from './notifier.js';
+export { addWebhook, Notifier, NOTIFIER_DEFAULTS, type NotifierOptions } from './notifier.js';
 export { resetEnforcerState } from './replay.js';
 export { benchDecisionLatency, benchRecord, type BenchDecisionResult } from './bench/bench.js';
 export { commands } from './cli/commands.js';

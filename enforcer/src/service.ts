@@ -58,7 +58,7 @@ export async function start(config: EnforcerConfig): Promise<EnforcerHandle> {
     metrics.decisions.inc({ code: d.code, action: d.action, state: d.state });
     for (const l of listeners) l(d);
   });
-  const notifier = new Notifier(pool, log);
+  const notifier = new Notifier(pool, log, config.notify ?? {});
 
   // Batches and config re-evaluations run one at a time in this process (the checkpoint row lock does it across processes).
   let chain: Promise<unknown> = Promise.resolve();

@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import type { PeriodKind } from '@kaching/contracts';
 import { fromMicro, ratio1, toMicro } from '@kaching/contracts';
-import { periodLabel } from '@kaching/contracts';
+import { formatPercent, formatQuantity, formatRatio, periodLabel } from '@kaching/contracts';
 
 export interface Suggestion {
   kind: 'upgrade_tier' | 'enable_feature' | 'tune_pipeline';
@@ -44,7 +44,9 @@ export async function suggestPlan(
   const currentCap = (current && capOf(current, o.metric)) || o.cap;
   const label = o.period ? `${cap1(periodLabel(o.period))} ${o.metric}` : o.metric;
   const r = ratio1(o.observed, o.cap);
-  const head = o.observed > o.cap ? `${label} is ${r}× your cap (${fromMicro(o.observed)} of ${fromMicro(o.cap)})` : `${label} is at ${Math.round(r * 100)}% of your cap (${fromMicro(o.observed)} of ${fromMicro(o.cap)})`;
+  const exact = o.cap === 0n ? Infinity : Number(o.observed) / Number(o.cap);
+  const of = `${formatQuantity(o.metric, fromMicro(o.observed))} of ${formatQuantity(o.metric, fromMicro(o.cap))}`;
+  const head = o.observed > o.cap ? `${label} is ${formatRatio(exact)} your cap (${of})` : `${label} is at ${formatPercent(exact)} of your cap (${of})`;
   const diffs: Record<string, unknown> = {
     metric: o.metric, period: o.period, observed: fromMicro(o.observed), cap: fromMicro(o.cap), ratio: r, from_plan: o.currentPlan,
   };
@@ -58,7 +60,7 @@ export async function suggestPlan(
       diffs.to_plan = p.plan_id;
       diffs.target_cap = c === null ? null : fromMicro(c);
       diffs.factor = factor;
-      const raise = c === null ? `${p.name} removes the cap` : `${p.name} raises it ${factor}× (to ${fromMicro(c)})`;
+      const raise = c === null ? `${p.name} removes the cap` : `${p.name} raises it ${factor}× (to ${formatQuantity(o.metric, fromMicro(c))})`;
       return { kind: 'upgrade_tier', rationale: `${head}; ${raise}.`, target_plan: p.plan_id, diffs };
     }
   }

@@ -76,7 +76,12 @@ describe('enforcer: thresholds, decisions, restarts and replays', () => {
     const sug = await env.pool.query('select rationale, target_plan, diffs from suggestion where deployment_id = $1 order by created_at', [dep]);
     expect(sug.rows).toHaveLength(2);
     expect(sug.rows[1].target_plan).toBe('business');
-    expect(sug.rows[1].rationale).toMatch(/1\.[12]× your cap/);
+    expect(sug.rows[1].rationale).toMatch(/1\.[12]0× your cap \(1[12]0 CPU-s of 100 CPU-s\)/);
+    // people read units and grouped numbers; the alert's context keeps the exact values for machines
+    const alert = (await env.pool.query(`select message, context from alert where deployment_id = $1 and code = 'QUOTA_EXCEEDED'`, [dep])).rows[0];
+    expect(alert.message).toMatch(/^Quota cpu: cpu_seconds 1[12]0 CPU-s exceeds the limit 100 CPU-s /);
+    expect(alert.context).toMatchObject({ metric: 'cpu_seconds', limit: 100 });
+    expect([110, 120]).toContain(alert.context.observed);
     expect(sug.rows[1].rationale).toContain('Business raises it 3×');
   });
 

@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import { addDays, localDay, windowAt, type PeriodKind } from '@kaching/contracts';
+import { addDays, formatBytes, formatCount, formatUsd, localDay, windowAt, type PeriodKind } from '@kaching/contracts';
 import { requireDeployment } from './reads.js';
 
 type Row = Record<string, unknown>;
@@ -53,6 +53,9 @@ export interface UtilisationCard {
   /** Exact decimal strings, as Postgres computed them. */
   used: string;
   cap: string | null;
+  /** used and cap as people read them (contracts' formatting: "1.4 GB", "2.8M", "$24.00"). */
+  used_text: string;
+  cap_text: string | null;
   /** used / cap in percent, one decimal; null without a cap. */
   pct: number | null;
   period: string;
@@ -123,7 +126,7 @@ export async function utilisation(c: pg.PoolClient, deploymentId: string, now: D
   /** Used over the limit's window, or over the 14 days shown when nothing limits the metric. */
   const usedIn = (limit: Row | undefined, metrics: string[] | 'agent_id' | 'node_id') =>
     windowTotal(metrics, String(limit?.window_start ?? first), String(limit?.window_end ?? tomorrow));
-  const cards: UtilisationCard[] = [];
+  const cards: (Omit<UtilisationCard, 'used_text' | 'cap_text'> & Partial<UtilisationCard>)[] = [];
 
   for (const [key, label, unit, member, cap] of [
     ['seats', 'Seats', 'agents', 'agent_id', lic?.seats_limit],
@@ -155,7 +158,9 @@ export async function utilisation(c: pg.PoolClient, deploymentId: string, now: D
   const costCap = costB ? String(costB.limit_units) : null;
   cards.push({ key: 'cost', label: 'Model cost', unit: 'usd', used: costUsed, cap: costCap, pct: await pctOf(costUsed, costCap), period: String(costB?.period ?? `${DAYS}d`), source: costB ? `budget ${String(costB.scope)}` : null, series: await series(['cost_usd']) });
 
-  return { deployment_id: deploymentId, generated_at: now.toISOString(), cards, limits };
+  const text = (unit: string, v: string) => (unit === 'bytes' ? formatBytes(v) : unit === 'usd' ? formatUsd(v) : formatCount(v));
+  const out: UtilisationCard[] = cards.map((c) => ({ ...c, used_text: text(c.unit, c.used), cap_text: c.cap === null ? null : text(c.unit, c.cap) }));
+  return { deployment_id: deploymentId, generated_at: now.toISOString(), cards: out, limits };
 }
 
 /** Bottleneck callouts: how often each code blocked or warned in the last 7 days. */

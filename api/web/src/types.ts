@@ -21,6 +21,9 @@ export interface Card {
   unit: string;
   used: string;
   cap: string | null;
+  /** Formatted by the API with contracts' formatting (one place for people's numbers). */
+  used_text?: string;
+  cap_text?: string | null;
   pct: number | null;
   period: string;
   source: string | null;

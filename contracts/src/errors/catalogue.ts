@@ -50,6 +50,10 @@ export const ERROR_CATALOGUE = {
   PRICE_UNKNOWN: { status: 422, message: 'No price is known for this model' },
   PRICE_FILE_INVALID: { status: 400, message: 'The price file cannot be read or is not in LiteLLM model_prices_and_context_window.json format' },
   PRICE_SYNC_OUT_OF_ORDER: { status: 409, message: 'A price sync takes effect before the latest synced version; a sync only moves the book forward' },
+  // alert channels
+  CHANNEL_URL_INVALID: { status: 400, message: 'The channel URL is not an absolute https URL without credentials (plain http only to localhost)' },
+  CHANNEL_KIND_UNKNOWN: { status: 400, message: 'The channel kind is neither webhook nor slack' },
+  CHANNEL_FILTER_INVALID: { status: 400, message: 'A channel filter names an unknown alert code or severity, or a deployment not in this organisation' },
   // people: sign-in, sessions, bearer JWTs
   SIGNIN_FAILED: { status: 401, message: 'The login or the password is wrong' },
   SIGNIN_THROTTLED: { status: 429, message: 'Too many sign-in attempts for this account or from this address; retry after the indicated delay' },

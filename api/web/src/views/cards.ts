@@ -26,11 +26,11 @@ export function renderCards(u: Utilisation): void {
     .map((c) => {
       const pct = c.pct;
       const color = pct == null ? '#3156d3' : pct >= 90 ? '#d64545' : pct >= 70 ? '#d98a1c' : '#2f9e6e';
-      const cap = c.cap == null ? 'no cap configured' : 'of ' + esc(fmt(c.unit, c.cap)) + (c.source ? ' · ' + esc(c.source) : '');
+      const cap = c.cap == null ? 'no cap configured' : 'of ' + esc(c.cap_text ?? fmt(c.unit, c.cap)) + (c.source ? ' · ' + esc(c.source) : '');
       return (
         `<div class="card ${level(pct)}" data-testid="card-${esc(c.key)}" data-used="${esc(c.used)}" data-cap="${esc(c.cap ?? '')}">` +
         `<div class="label"><span>${esc(c.label)}</span><span>${esc(PERIOD[c.period] ?? c.period)}</span></div>` +
-        `<div class="value" data-testid="card-${esc(c.key)}-value">${esc(fmt(c.unit, c.used))}</div>` +
+        `<div class="value" data-testid="card-${esc(c.key)}-value">${esc(c.used_text ?? fmt(c.unit, c.used))}</div>` +
         `<div class="cap" data-testid="card-${esc(c.key)}-cap">${cap}</div>` +
         `<div class="bar"><i style="width:${Math.min(100, pct ?? 0)}%"></i></div>` +
         `<span class="pct" data-testid="card-${esc(c.key)}-pct">${pct == null ? '—' : pct.toFixed(1) + '% of cap'}</span>` +
