@@ -36,3 +36,6 @@ export * from './installation/identity.js';
 export * from './hq/policy.js';
 export * from './pricing/mod.js';
 export * from './policy/tagScope.js';
+export * from './audit/agentKeys.js';
+export * from './audit/verifyRecord.js';
+export * from './archive/state.js';

@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import { EVENTS_STREAM_DEFAULTS, InputError, KachingError } from '@kaching/contracts';
+import { DEFAULT_REPORT_MAX_AGE_MS, InputError, KachingError } from '@kaching/contracts';
 
 export interface RegisterAgentKeyInput {
   deploymentId: string;
@@ -26,8 +26,8 @@ export interface RegisteredAgentKey {
   validTo: Date | null;
 }
 
-/** ingest's default INGEST_MAX_AGE_MS: the stream's max age. */
-export const DEFAULT_IN_FLIGHT_MS = EVENTS_STREAM_DEFAULTS.maxAgeMs;
+/** ingest's default INGEST_MAX_AGE_MS. */
+export const DEFAULT_IN_FLIGHT_MS = DEFAULT_REPORT_MAX_AGE_MS;
 
 const KEY_ID_RE = /^[A-Za-z0-9._:-]{1,128}$/;
 
