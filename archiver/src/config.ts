@@ -1,5 +1,5 @@
 import { join, resolve } from 'node:path';
-import { ARCHIVE_LAG_ALERT_DEFAULT, baseConfig, intFromEnv, type BaseConfig } from '@kaching/contracts';
+import { ARCHIVE_LAG_ALERT_AFTER_DEFAULT_MS, ARCHIVE_LAG_ALERT_DEFAULT, baseConfig, durationFromEnv, intFromEnv, type BaseConfig } from '@kaching/contracts';
 
 export interface S3Settings {
   bucket: string;
@@ -25,19 +25,11 @@ export interface ArchiverConfig extends BaseConfig {
   hotRetentionMs: number;
   /** KACHING_ARCHIVE_LAG_ALERT_EVENTS: unarchived events that raise the lag alert (default 10 000). */
   lagAlertEvents: number;
+  /** KACHING_ARCHIVE_LAG_ALERT_AFTER: ... for this long (default 5m). */
+  lagAlertAfterMs: number;
   /** ARCHIVER_CHECK_MS: how often the archiver measures its lag and purges (default 15 s). */
   checkIntervalMs: number;
   batchSize: number;
-}
-
-const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
-
-/** "30d", "12h", "90s", "500ms" or a number of milliseconds. */
-export function parseDuration(key: string, raw: string | undefined, fallback: number): number {
-  if (raw === undefined || raw === '') return fallback;
-  const m = /^(\d+)(ms|s|m|h|d)?$/.exec(raw.trim());
-  if (!m) throw new Error(`${key}="${raw}" must be a duration like 30d, 12h, 90s or 500ms`);
-  return Number(m[1]) * UNITS[m[2] ?? 'ms']!;
 }
 
 export function parseArchiveUrl(url: string, env: NodeJS.ProcessEnv): S3Settings {
@@ -64,8 +56,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ArchiverConfig
     s3: env.KACHING_ARCHIVE_URL ? parseArchiveUrl(env.KACHING_ARCHIVE_URL, env) : null,
     segmentEvents: intFromEnv(env, 'KACHING_ARCHIVE_SEGMENT_EVENTS', 100_000) || 100_000,
     segmentSeconds: intFromEnv(env, 'KACHING_ARCHIVE_SEGMENT_SECONDS', 300) || 300,
-    hotRetentionMs: parseDuration('KACHING_HOT_RETENTION', env.KACHING_HOT_RETENTION, 30 * 86_400_000),
+    hotRetentionMs: durationFromEnv(env, 'KACHING_HOT_RETENTION', 30 * 86_400_000),
     lagAlertEvents: intFromEnv(env, 'KACHING_ARCHIVE_LAG_ALERT_EVENTS', ARCHIVE_LAG_ALERT_DEFAULT) || ARCHIVE_LAG_ALERT_DEFAULT,
+    lagAlertAfterMs: durationFromEnv(env, 'KACHING_ARCHIVE_LAG_ALERT_AFTER', ARCHIVE_LAG_ALERT_AFTER_DEFAULT_MS),
     checkIntervalMs: intFromEnv(env, 'ARCHIVER_CHECK_MS', 15_000) || 15_000,
     batchSize: intFromEnv(env, 'ARCHIVER_BATCH', 1000) || 1000,
   };

@@ -1,5 +1,5 @@
 // @kaching/archiver — every stream message into immutable Parquet segments with a hash-chained manifest.
-export { loadConfig, parseDuration, type ArchiverConfig } from './config.js';
+export { loadConfig, parseArchiveUrl, type ArchiverConfig } from './config.js';
 export { start, purgeArchived, type ArchiverHandle } from './service.js';
 export { ArchiveWriter, ARCHIVER_HANDLER_VERSION } from './writer.js';
 export { ParquetCodec, COLUMNS, rowOf, type ArchiveRow } from './segment.js';

@@ -85,7 +85,7 @@ export async function start(config: ArchiverConfig): Promise<ArchiverHandle> {
   const maintain = () =>
     (maintaining ??= (async () => {
       try {
-        last = await checkArchive(nc, pool, n, config.lagAlertEvents);
+        last = await checkArchive(nc, pool, n, config.lagAlertEvents, config.lagAlertAfterMs);
         metrics.lag.set(last.lag);
         metrics.archivedThrough.set(last.archivedThrough);
         metrics.alerting.set(last.alerting ? 1 : 0);

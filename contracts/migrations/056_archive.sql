@@ -15,13 +15,15 @@ create table archive_head (
 
 -- One row: what the archive covers, computed from the archiver's checkpoints and the stream.
 -- archived_through: every events-stream message at or below this sequence is in a published segment
--- (usage_sample partitions are dropped only below it). alert_since: the lag alert is raised.
+-- (usage_sample partitions are dropped only below it). lagging_since: the lag is at or above the alert
+-- threshold since then; alert_since: the lag alert is raised (it stayed there KACHING_ARCHIVE_LAG_ALERT_AFTER).
 create table archive_state (
   id boolean primary key default true check (id),
   archived_through bigint not null default 0,
   lag_events bigint,
   stream_last_seq bigint,
   checked_at timestamptz,
+  lagging_since timestamptz,
   alert_since timestamptz
 );
 

@@ -39,3 +39,4 @@ export * from './policy/tagScope.js';
 export * from './audit/agentKeys.js';
 export * from './audit/verifyRecord.js';
 export * from './archive/state.js';
+export * from './config/duration.js';

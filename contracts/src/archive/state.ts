@@ -13,6 +13,8 @@ export const ARCHIVER_CONSUMER = 'archiver';
 
 /** KACHING_ARCHIVE_LAG_ALERT_EVENTS default: unarchived events that raise the lag alert. */
 export const ARCHIVE_LAG_ALERT_DEFAULT = 10_000;
+/** KACHING_ARCHIVE_LAG_ALERT_AFTER default: how long the lag must stay at or above it (a burst is not an alert). */
+export const ARCHIVE_LAG_ALERT_AFTER_DEFAULT_MS = 5 * 60_000;
 
 export interface ArchiveLag {
   /** Events-stream messages not yet in a published segment. */
@@ -64,7 +66,7 @@ export async function archivedThrough(db: Db): Promise<number> {
 
 export interface ArchiveCheck extends ArchiveLag {
   threshold: number;
-  /** The lag alert is raised (it was just now, or still is). */
+  /** The lag alert is raised (the lag stayed at or above threshold for afterMs; it was just now, or still is). */
   alerting: boolean;
   /** An alert was raised by this check. */
   raised: boolean;
@@ -74,20 +76,25 @@ export interface ArchiveCheck extends ArchiveLag {
  * Measures the lag, stores the coverage, and raises (once per episode) or clears the lag alert. Run by the
  * archiver and by the projector (which keeps running when the archiver stops). Coverage never moves back.
  */
-export async function checkArchive(nc: NatsConnection, pool: pg.Pool, n: Names, threshold: number): Promise<ArchiveCheck> {
+export async function checkArchive(nc: NatsConnection, pool: pg.Pool, n: Names, threshold: number, afterMs = ARCHIVE_LAG_ALERT_AFTER_DEFAULT_MS): Promise<ArchiveCheck> {
   const m = await measureArchiveLag(nc, pool, n);
-  const alerting = m.lag >= threshold;
+  const lagging = m.lag >= threshold;
   const client = await pool.connect();
   let raised = false;
+  let alerting = false;
   try {
     await client.query('begin');
     await client.query('insert into archive_state (id) values (true) on conflict do nothing');
-    const prev = await client.query<{ alert_since: Date | null }>('select alert_since from archive_state where id for update');
+    const prev = await client.query<{ alert_since: Date | null; lagging_ms: number | null }>(
+      `select alert_since, extract(epoch from now() - lagging_since) * 1000 as lagging_ms from archive_state where id for update`,
+    );
     const was = prev.rows[0]?.alert_since != null;
+    alerting = lagging && (was || (prev.rows[0]?.lagging_ms != null && Number(prev.rows[0].lagging_ms) >= afterMs));
     await client.query(
       `update archive_state set archived_through = greatest(archived_through, $1), lag_events = $2, stream_last_seq = $3, checked_at = now(),
-         alert_since = case when $4 then coalesce(alert_since, now()) else null end where id`,
-      [m.archivedThrough, m.lag, m.streamLastSeq, alerting],
+         lagging_since = case when $4 then coalesce(lagging_since, now()) else null end,
+         alert_since = case when $5 then coalesce(alert_since, now()) else null end where id`,
+      [m.archivedThrough, m.lag, m.streamLastSeq, lagging, alerting],
     );
     if (alerting && !was) {
       raised = true;
