@@ -11,6 +11,7 @@ const alias = {
   '@kaching/ingest': pkg('ingest'),
   '@kaching/projector': pkg('projector'),
   '@kaching/enforcer': pkg('enforcer'),
+  '@kaching/archiver': pkg('archiver'),
   '@kaching/api': pkg('api'),
   '@kaching/hq': pkg('hq'),
 };

@@ -39,3 +39,8 @@ export * from './policy/mod.js';
 export * from './credentials/mod.js';
 export * from './channels/mod.js';
 export * from './format/human.js';
+export * from './audit/agentKeys.js';
+export * from './audit/verifyRecord.js';
+export * from './archive/state.js';
+export * from './config/duration.js';
+export * from './redaction/redact.js';

@@ -1,5 +1,5 @@
 import { availableParallelism } from 'node:os';
-import { baseConfig, intFromEnv, EVENTS_STREAM_DEFAULTS, type BaseConfig } from '@kaching/contracts';
+import { baseConfig, intFromEnv, EVENTS_STREAM_DEFAULTS, DEFAULT_REPORT_MAX_AGE_MS, type BaseConfig } from '@kaching/contracts';
 
 export interface IngestConfig extends BaseConfig {
   /** HTTP bridge port; 0 picks a free one. */
@@ -48,7 +48,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): IngestConfig {
     rateLimitBurst: intFromEnv(env, 'INGEST_RATE_LIMIT_BURST', Math.max(rate * 2, 1000)),
     maxSkewMs: intFromEnv(env, 'INGEST_MAX_SKEW_MS', 5 * MIN),
     maxFutureMs: intFromEnv(env, 'INGEST_MAX_FUTURE_MS', 5 * MIN),
-    maxAgeMs: intFromEnv(env, 'INGEST_MAX_AGE_MS', streamMaxAgeMs),
+    maxAgeMs: intFromEnv(env, 'INGEST_MAX_AGE_MS', streamMaxAgeMs || DEFAULT_REPORT_MAX_AGE_MS),
     authCacheTtlMs: intFromEnv(env, 'INGEST_AUTH_CACHE_TTL_MS', 5_000),
     duplicateWindowMs: intFromEnv(env, 'INGEST_DUPLICATE_WINDOW_MS', EVENTS_STREAM_DEFAULTS.duplicateWindowMs),
     streamMaxAgeMs,

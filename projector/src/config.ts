@@ -1,5 +1,5 @@
 import { parseRetentionMonths } from './maintenance.js';
-import { baseConfig, intFromEnv, PROJECTIONS, type BaseConfig, type ProjectionName } from '@kaching/contracts';
+import { ARCHIVE_LAG_ALERT_AFTER_DEFAULT_MS, ARCHIVE_LAG_ALERT_DEFAULT, baseConfig, durationFromEnv, intFromEnv, PROJECTIONS, type BaseConfig, type ProjectionName } from '@kaching/contracts';
 
 export interface ProjectorConfig extends BaseConfig {
   /** /metrics, /healthz, /readyz. 0 picks a free port. */
@@ -21,6 +21,12 @@ export interface ProjectorConfig extends BaseConfig {
   maintenanceIntervalMs: number;
   /** How often to look whether the price book changed (then stored costs are re-priced). Default 2 s. */
   repriceIntervalMs?: number;
+  /** KACHING_ARCHIVE_CHECK_MS: how often the raw projector measures the archive's lag (0: never). Default 30 s. */
+  archiveCheckMs?: number;
+  /** KACHING_ARCHIVE_LAG_ALERT_EVENTS: unarchived events that raise the archive lag alert. */
+  archiveLagAlertEvents?: number;
+  /** KACHING_ARCHIVE_LAG_ALERT_AFTER: ... for this long (default 5m). */
+  archiveLagAlertAfterMs?: number;
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): ProjectorConfig {
@@ -42,5 +48,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ProjectorConfi
     ackWaitMs: intFromEnv(env, 'PROJECTOR_ACK_WAIT_MS', 30_000),
     maintenanceIntervalMs: intFromEnv(env, 'PROJECTOR_MAINTENANCE_INTERVAL_MS', 3_600_000),
     repriceIntervalMs: intFromEnv(env, 'PROJECTOR_REPRICE_INTERVAL_MS', 2000),
+    archiveCheckMs: intFromEnv(env, 'KACHING_ARCHIVE_CHECK_MS', 30_000),
+    archiveLagAlertAfterMs: durationFromEnv(env, 'KACHING_ARCHIVE_LAG_ALERT_AFTER', ARCHIVE_LAG_ALERT_AFTER_DEFAULT_MS),
+    archiveLagAlertEvents: intFromEnv(env, 'KACHING_ARCHIVE_LAG_ALERT_EVENTS', ARCHIVE_LAG_ALERT_DEFAULT) || ARCHIVE_LAG_ALERT_DEFAULT,
   };
 }

@@ -1,10 +1,13 @@
 import type pg from 'pg';
-import type { ProjectionName } from '@kaching/contracts';
+import { archivedThrough, type ProjectionName } from '@kaching/contracts';
 import { dropOldPartitions, ensurePartitions, utcDay } from './db/partitions.js';
+import { q } from './projections/common.js';
 
 export interface MaintenanceResult {
   created: string;
   dropped: string[];
+  /** Partitions past retention kept because some of their rows are not archived yet. */
+  kept: string[];
   /** Rows deleted past retention, per table. */
   pruned: Record<string, number>;
 }
@@ -21,7 +24,8 @@ export interface MaintenanceOptions {
 
 /**
  * Creates usage_sample partitions from yesterday to `ahead` days out, drops those past the raw retention with
- * the jobs only they described, and deletes rollup rows past the rollup retention. Nothing pruned here can
+ * the jobs only they described (only a partition whose every row is archived), and deletes rollup rows past the
+ * rollup retention. Nothing pruned here can
  * change again: ingest refuses events older than its maximum age, far inside either window.
  */
 export async function maintainPartitions(pool: pg.Pool, opts: MaintenanceOptions): Promise<MaintenanceResult> {
@@ -29,13 +33,21 @@ export async function maintainPartitions(pool: pg.Pool, opts: MaintenanceOptions
   const owns = (p: ProjectionName) => !opts.projections || opts.projections.includes(p);
   const pruned: Record<string, number> = {};
   let dropped: string[] = [];
+  const kept: string[] = [];
   let created = '';
   if (owns('raw')) {
     const from = utcDay(now - 86_400_000);
     await ensurePartitions(pool, 'usage_sample', from, opts.partitionsAhead + 2);
     created = `${from}+${opts.partitionsAhead + 2}d`;
     if (opts.retentionDays > 0) {
-      dropped = await dropOldPartitions(pool, 'usage_sample', opts.retentionDays, now);
+      // a partition goes only when every row in it is archived: until then the raw samples are the last copy
+      let through: number | null = null;
+      const archived = async (name: string) => {
+        through ??= await archivedThrough(pool);
+        const r = await pool.query<{ m: string | null }>(`select max(stream_seq) as m from ${q(name)}`);
+        return r.rows[0]?.m == null || Number(r.rows[0].m) <= through;
+      };
+      dropped = await dropOldPartitions(pool, 'usage_sample', opts.retentionDays, now, archived, kept);
       // a job goes with its raw samples: finished (or silent) before the window, and no sample left
       const cutoff = new Date(now - opts.retentionDays * 86_400_000).toISOString();
       const r = await pool.query(
@@ -67,7 +79,7 @@ export async function maintainPartitions(pool: pg.Pool, opts: MaintenanceOptions
       pruned[table] = r.rowCount ?? 0;
     }
   }
-  return { created, dropped, pruned };
+  return { created, dropped, kept, pruned };
 }
 
 /** PROJECTOR_ROLLUP_RETENTION: `24mo` (default), `2y`, `730d` → months (days round up to whole months); `0` keeps all. */

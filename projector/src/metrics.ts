@@ -11,6 +11,9 @@ export interface ProjectorMetrics {
   poison: Counter<'projection'>;
   failures: Counter<'projection'>;
   batchSeconds: Histogram<'projection'>;
+  /** The archive seen from here (the projector keeps running when the archiver stops). */
+  archiveLag: Gauge;
+  archiveAlert: Gauge;
 }
 
 export function createMetrics(): ProjectorMetrics {
@@ -19,6 +22,8 @@ export function createMetrics(): ProjectorMetrics {
   const labelNames = ['projection'] as const;
   return {
     registry,
+    archiveLag: new Gauge({ name: 'kaching_archive_lag_events', help: 'Events-stream messages not yet in a published archive segment', registers: [registry] }),
+    archiveAlert: new Gauge({ name: 'kaching_archive_lag_alert', help: '1 while the archive lag alert is raised', registers: [registry] }),
     pending: new Gauge({ name: 'kaching_projector_pending_messages', help: 'Messages not yet applied (consumer pending + unacked)', labelNames, registers: [registry] }),
     lastSeq: new Gauge({ name: 'kaching_projector_last_applied_seq', help: 'Stream sequence of the last committed checkpoint', labelNames, registers: [registry] }),
     latency: new Histogram({

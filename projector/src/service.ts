@@ -1,6 +1,6 @@
 import Fastify from 'fastify';
 import { jetstreamManager } from '@nats-io/jetstream';
-import { connectNats, untilAvailable, CONSUMER_DEFAULTS, createLogger, createPool, ensureEventsStream, InstanceRegistration, names, NatsLink, PriceBook, warnOnReplicas } from '@kaching/contracts';
+import { checkArchive, connectNats, untilAvailable, type ArchiveCheck, CONSUMER_DEFAULTS, createLogger, createPool, ensureEventsStream, InstanceRegistration, names, NatsLink, PriceBook, warnOnReplicas, ARCHIVE_LAG_ALERT_DEFAULT } from '@kaching/contracts';
 import type { ProjectorConfig } from './config.js';
 import { maintainPartitions } from './maintenance.js';
 import { createMetrics, type ProjectorMetrics } from './metrics.js';
@@ -39,6 +39,7 @@ export async function start(config: ProjectorConfig): Promise<ProjectorHandle> {
     }),
   );
   const app = Fastify({ logger: false, forceCloseConnections: true });
+  let archive: ArchiveCheck | null = null;
   let closed: Promise<void> | null = null;
   const close = () =>
     (closed ??= (async () => {
@@ -65,6 +66,25 @@ export async function start(config: ProjectorConfig): Promise<ProjectorHandle> {
           .catch((err) => log.warn({ err: (err as Error).message }, 'partition maintenance failed'));
       await maintain();
       timers.push(setInterval(maintain, config.maintenanceIntervalMs).unref());
+      if (config.archiveCheckMs) {
+        // the archiver cannot report its own absence: the raw projector watches the archive's lag
+        let checking = false;
+        const checkTick = () => {
+          if (checking) return;
+          checking = true;
+          checkArchive(nc, pool, n, config.archiveLagAlertEvents ?? ARCHIVE_LAG_ALERT_DEFAULT, config.archiveLagAlertAfterMs)
+            .then((c) => {
+              archive = c;
+              metrics.archiveLag.set(c.lag);
+              metrics.archiveAlert.set(c.alerting ? 1 : 0);
+              if (c.raised) log.error({ lag: c.lag, threshold: c.threshold }, 'archive lag alert: the archive is falling behind the stream (is the archiver running?)');
+            })
+            .catch((err) => log.warn({ err: (err as Error).message }, 'archive lag check failed'))
+            .finally(() => (checking = false));
+        };
+        checkTick();
+        timers.push(setInterval(checkTick, config.archiveCheckMs).unref());
+      }
     }
     await Promise.all(runners.map((r) => r.start()));
     if (config.projections.includes('raw') || config.projections.includes('rollups')) {
@@ -87,6 +107,9 @@ export async function start(config: ProjectorConfig): Promise<ProjectorHandle> {
       const ok = dbOk && link.connected && runners.every((r) => r.ready);
       return reply.code(ok ? 200 : 503).send({
         ok,
+        // degraded, still serving: the archive lags (see archiver/README.md)
+        status: !ok ? 'unavailable' : archive?.alerting ? 'degraded' : 'ok',
+        archive: archive ? { lag_events: archive.lag, alerting: archive.alerting, archived_through: archive.archivedThrough } : null,
         database: dbOk,
         nats: link.connected,
         instance: registration.id,

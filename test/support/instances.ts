@@ -3,7 +3,7 @@ import { fileURLToPath } from 'node:url';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
-export type ServiceKind = 'projector' | 'enforcer' | 'ingest' | 'api';
+export type ServiceKind = 'projector' | 'enforcer' | 'ingest' | 'api' | 'archiver';
 
 /**
  * One service instance in a process of its own, run from `dist/` (build with `npx tsc -b` first), as

@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import { InputError, KachingError } from '../errors/errors.js';
-import { EVENTS_STREAM_DEFAULTS } from '../nats/streams.js';
+import { DEFAULT_REPORT_MAX_AGE_MS } from '../nats/streams.js';
 
 export interface RegisterAgentKeyInput {
   deploymentId: string;
@@ -27,8 +27,8 @@ export interface RegisteredAgentKey {
   validTo: Date | null;
 }
 
-/** ingest's default INGEST_MAX_AGE_MS: the stream's max age. */
-export const DEFAULT_IN_FLIGHT_MS = EVENTS_STREAM_DEFAULTS.maxAgeMs;
+/** ingest's default INGEST_MAX_AGE_MS. */
+export const DEFAULT_IN_FLIGHT_MS = DEFAULT_REPORT_MAX_AGE_MS;
 
 const KEY_ID_RE = /^[A-Za-z0-9._:-]{1,128}$/;
 

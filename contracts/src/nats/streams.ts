@@ -8,7 +8,10 @@ const NS_PER_MS = 1_000_000;
 export interface EventsStreamOptions {
   /** Exact resends inside this window are dropped by JetStream itself (kept in server memory: minutes). */
   duplicateWindowMs: number;
-  /** How long the stream keeps events for replay. Projections keep their data beyond it. */
+  /**
+   * Stream max_age; 0 (the default) = no age limit: the archiver purges events only once they are archived
+   * and past KACHING_HOT_RETENTION (archiver/README.md), so age alone never deletes usage.
+   */
   maxAgeMs: number;
   /** Hard cap on stream size; when full, new appends are refused (never silently dropping acked events). */
   maxBytes: number;
@@ -17,10 +20,13 @@ export interface EventsStreamOptions {
 
 export const EVENTS_STREAM_DEFAULTS: EventsStreamOptions = {
   duplicateWindowMs: 2 * 60_000,
-  maxAgeMs: 30 * 24 * 3_600_000,
+  maxAgeMs: 0,
   maxBytes: -1,
   replicas: 1,
 };
+
+/** How old a report ingest still accepts by default (INGEST_MAX_AGE_MS): 30 days, the default hot window. */
+export const DEFAULT_REPORT_MAX_AGE_MS = 30 * 24 * 3_600_000;
 
 export function eventsStreamConfig(n: Names, opts: Partial<EventsStreamOptions> = {}): Partial<StreamConfig> & { name: string } {
   const o = withDefaults(opts);

@@ -7,6 +7,7 @@ async function allCommands(): Promise<Command[]> {
     import('@kaching/ingest'),
     import('@kaching/projector'),
     import('@kaching/enforcer'),
+    import('@kaching/archiver'),
     import('@kaching/api'),
     import('@kaching/hq'),
     import('../up/commands.js'),

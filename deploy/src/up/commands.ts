@@ -180,7 +180,7 @@ const fmt = (v: number | null) => (v === null ? '–' : String(v));
 
 const up: Command = {
   name: 'up',
-  summary: 'Every service in one process (ingest, projectors, enforcer, api); --demo seeds a demo world and runs simulated agents',
+  summary: 'Every service in one process (ingest, projectors, enforcer, archiver, api); --demo seeds a demo world and runs simulated agents',
   options: {
     demo: { type: 'boolean', description: 'seed the demo org/deployment/plans/license/quotas/budgets and run simulated agents' },
     agents: { type: 'string', description: 'simulated agents (with --demo)', default: '12' },
@@ -190,7 +190,7 @@ const up: Command = {
   details:
     'Creates the database, schema (migrations), events stream, decisions stream and KV bucket when missing, then\n' +
     'starts each package with its own start(loadConfig()). Ports: INGEST_PORT (7070), API_PORT (7071),\n' +
-    'PROJECTOR_PORT (7072), ENFORCER_PORT (7073), HQ_PORT (7074, with --hq); 0 picks free ports. Demo keys live in\n' +
+    'PROJECTOR_PORT (7072), ENFORCER_PORT (7073), HQ_PORT (7074, with --hq), ARCHIVER_PORT (7075); 0 picks free ports. Demo keys live in\n' +
     'KACHING_HOME (./.kaching). With KACHING_HQ_URL set, the HQ pusher runs too (see hq/README.md).\n' +
     'Ctrl-C stops the agents, then every service, and exits 0.',
   async run(ctx) {

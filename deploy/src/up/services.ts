@@ -75,6 +75,8 @@ const PACKAGES: { name: string; load(): Promise<unknown> }[] = [
   { name: 'ingest', load: () => import('@kaching/ingest') },
   { name: 'projector', load: () => import('@kaching/projector') },
   { name: 'enforcer', load: () => import('@kaching/enforcer') },
+  // the archive: every stream message into Parquet segments (KACHING_ARCHIVE_DIR, default $KACHING_HOME/archive)
+  { name: 'archiver', load: () => import('@kaching/archiver') },
   { name: 'api', load: () => import('@kaching/api') },
   // HQ sync: the pusher when KACHING_HQ_URL is set, the receiver when KACHING_ROLE=hq; otherwise idle
   { name: 'hq', load: () => import('@kaching/hq') },

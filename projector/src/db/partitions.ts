@@ -48,8 +48,11 @@ export async function ensurePartitions(db: pg.Pool | pg.ClientBase, parent: stri
   }
 }
 
-/** Drops partitions of `parent` whose whole day lies before now - retentionDays. Returns dropped names. */
-export async function dropOldPartitions(pool: pg.Pool, parent: string, retentionDays: number, now = Date.now()): Promise<string[]> {
+/**
+ * Drops partitions of `parent` whose whole day lies before now - retentionDays and that `canDrop` allows
+ * (usage_sample: every row archived). Returns dropped names; `kept` gets those past retention kept.
+ */
+export async function dropOldPartitions(pool: pg.Pool, parent: string, retentionDays: number, now = Date.now(), canDrop: (name: string) => Promise<boolean> = async () => true, kept: string[] = []): Promise<string[]> {
   const cutoff = utcDay(now - retentionDays * DAY_MS).replace(/-/g, '');
   const r = await pool.query<{ name: string }>(
     `select c.relname as name from pg_inherits i join pg_class c on c.oid = i.inhrelid
@@ -62,6 +65,10 @@ export async function dropOldPartitions(pool: pg.Pool, parent: string, retention
     const m = re.exec(name);
     // the partition for day D holds [D, D+1): it is entirely older than the cutoff when D < cutoff day
     if (m && m[1]! < cutoff) {
+      if (!(await canDrop(name))) {
+        kept.push(name);
+        continue;
+      }
       await pool.query(`drop table if exists ${q(name)}`);
       dropped.push(name);
     }
