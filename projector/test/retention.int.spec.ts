@@ -29,7 +29,7 @@ describe('retention of projections', () => {
     await env?.cleanup();
   });
 
-  it('drops raw partitions and their jobs past 30 days, rollups and the concurrency index past 24 months; keeps the rest', async () => {
+  it('drops raw partitions (once archived) and their jobs past 30 days, rollups and the concurrency index past 24 months; keeps the rest', async () => {
     const before = {
       daily: await count('usage_rollup_daily', "day >= '2026-01-01'"),
       hourly: await count('usage_rollup_hourly', "bucket_start >= '2026-01-01'"),
@@ -37,6 +37,13 @@ describe('retention of projections', () => {
       jobs: await count('job', "started_at >= '2026-12-01'"),
     };
     expect(await count('usage_rollup_daily', "day < '2024-12-01'")).toBeGreaterThan(0);
+    // nothing archived yet: the raw partitions past retention are the last copy and stay
+    const unarchived = await maintainPartitions(env.pool, { retentionDays: 30, partitionsAhead: 1, now: NOW });
+    expect(unarchived.dropped).not.toContain('usage_sample_20240610'); // (empty ones go)
+    expect(unarchived.kept).toEqual(expect.arrayContaining(['usage_sample_20240610', 'usage_sample_20260410']));
+    expect(await count('job', "started_at < '2026-11-01'")).toBe(80);
+    // the archive covers every sequence now
+    await env.pool.query('insert into archive_state (id, archived_through) values (true, 1000000) on conflict (id) do update set archived_through = excluded.archived_through');
     const r = await maintainPartitions(env.pool, { retentionDays: 30, partitionsAhead: 1, rollupRetentionMonths: 24, now: NOW });
     expect(r.dropped).toEqual(expect.arrayContaining(['usage_sample_20240610', 'usage_sample_20260410']));
     expect(r.pruned.job).toBe(80);
