@@ -4,7 +4,7 @@ import { type NatsConnection } from '@nats-io/transport-node';
 import type { KV } from '@nats-io/kv';
 import { Counter, Histogram, Registry } from 'prom-client';
 import type pg from 'pg';
-import { connectNats, createLogger, createPool, decisionsBucket, names } from '@kaching/contracts';
+import { connectNats, createLogger, createPool, decisionsBucket, featuresBucket, names } from '@kaching/contracts';
 import { NatsLink } from '@kaching/contracts';
 import type { ApiConfig } from './config.js';
 import type { ApiContext } from './http/context.js';
@@ -18,6 +18,7 @@ import { costRoutes } from './http/routes/costs.js';
 import { exportRoutes } from './http/routes/export.js';
 import { authRoutes } from './http/routes/auth.js';
 import { hqRoutes } from './http/routes/hq.js';
+import { featureRoutes } from './http/routes/features.js';
 import { installAuth, SessionCheckCache } from './http/auth.js';
 import { JwtAuthority } from './auth/jwt.js';
 import { dummyHash } from './auth/passwords.js';
@@ -41,6 +42,7 @@ export async function start(config: ApiConfig, deps: { pool?: pg.Pool; nc?: Nats
   const nc = deps.nc ?? (await connectNats(config.natsUrl, { name: 'kaching-api' }));
   const link = new NatsLink(nc, log);
   let kv: Promise<KV> | undefined;
+  let fkv: Promise<KV> | undefined;
   const now = () => new Date((deps.clock ?? Date.now)());
   const ctx: ApiContext = {
     config,
@@ -53,6 +55,13 @@ export async function start(config: ApiConfig, deps: { pool?: pg.Pool; nc?: Nats
         throw e;
       });
       return kv;
+    },
+    featuresKv: () => {
+      fkv ??= featuresBucket(nc, n).catch((e: unknown) => {
+        fkv = undefined;
+        throw e;
+      });
+      return fkv;
     },
     now,
     auth: {
@@ -100,6 +109,7 @@ export async function start(config: ApiConfig, deps: { pool?: pg.Pool; nc?: Nats
   costRoutes(app, ctx);
   authRoutes(app, ctx);
   hqRoutes(app, ctx);
+  featureRoutes(app, ctx);
 
   let openapi: Record<string, unknown> | undefined;
   const doc = () => (openapi ??= buildOpenApi(routes, { title: 'KACHING API', version: API_VERSION }));

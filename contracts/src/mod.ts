@@ -36,3 +36,8 @@ export * from './installation/identity.js';
 export * from './hq/policy.js';
 export * from './pricing/mod.js';
 export * from './policy/tagScope.js';
+export * from './policy/decimal.js';
+export * from './policy/suggest.js';
+export * from './features/features.js';
+export * from './features/upsell.js';
+export { republishFromCli } from './features/commands.js';
