@@ -117,14 +117,17 @@ The effective features go to the NATS KV bucket <namespace>_features, key = depl
     options: {
       days: { type: 'string', description: 'window in days', default: '7' },
       limit: { type: 'string', description: 'how many deployments', default: '25' },
+      at: { type: 'string', description: 'end of the window (RFC 3339; default: now)' },
     },
     async run(ctx) {
       const days = Number(ctx.args.days);
       const limit = Number(ctx.args.limit);
       if (!Number.isInteger(days) || days < 1 || days > 90) throw new UsageError('--days must be an integer in 1..90');
       if (!Number.isInteger(limit) || limit < 1 || limit > 100) throw new UsageError('--limit must be an integer in 1..100');
+      const at = typeof ctx.args.at === 'string' && ctx.args.at ? new Date(ctx.args.at) : new Date();
+      if (Number.isNaN(at.getTime())) throw new UsageError('--at must be an RFC 3339 time');
       return withCommandPool(ctx, async (pool) => {
-        const r = await upsellReport(pool, new Date(), { days, limit });
+        const r = await upsellReport(pool, at, { days, limit });
         const lines = r.items.map((x) => `${String(x.rank).padStart(2)}. ${x.org_name} / ${x.deployment_name} (${x.deployment_id}): ${x.near_alerts} near-limit alert(s); ${x.suggestion?.rationale ?? 'no suggestion'}`);
         return { data: r, text: lines.length ? lines.join('\n') : `no near-limit alerts since ${r.window.from}` };
       });
