@@ -129,12 +129,17 @@ describe('feature flags and effective features', () => {
     }
     const f = await client(api.url, readA)('GET', `/v1/features?deployment_id=${depA}`);
     expect(f.json.features).toEqual({ sso: false, audit_export: false, seats_sso: true, federation: true });
+    // /v1/limits/effective tells the same, in its stored part and in the enforcer's view
+    const lim = await client(api.url, readA)('GET', `/v1/limits/effective?deployment_id=${depA}`);
+    expect(lim.json.features).toEqual(f.json.features);
+    expect(lim.json.effective.features).toEqual(f.json.features);
   });
 
   it('an "on" flag without grant or override (e.g. written before this rule) does not take effect; DELETE restores the license value', async () => {
     await env.pool.query(`insert into feature_flag (deployment_id, org_id, flag, enabled) values ($1, $2, 'temporal_nav', true)`, [depA, orgA]);
     const f = await client(api.url, readA)('GET', `/v1/features?deployment_id=${depA}`);
     expect(f.json.features).not.toHaveProperty('temporal_nav');
+    expect((await client(api.url, readA)('GET', `/v1/limits/effective?deployment_id=${depA}`)).json.effective.features).not.toHaveProperty('temporal_nav');
     expect(f.json.flags.find((x: { flag: string }) => x.flag === 'temporal_nav')).toMatchObject({ enabled: true, override: false, effective: false });
 
     const w = await watch(depA);
@@ -204,6 +209,7 @@ describe('feature flags and effective features', () => {
       config: { databaseUrl: env.databaseUrl, natsUrl: env.natsUrl, namespace: env.namespace, logLevel: 'error' },
     });
     await expect(cmd('flag set').run(ctx({ deployment: depB }, ['federation']))).rejects.toMatchObject({ code: 'FEATURE_NOT_LICENSED' });
+    await expect(cmd('flag set').run(ctx({ deployment: 'nope' }, ['federation']))).rejects.toThrow('--deployment must be a deployment id');
     const set = await cmd('flag set').run(ctx({ deployment: depB, override: true }, ['federation']));
     expect(set.data).toMatchObject({ flag: 'federation', enabled: true, override: true, updated_by: 'cli', published: true });
     expect((await kv.get(env.names.featuresKey(depB)))?.json<EffectiveFeatures>().features).toEqual({ sso: false, federation: true });

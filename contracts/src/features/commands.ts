@@ -36,6 +36,14 @@ export async function republishFromCli(ctx: CommandContext, pool: pg.Pool, deplo
 
 const deploymentOpt = { deployment: { type: 'string', description: 'Deployment id (uuid)', required: true } } as const;
 
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+function deploymentArg(ctx: CommandContext): string {
+  const d = requireString(ctx, 'deployment');
+  if (!UUID.test(d)) throw new UsageError('--deployment must be a deployment id (uuid)');
+  return d;
+}
+
 function flagArg(ctx: CommandContext): string {
   const f = ctx.positionals[0];
   if (!f) throw new UsageError('missing flag');
@@ -55,7 +63,7 @@ export const featureCommands: Command[] = [
     details: `Without --override, switching on a feature the license in force does not grant is refused (FEATURE_NOT_LICENSED).
 The effective features go to the NATS KV bucket <namespace>_features, key = deployment id.`,
     async run(ctx) {
-      const deployment = requireString(ctx, 'deployment');
+      const deployment = deploymentArg(ctx);
       const flag = flagArg(ctx);
       return withCommandPool(ctx, async (pool) => {
         const f = await setFlag(pool, { deploymentId: deployment, flag, enabled: ctx.args.off !== true, override: ctx.args.override === true, operator: true, by: 'cli', now: new Date() });
@@ -70,7 +78,7 @@ The effective features go to the NATS KV bucket <namespace>_features, key = depl
     positionals: [{ name: 'flag', description: 'flag name', required: true }],
     options: deploymentOpt,
     async run(ctx) {
-      const deployment = requireString(ctx, 'deployment');
+      const deployment = deploymentArg(ctx);
       const flag = flagArg(ctx);
       return withCommandPool(ctx, async (pool) => {
         await removeFlag(pool, deployment, flag);
@@ -84,7 +92,7 @@ The effective features go to the NATS KV bucket <namespace>_features, key = depl
     summary: "A deployment's flags and effective features (license merged with flags)",
     options: deploymentOpt,
     async run(ctx) {
-      const deployment = requireString(ctx, 'deployment');
+      const deployment = deploymentArg(ctx);
       return withCommandPool(ctx, async (pool) => {
         const doc = await effectiveFeatures(pool, deployment, new Date());
         if (!doc) throw new UsageError(`no deployment ${deployment}`);
@@ -103,7 +111,7 @@ The effective features go to the NATS KV bucket <namespace>_features, key = depl
     options: { deployment: { type: 'string', description: 'Only this deployment (uuid)' } },
     async run(ctx) {
       return withCommandPool(ctx, async (pool) => {
-        const one = typeof ctx.args.deployment === 'string' && ctx.args.deployment ? ctx.args.deployment : undefined;
+        const one = typeof ctx.args.deployment === 'string' && ctx.args.deployment ? deploymentArg(ctx) : undefined;
         const ids = one ? [one] : (await pool.query<{ deployment_id: string }>('select deployment_id from deployment order by deployment_id')).rows.map((r) => r.deployment_id);
         const published = await republishFromCli(ctx, pool, ids, 'feature_flag');
         if (!published) throw new Error('NATS is unreachable; nothing was published');

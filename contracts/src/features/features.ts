@@ -45,6 +45,18 @@ export function grants(v: unknown): boolean {
   return v !== undefined && v !== null && v !== false && v !== 0 && v !== '';
 }
 
+/** An "off" always counts; an "on" counts when the license grants the feature or an operator overrode it. */
+export function flagTakesEffect(licenseFeatures: Record<string, unknown> | undefined, f: { flag: string; enabled: boolean; override?: boolean }): boolean {
+  return !f.enabled || f.override === true || grants(licenseFeatures?.[f.flag]);
+}
+
+/** License features overlaid with the flags that take effect (the one merge rule, shared with the enforcer). */
+export function mergeFeatures(licenseFeatures: Record<string, unknown> | undefined, flags: { flag: string; enabled: boolean; override?: boolean }[]): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...(licenseFeatures ?? {}) };
+  for (const f of flags) if (flagTakesEffect(licenseFeatures, f)) out[f.flag] = f.enabled;
+  return out;
+}
+
 /**
  * The license in force for a deployment at `now`: valid at `now`, deployment-bound before org-wide,
  * newest activation first. An expired license grants no features.
@@ -71,12 +83,11 @@ export async function effectiveFeatures(db: Q, deploymentId: string, now: Date):
     'select flag, enabled, override, updated_at, updated_by from feature_flag where deployment_id = $1 order by flag',
     [deploymentId],
   );
-  const features: Record<string, unknown> = { ...(license?.features ?? {}) };
-  const flags: FeatureFlag[] = rows.rows.map((f) => {
-    const effective = !f.enabled || f.override || grants(license?.features[f.flag]);
-    if (effective) features[f.flag] = f.enabled;
-    return { flag: f.flag, enabled: f.enabled, override: f.override, updated_at: new Date(f.updated_at).toISOString(), updated_by: f.updated_by, effective };
-  });
+  const features = mergeFeatures(license?.features, rows.rows);
+  const flags: FeatureFlag[] = rows.rows.map((f) => ({
+    flag: f.flag, enabled: f.enabled, override: f.override, updated_at: new Date(f.updated_at).toISOString(), updated_by: f.updated_by,
+    effective: flagTakesEffect(license?.features, f),
+  }));
   return { schema: 'kaching.v1.features', deployment_id: deploymentId, org_id: d.rows[0].org_id, features, license, flags, generated_at: now.toISOString() };
 }
 
