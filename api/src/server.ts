@@ -4,7 +4,7 @@ import { type NatsConnection } from '@nats-io/transport-node';
 import type { KV } from '@nats-io/kv';
 import { Counter, Histogram, Registry } from 'prom-client';
 import type pg from 'pg';
-import { connectNats, createLogger, createPool, decisionsBucket, featuresBucket, names } from '@kaching/contracts';
+import { connectNats, createLogger, createPool, decisionsBucket, featuresBucket, names, sweepFeatures } from '@kaching/contracts';
 import { NatsLink } from '@kaching/contracts';
 import type { ApiConfig } from './config.js';
 import type { ApiContext } from './http/context.js';
@@ -135,6 +135,17 @@ export async function start(config: ApiConfig, deps: { pool?: pg.Pool; nc?: Nats
   // housekeeping: ended sign-in windows
   const sweeper = setInterval(() => void sweepThrottle(pool, now(), config.signin).catch(() => undefined), 10 * 60_000);
   sweeper.unref();
+  // the features bucket follows the database even without writes: first fill, license expiry, lost publishes
+  let sweeping: Promise<void> | undefined;
+  const sweepOnce = () => {
+    sweeping ??= ctx.featuresKv()
+      .then((kv) => sweepFeatures(pool, kv, n, now()))
+      .then(() => undefined, (e: unknown) => log.warn({ err: (e as Error).message }, 'features sweep failed'))
+      .finally(() => (sweeping = undefined));
+  };
+  const featureSweeper = config.featuresSweepMs > 0 ? setInterval(sweepOnce, config.featuresSweepMs) : undefined;
+  featureSweeper?.unref();
+  if (featureSweeper) sweepOnce();
   let closing: Promise<void> | undefined;
   return {
     url: address,
@@ -143,6 +154,8 @@ export async function start(config: ApiConfig, deps: { pool?: pg.Pool; nc?: Nats
     close() {
       closing ??= (async () => {
         clearInterval(sweeper);
+        if (featureSweeper) clearInterval(featureSweeper);
+        await sweeping;
         await app.close().catch(() => undefined);
         if (!deps.nc) await nc.drain().catch(() => undefined);
         if (!deps.pool) await pool.end().catch(() => undefined);

@@ -23,6 +23,8 @@ let orgA: string;
 let depA: string;
 let depA2: string;
 let depB: string;
+let depC: string;
+let clock = NOW.getTime();
 let adminA: string;
 let opA: string;
 let readA: string;
@@ -43,17 +45,20 @@ beforeAll(async () => {
   depA = String((await createDeployment(env.pool, orgA, { name: 'a-prod' })).deployment_id);
   depA2 = String((await createDeployment(env.pool, orgA, { name: 'a-lab' })).deployment_id);
   depB = String((await createDeployment(env.pool, b.org_id, { name: 'b-prod' })).deployment_id);
+  depC = String((await createDeployment(env.pool, orgA, { name: 'a-trial' })).deployment_id);
   await env.pool.query(`insert into pricing_plan (plan_id, name, rank) values ('team', 'Team', 1)`);
   await insertLicense(orgA, depA, { sso: true, audit_export: false, seats_sso: 10 });
   // an expired license grants nothing, even though it names the feature
   await insertLicense(orgA, depA, { federation: true }, '2020-01-01', '2026-01-01');
   await insertLicense(b.org_id, depB, { sso: true });
+  // a trial that ends an hour after NOW
+  await insertLicense(orgA, depC, { beta: true }, '2026-11-01T00:00:00Z', new Date(NOW.getTime() + 3_600_000).toISOString());
   adminA = (await issueApiKey(env.pool, { orgId: orgA, scopes: ['read', 'admin'] })).apiKey;
   opA = (await issueApiKey(env.pool, { orgId: orgA, scopes: ['read', 'admin', 'operator'] })).apiKey;
   readA = (await issueApiKey(env.pool, { orgId: orgA, scopes: ['read'] })).apiKey;
   adminB = (await issueApiKey(env.pool, { orgId: b.org_id, scopes: ['read', 'admin'] })).apiKey;
   vendor = await licenseKeygen();
-  api = await start({ ...loadConfig(env.env), port: 0, licensePublicKey: vendor.publicKey }, { pool: env.pool, nc: await env.nats(), clock: () => NOW.getTime() });
+  api = await start({ ...loadConfig(env.env), port: 0, licensePublicKey: vendor.publicKey, featuresSweepMs: 200 }, { pool: env.pool, nc: await env.nats(), clock: () => clock });
   // the orchestrator's own connection to the bucket
   kv = await featuresBucket(orchestrator, env.names);
 });
@@ -217,5 +222,19 @@ describe('feature flags and effective features', () => {
     expect((list.data as EffectiveFeatures).flags.map((f) => f.flag)).toEqual(['federation', 'sso']);
     await cmd('flag remove').run(ctx({ deployment: depB }, ['federation']));
     expect((await kv.get(env.names.featuresKey(depB)))?.json<EffectiveFeatures>().features).toEqual({ sso: false });
+  });
+
+  it('the sweep fills the bucket without any write, and drops a license\'s features when it expires', async () => {
+    await waitUntil(async () => (await kv.get(env.names.featuresKey(depC)))?.json<EffectiveFeatures>().features.beta === true, 5000, 'trial features in KV');
+    const w = await watch(depC);
+    try {
+      clock = NOW.getTime() + 2 * 3_600_000;
+      await waitUntil(() => w.seen.some((d) => d.license === null && !('beta' in d.features)), 5000, 'expired trial dropped');
+    } finally {
+      w.stop();
+      clock = NOW.getTime();
+    }
+    const f = await client(api.url, readA)('GET', `/v1/features?deployment_id=${depC}`);
+    expect(f.json).toMatchObject({ features: { beta: true }, license: { valid_to: new Date(NOW.getTime() + 3_600_000).toISOString() } });
   });
 });

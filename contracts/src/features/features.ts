@@ -3,6 +3,7 @@ import { Kvm, type KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Names } from '../names/names.js';
 import { AuthError, InputError, KachingError } from '../errors/errors.js';
+import { inTransaction } from '../db/pool.js';
 
 type Q = pg.Pool | pg.PoolClient;
 
@@ -158,9 +159,33 @@ export function featuresBucket(nc: NatsConnection, n: Names, replicas = 1): Prom
  * publishes after its own commit, the last put always carries the newest committed state.
  * `db` is a client inside a transaction (asOrg, or inTransaction).
  */
-export async function publishFeatures(db: pg.PoolClient, kv: KV, n: Names, deploymentId: string, now: Date): Promise<EffectiveFeatures | null> {
+export async function publishFeatures(db: pg.PoolClient, kv: KV, n: Names, deploymentId: string, now: Date, o: { onlyIfChanged?: boolean } = {}): Promise<EffectiveFeatures | null> {
   await db.query(`select pg_advisory_xact_lock(hashtext('kaching.features'), hashtext($1))`, [deploymentId]);
   const doc = await effectiveFeatures(db, deploymentId, now);
-  if (doc) await kv.put(n.featuresKey(deploymentId), JSON.stringify(doc));
+  if (!doc) return null;
+  if (o.onlyIfChanged) {
+    const cur = await kv.get(n.featuresKey(deploymentId));
+    if (cur && cur.operation === 'PUT' && sameContent(cur.json<EffectiveFeatures>(), doc)) return null;
+  }
+  await kv.put(n.featuresKey(deploymentId), JSON.stringify(doc));
   return doc;
+}
+
+/** Equal but for generated_at: nothing an orchestrator acts on changed. */
+function sameContent(a: EffectiveFeatures, b: EffectiveFeatures): boolean {
+  return JSON.stringify({ ...a, generated_at: '' }) === JSON.stringify({ ...b, generated_at: '' });
+}
+
+/**
+ * Brings every deployment's KV entry up to date, putting only those that changed: fills the bucket for
+ * deployments that never saw a write, drops a license's features once it expires (or adds them once it
+ * starts), and heals a publish lost to a NATS outage. Runs on the operator pool.
+ */
+export async function sweepFeatures(pool: pg.Pool, kv: KV, n: Names, now: Date): Promise<{ checked: number; published: number }> {
+  const ids = (await pool.query<{ deployment_id: string }>('select deployment_id from deployment order by deployment_id')).rows.map((r) => r.deployment_id);
+  let published = 0;
+  for (const d of ids) {
+    if (await inTransaction(pool, (c) => publishFeatures(c, kv, n, d, now, { onlyIfChanged: true }))) published++;
+  }
+  return { checked: ids.length, published };
 }
