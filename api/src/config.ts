@@ -24,6 +24,8 @@ export interface ApiConfig extends BaseConfig {
   keyInFlightMs: number;
   /** Sign-in attempts per account and per source address per window (API_SIGNIN_*). */
   signin: { accountLimit: number; sourceLimit: number; windowS: number };
+  /** API_FEATURES_SWEEP_MS (60000; 0 = off): how often the features KV bucket is checked against the database (fills it, follows license expiry). */
+  featuresSweepMs: number;
 }
 
 function trustProxyFromEnv(raw: string | undefined): boolean | string {
@@ -54,5 +56,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ApiConfig {
       sourceLimit: intFromEnv(env, 'API_SIGNIN_SOURCE_LIMIT', 50),
       windowS: intFromEnv(env, 'API_SIGNIN_WINDOW_S', 900),
     },
+    featuresSweepMs: intFromEnv(env, 'API_FEATURES_SWEEP_MS', 60_000),
   };
 }

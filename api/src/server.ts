@@ -4,7 +4,7 @@ import { type NatsConnection } from '@nats-io/transport-node';
 import type { KV } from '@nats-io/kv';
 import { Counter, Histogram, Registry } from 'prom-client';
 import type pg from 'pg';
-import { connectNats, createLogger, createPool, decisionsBucket, names } from '@kaching/contracts';
+import { connectNats, createLogger, createPool, decisionsBucket, featuresBucket, names, sweepFeatures } from '@kaching/contracts';
 import { NatsLink } from '@kaching/contracts';
 import type { ApiConfig } from './config.js';
 import type { ApiContext } from './http/context.js';
@@ -19,6 +19,7 @@ import { exportRoutes } from './http/routes/export.js';
 import { authRoutes } from './http/routes/auth.js';
 import { hqRoutes } from './http/routes/hq.js';
 import { channelRoutes } from './http/routes/channels.js';
+import { featureRoutes } from './http/routes/features.js';
 import { installAuth, SessionCheckCache } from './http/auth.js';
 import { JwtAuthority } from './auth/jwt.js';
 import { dummyHash } from './auth/passwords.js';
@@ -42,6 +43,7 @@ export async function start(config: ApiConfig, deps: { pool?: pg.Pool; nc?: Nats
   const nc = deps.nc ?? (await connectNats(config.natsUrl, { name: 'kaching-api' }));
   const link = new NatsLink(nc, log);
   let kv: Promise<KV> | undefined;
+  let fkv: Promise<KV> | undefined;
   const now = () => new Date((deps.clock ?? Date.now)());
   const ctx: ApiContext = {
     config,
@@ -54,6 +56,13 @@ export async function start(config: ApiConfig, deps: { pool?: pg.Pool; nc?: Nats
         throw e;
       });
       return kv;
+    },
+    featuresKv: () => {
+      fkv ??= featuresBucket(nc, n).catch((e: unknown) => {
+        fkv = undefined;
+        throw e;
+      });
+      return fkv;
     },
     now,
     auth: {
@@ -102,6 +111,7 @@ export async function start(config: ApiConfig, deps: { pool?: pg.Pool; nc?: Nats
   authRoutes(app, ctx);
   hqRoutes(app, ctx);
   channelRoutes(app, ctx);
+  featureRoutes(app, ctx);
 
   let openapi: Record<string, unknown> | undefined;
   const doc = () => (openapi ??= buildOpenApi(routes, { title: 'KACHING API', version: API_VERSION }));
@@ -127,6 +137,17 @@ export async function start(config: ApiConfig, deps: { pool?: pg.Pool; nc?: Nats
   // housekeeping: ended sign-in windows
   const sweeper = setInterval(() => void sweepThrottle(pool, now(), config.signin).catch(() => undefined), 10 * 60_000);
   sweeper.unref();
+  // the features bucket follows the database even without writes: first fill, license expiry, lost publishes
+  let sweeping: Promise<void> | undefined;
+  const sweepOnce = () => {
+    sweeping ??= ctx.featuresKv()
+      .then((kv) => sweepFeatures(pool, kv, n, now()))
+      .then(() => undefined, (e: unknown) => log.warn({ err: (e as Error).message }, 'features sweep failed'))
+      .finally(() => (sweeping = undefined));
+  };
+  const featureSweeper = config.featuresSweepMs > 0 ? setInterval(sweepOnce, config.featuresSweepMs) : undefined;
+  featureSweeper?.unref();
+  if (featureSweeper) sweepOnce();
   let closing: Promise<void> | undefined;
   return {
     url: address,
@@ -135,6 +156,8 @@ export async function start(config: ApiConfig, deps: { pool?: pg.Pool; nc?: Nats
     close() {
       closing ??= (async () => {
         clearInterval(sweeper);
+        if (featureSweeper) clearInterval(featureSweeper);
+        await sweeping;
         await app.close().catch(() => undefined);
         if (!deps.nc) await nc.drain().catch(() => undefined);
         if (!deps.pool) await pool.end().catch(() => undefined);

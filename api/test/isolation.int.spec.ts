@@ -156,6 +156,8 @@ describe('no endpoint lets org A read, export or modify org B', () => {
       ['POST', '/v1/keys', { action: 'register', deployment_id: B.deploymentId, key_id: 'evil', public_key: Buffer.alloc(32, 1).toString('base64') }],
       ['POST', '/v1/keys', { action: 'revoke', deployment_id: B.deploymentId, key_id: 'k1' }],
       ['POST', '/v1/budget/check', { deployment_id: B.deploymentId, scope: 'llm', estimate_units: 1 }],
+      ['PUT', `/v1/deployments/${B.deploymentId}/flags/otlp`, { enabled: false }],
+      ['DELETE', `/v1/deployments/${B.deploymentId}/flags/otlp`, undefined],
     ];
     for (const [m, p, body] of attempts) {
       const r = await a(m, p, body);

@@ -44,3 +44,7 @@ export * from './audit/verifyRecord.js';
 export * from './archive/state.js';
 export * from './config/duration.js';
 export * from './redaction/redact.js';
+export * from './policy/suggest.js';
+export * from './features/features.js';
+export * from './features/upsell.js';
+export { republishFromCli } from './features/commands.js';

@@ -2,7 +2,7 @@ import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { CommandContext } from '@kaching/contracts';
+import { featuresBucket, type CommandContext, type EffectiveFeatures } from '@kaching/contracts';
 import { commands } from '@kaching/enforcer';
 import { isolatedEnv, type IsolatedEnv } from '../../test/support/isolation.js';
 import { seedDeployment, seedOrg } from './helpers.js';
@@ -40,6 +40,9 @@ describe('license CLI commands', () => {
     const a = await cmd('license activate').run(ctx({ blob: join(dir, 'lic.txt'), deployment: dep, 'public-key': kg.public_key }));
     expect(a.data).toMatchObject({ deployment_id: dep, plan_id: 'team', status: 'valid' });
     expect((await env.pool.query('select seats_limit, nodes_limit from license where deployment_id = $1', [dep])).rows[0]).toEqual({ seats_limit: 5, nodes_limit: 2 });
+    // the license's features reach the features KV bucket for orchestrators
+    const kv = await featuresBucket(await env.nats(), env.names);
+    expect((await kv.get(env.names.featuresKey(dep)))?.json<EffectiveFeatures>()).toMatchObject({ deployment_id: dep, features: { sso: true } });
 
     const doc = JSON.parse(Buffer.from((await readFile(join(dir, 'lic.txt'), 'utf8')).trim(), 'base64').toString());
     doc.payload.valid_to = '2199-01-01T00:00:00.000Z';

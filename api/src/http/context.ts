@@ -13,6 +13,8 @@ export interface ApiContext {
   nc: NatsConnection;
   names: Names;
   decisions(): Promise<KV>;
+  /** The effective-features bucket (created on first use). */
+  featuresKv(): Promise<KV>;
   auth: AuthServices;
   /** The API's clock (injected by tests): session and JWT lifetimes, sign-in windows. */
   now(): Date;

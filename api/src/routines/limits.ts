@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import { addDays, formatBytes, formatCount, formatUsd, localDay, windowAt, type PeriodKind } from '@kaching/contracts';
+import { addDays, effectiveFeatures, formatBytes, formatCount, formatUsd, localDay, windowAt, type PeriodKind } from '@kaching/contracts';
 import { requireDeployment } from './reads.js';
 
 type Row = Record<string, unknown>;
@@ -33,7 +33,8 @@ export async function storedLimits(c: pg.PoolClient, deploymentId: string, now: 
     'select budget_id, scope, metric, period, limit_units, action, action_params, updated_at from budget where deployment_id = $1 order by scope',
     [deploymentId],
   );
-  const flags = await c.query('select flag, enabled, source from feature_flag where deployment_id = $1 order by flag', [deploymentId]);
+  const flags = await c.query('select flag, enabled, source, override from feature_flag where deployment_id = $1 order by flag', [deploymentId]);
+  const eff = await effectiveFeatures(c, deploymentId, now);
   return {
     deployment_id: deploymentId,
     enforcement: d.enforcement,
@@ -42,6 +43,8 @@ export async function storedLimits(c: pg.PoolClient, deploymentId: string, now: 
     quotas: withWindow(quotas.rows),
     budgets: withWindow(budgets.rows),
     feature_flags: flags.rows,
+    /** As GET /v1/features and the features KV bucket publish them. */
+    features: eff?.features ?? {},
   };
 }
 

@@ -6,6 +6,7 @@ import { names } from '../names/names.js';
 import { partitionEpochs, setPartitioning } from '../consumer/registry.js';
 import { pricingCommands } from '../pricing/commands.js';
 import { channelCommands } from '../channels/commands.js';
+import { featureCommands } from '../features/commands.js';
 
 export const commands: Command[] = [
   {
@@ -68,4 +69,5 @@ publishes with it and nothing is left in them, then they are retired.`,
   },
   ...pricingCommands,
   ...channelCommands,
+  ...featureCommands,
 ];

@@ -46,6 +46,8 @@ export const ERROR_CATALOGUE = {
   REPLAY_HISTORY_GAP: { status: 409, message: 'The stream no longer holds history the projection counts: a full replay would delete it' },
   LICENSE_INVALID: { status: 400, message: 'The license blob does not verify against the vendor key' },
   LICENSE_EXPIRED: { status: 400, message: 'The license is outside its validity window' },
+  FEATURE_NOT_LICENSED: { status: 403, message: 'The license does not grant this feature; switching it on needs override: true and the operator scope' },
+  FEATURE_OVERRIDE_SCOPE: { status: 403, message: 'Switching on a feature the license does not grant needs the operator scope' },
   BUDGET_DENIED: { status: 402, message: 'The job would exceed the remaining budget' },
   PRICE_UNKNOWN: { status: 422, message: 'No price is known for this model' },
   PRICE_FILE_INVALID: { status: 400, message: 'The price file cannot be read or is not in LiteLLM model_prices_and_context_window.json format' },

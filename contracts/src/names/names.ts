@@ -40,6 +40,10 @@ export interface Names {
   decisionsBucket: string;
   /** KV key of the current decision per (deployment, scope). */
   decisionKey(deploymentId: string, scope: string): string;
+  /** KV bucket of the effective features (license merged with flags), one key per deployment. */
+  featuresBucket: string;
+  /** KV key of a deployment's effective features: the deployment id. */
+  featuresKey(deploymentId: string): string;
   consumer(name: ProjectionName | 'enforcer' | string): string;
 }
 
@@ -73,6 +77,8 @@ export function names(namespace: string = DEFAULT_NAMESPACE): Names {
     decisionsBucket: `${ns}_decisions`,
     // KV keys allow [-/_=.a-zA-Z0-9]; scopes are sanitised so any scope string maps to one key.
     decisionKey: (d, scope) => `${d}.${scope.replace(/[^-/_=a-zA-Z0-9]/g, '_')}`,
+    featuresBucket: `${ns}_features`,
+    featuresKey: (d) => d,
     consumer: (name) => `${ns}_${name}`,
   };
 }

@@ -3,6 +3,7 @@ import { KachingError } from '../errors/errors.js';
 import type { DecisionAction, EnforcementMode, PeriodKind } from '../types/decision.js';
 import { windowAt, type PeriodWindow } from '../time/periods.js';
 import { parseTagScope, type TagScope } from './tagScope.js';
+import { effectiveFeatures, mergeFeatures } from '../features/features.js';
 import { fromMicro, toMicro } from './decimal.js';
 
 export interface QuotaLimit {
@@ -40,7 +41,7 @@ export interface DeploymentLimits {
   timezone: string;
   enforcement: EnforcementMode;
   license: LicenseLimit | null;
-  /** License features overridden by feature_flag rows. */
+  /** License features overlaid with the feature_flag rows that take effect. */
   features: Record<string, unknown>;
   quotas: QuotaLimit[];
   budgets: BudgetLimit[];
@@ -61,15 +62,15 @@ export async function loadLimits(db: Q, deploymentId: string): Promise<Deploymen
     ),
     db.query(`select quota_id, name, metric, period, hard_limit::text, soft_threshold::text from quota where deployment_id = $1 order by name`, [deploymentId]),
     db.query(`select budget_id, scope, metric, period, limit_units::text, action, action_params from budget where deployment_id = $1 order by scope`, [deploymentId]),
-    db.query(`select flag, enabled from feature_flag where deployment_id = $1`, [deploymentId]),
+    db.query(`select flag, enabled, override from feature_flag where deployment_id = $1`, [deploymentId]),
   ]);
   const l = lic.rows[0];
   const license: LicenseLimit | null = l
     ? { license_id: l.license_id, plan_id: l.plan_id, seats_limit: l.seats_limit, nodes_limit: l.nodes_limit, features: l.features ?? {},
         valid_from: new Date(l.valid_from).toISOString(), valid_to: new Date(l.valid_to).toISOString() }
     : null;
-  const features: Record<string, unknown> = { ...(license?.features ?? {}) };
-  for (const f of flags.rows) features[f.flag] = f.enabled;
+  // an "on" flag counts only with the license's grant or an operator override (contracts' rule)
+  const features = mergeFeatures(license?.features, flags.rows);
   return {
     deployment_id: dep.deployment_id, org_id: dep.org_id, timezone: dep.timezone, enforcement: dep.enforcement, license, features,
     quotas: quotas.rows, budgets: budgets.rows,
@@ -160,6 +161,8 @@ export async function effectiveLimits(pool: pg.Pool, deploymentId: string, now: 
   const day = windowAt('daily', now, tz);
   return {
     ...lim, at: now.toISOString(), license_status: licenseStatus(lim.license, now.getTime()),
+    // features as published to orchestrators: only a license in force at `now` grants any
+    features: (await effectiveFeatures(pool, deploymentId, now))?.features ?? {},
     nodes_active: Number(await windowUsage(pool, deploymentId, 'nodes_active', day)) / 1e6,
     seats_active: Number(await windowUsage(pool, deploymentId, 'seats_active', day)) / 1e6,
     quotas, budgets,

@@ -1,5 +1,5 @@
 import { readFile, writeFile } from 'node:fs/promises';
-import { connectNats, createPool, names, publishConfigChange, requireString, UsageError, type Command, type CommandContext } from '@kaching/contracts';
+import { connectNats, createPool, names, publishConfigChange, republishFromCli, requireString, UsageError, type Command, type CommandContext } from '@kaching/contracts';
 import { isPublicKey, loadConfig } from '../config.js';
 import { activateLicense, issueLicense, licenseKeygen, verifyLicense } from '@kaching/contracts';
 import { resetEnforcerState } from '../replay.js';
@@ -125,6 +125,9 @@ export const commands: Command[] = [
         const dep = typeof ctx.args.deployment === 'string' && ctx.args.deployment ? ctx.args.deployment : undefined;
         const r = await activateLicense(pool, blob, await vendorKey(ctx), { ...(dep ? { deploymentId: dep } : {}) });
         if (r.deployment_id) await announce(ctx, r.deployment_id, 'license');
+        // the license's features reach orchestrators through the features KV bucket
+        const targets = r.deployment_id ? [r.deployment_id] : (await pool.query<{ deployment_id: string }>('select deployment_id from deployment where org_id = $1', [r.org_id])).rows.map((x) => x.deployment_id);
+        await republishFromCli(ctx, pool, targets, 'license');
         return { data: r, text: `license ${r.license_id} (plan ${r.plan_id}) active for ${r.deployment_id ?? `every deployment of org ${r.org_id}`} until ${r.valid_to}` };
       } finally {
         await pool.end();

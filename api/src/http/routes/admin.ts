@@ -7,6 +7,7 @@ import * as admin from '../../routines/admin.js';
 import { requireDeployment } from '../../routines/reads.js';
 import { insertDeployment, type NewDeployment } from '../../routines/orgs.js';
 import { activateLicense } from '../../routines/enforcer.js';
+import { republishFeatures } from './features.js';
 
 const A = { auth: 'admin' } as const;
 const OP = { auth: 'operator' } as const;
@@ -171,7 +172,8 @@ export function adminRoutes(app: FastifyInstance, ctx: ApiContext): void {
         ? [r.deployment_id]
         : await withOrg(ctx, req, async (c) => (await c.query<{ deployment_id: string }>('select deployment_id from deployment')).rows.map((x) => x.deployment_id));
       for (const d of targets) configChanged(ctx, { deployment_id: d, kind: 'license', id: r.license_id });
-      return { activated: true, ...r };
+      const features_published = await republishFeatures(ctx, req.log, orgId, targets, 'license');
+      return { activated: true, ...r, features_published };
     },
   );
 
