@@ -117,7 +117,7 @@ describe('GET /v1/upsell', () => {
       kind: 'upgrade_tier', target_plan: 'business',
       diffs: { metric: 'context_bytes_written', period: 'monthly', observed: '90000', cap: '100000', from_plan: 'team', to_plan: 'business', target_cap: '300000', factor: 3 },
     });
-    expect(x1.suggestion.rationale).toBe('Monthly context_bytes_written is at 90% of your cap (90000 of 100000); Business raises it 3× (to 300000).');
+    expect(x1.suggestion.rationale).toBe('Monthly context_bytes_written is at 90% of your cap (90 kB of 100 kB); Business raises it 3× (to 300 kB).');
     // the tokens quota has its own suggestion: 350 of 400 fits Team's 500, but x1 is on Team already → Business
     expect(x1.scopes[1].suggestion).toMatchObject({ target_plan: 'business', diffs: { observed: '350', cap: '400' } });
     // no license: the first plan whose cap covers 900 tokens is Business (Team allows 500)
@@ -158,7 +158,7 @@ describe('GET /v1/upsell', () => {
     const r = await upsellCmd.run(ctx);
     clock = NOW.getTime();
     expect(r.data).toEqual(await upsell());
-    expect(r.text!.split('\n')[0]).toBe(` 1. xco / x-prod (${dep.x1}): 4 near-limit alert(s); Monthly context_bytes_written is at 90% of your cap (90000 of 100000); Business raises it 3× (to 300000).`);
+    expect(r.text!.split('\n')[0]).toBe(` 1. xco / x-prod (${dep.x1}): 4 near-limit alert(s); Monthly context_bytes_written is at 90% of your cap (90 kB of 100 kB); Business raises it 3× (to 300 kB).`);
     await expect(upsellCmd.run({ ...ctx, args: { ...ctx.args, days: '0' } })).rejects.toThrow('--days');
   });
 });
