@@ -36,3 +36,5 @@ export * from './installation/identity.js';
 export * from './hq/policy.js';
 export * from './pricing/mod.js';
 export * from './policy/tagScope.js';
+export * from './tls/pki.js';
+export * from './tls/identity.js';
