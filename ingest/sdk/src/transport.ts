@@ -60,10 +60,12 @@ export class HttpTransport implements Transport {
     private readonly token: string,
     private readonly timeoutMs: number,
     idleMs = 1000,
+    /** PEM contents: the CA to trust for ingest, and a client certificate + key for mTLS. */
+    tls: { ca?: string | Buffer; cert?: string | Buffer; key?: string | Buffer } = {},
   ) {
     this.url = new URL(`${baseUrl.replace(/\/+$/, '')}/v1/ingest/batch`);
-    const AgentClass = this.url.protocol === 'https:' ? https.Agent : http.Agent;
-    this.agent = new AgentClass({ keepAlive: true, maxSockets: 4, timeout: idleMs });
+    const pool = { keepAlive: true, maxSockets: 4, timeout: idleMs };
+    this.agent = this.url.protocol === 'https:' ? new https.Agent({ ...pool, ...tls }) : new http.Agent(pool);
   }
 
   sendBatch(events: BatchEvents, batchSig?: BatchSignature): Promise<BatchOutcome> {
