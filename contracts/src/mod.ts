@@ -38,3 +38,4 @@ export * from './pricing/mod.js';
 export * from './policy/tagScope.js';
 export * from './tls/pki.js';
 export * from './tls/identity.js';
+export { devCa, type DevCaResult } from './tls/commands.js';

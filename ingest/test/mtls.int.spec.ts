@@ -74,7 +74,7 @@ const cli = (name: string, args: Record<string, string>) =>
 async function refusedByHandshake(cert: IssuedCert | null, token: string): Promise<void> {
   const before = await streamCount(nc, env.names.eventsStream);
   const err = await postTls(cert, token, event(A)).then(
-    (a) => new Error(`expected a TLS refusal, got HTTP ${a.status}`),
+    (a): NodeJS.ErrnoException => new Error(`expected a TLS refusal, got HTTP ${a.status}`),
     (e: NodeJS.ErrnoException) => e,
   );
   expect(err.message).not.toMatch(/expected a TLS refusal/);

@@ -5,6 +5,7 @@ import { migrate } from '../db/migrate.js';
 import { names } from '../names/names.js';
 import { partitionEpochs, setPartitioning } from '../consumer/registry.js';
 import { pricingCommands } from '../pricing/commands.js';
+import { tlsCommands } from '../tls/commands.js';
 
 export const commands: Command[] = [
   {
@@ -66,4 +67,5 @@ publishes with it and nothing is left in them, then they are retired.`,
     },
   },
   ...pricingCommands,
+  ...tlsCommands,
 ];
