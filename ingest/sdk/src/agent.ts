@@ -218,7 +218,7 @@ export class KachingAgent {
       opts.transport ??
       (config.ingestUrl
         ? new HttpTransport(config.ingestUrl, config.token, config.requestTimeoutMs, undefined, tlsFiles(config))
-        : new NatsTransport(config.natsUrl!, `${config.namespace}.ingest.${config.deploymentId}`, config.token, config.requestTimeoutMs));
+        : new NatsTransport(config.natsUrl!, `${config.namespace}.ingest.${config.deploymentId}`, config.token, config.requestTimeoutMs, natsAuth(config)));
   }
 
   static async create(config: Parameters<typeof validateAgentConfig>[0], opts: AgentOptions = {}): Promise<KachingAgent> {
@@ -595,6 +595,12 @@ export function deadLetterPathOf(cfg: Pick<AgentConfig, 'deadLetterPath' | 'queu
 /** Creates an agent and starts its sender. */
 export function createAgent(config: Parameters<typeof validateAgentConfig>[0], opts: AgentOptions = {}): Promise<KachingAgent> {
   return KachingAgent.create(config, opts);
+}
+
+function natsAuth(c: AgentConfig): ConstructorParameters<typeof NatsTransport>[4] {
+  const t = tlsFiles(c);
+  const tls = { ...(t.ca ? { ca: t.ca.toString() } : {}), ...(t.cert && t.key ? { cert: t.cert.toString(), key: t.key.toString() } : {}) };
+  return { ...(c.natsUser ? { user: c.natsUser } : {}), ...(c.natsPassword ? { pass: c.natsPassword } : {}), tls };
 }
 
 /** The agent's TLS files, read once at start (a wrong path fails at once, not at the first flush). */

@@ -42,9 +42,12 @@ export interface AgentConfig {
   requestTimeoutMs: number;
   backoffBaseMs: number;
   backoffMaxMs: number;
-  /** HTTPS only: PEM file of the CA that signed ingest's certificate (default: the system's CAs). */
+  /** NATS only: this agent's NATS user and password (deploy/nats/secure.conf, account AGENTS). */
+  natsUser?: string;
+  natsPassword?: string;
+  /** PEM file of the CA that signed ingest's (or nats-server's) certificate (default: the system's CAs). */
   tlsCa?: string;
-  /** HTTPS only: this agent's client certificate and key (PEM files), for ingest with mTLS (INGEST_TLS_CLIENT_CA). */
+  /** This agent's client certificate and key (PEM files), for ingest with mTLS (INGEST_TLS_CLIENT_CA) or nats-server `verify`. */
   tlsCert?: string;
   tlsKey?: string;
   /** `batch`: one Merkle-root signature per batch (ingest verifies once); `event`: each event signed alone. */
@@ -94,6 +97,8 @@ const KEYS: Record<string, { env: string; field: keyof AgentConfig; kind: 'strin
   backoff_base_ms: { env: 'KACHING_BACKOFF_BASE_MS', field: 'backoffBaseMs', kind: 'int' },
   backoff_max_ms: { env: 'KACHING_BACKOFF_MAX_MS', field: 'backoffMaxMs', kind: 'int' },
   signing: { env: 'KACHING_SIGNING', field: 'signing', kind: 'string' },
+  nats_user: { env: 'KACHING_NATS_USER', field: 'natsUser', kind: 'string' },
+  nats_password: { env: 'KACHING_NATS_PASSWORD', field: 'natsPassword', kind: 'string' },
   tls_ca: { env: 'KACHING_TLS_CA', field: 'tlsCa', kind: 'string' },
   tls_cert: { env: 'KACHING_TLS_CERT', field: 'tlsCert', kind: 'string' },
   tls_key: { env: 'KACHING_TLS_KEY', field: 'tlsKey', kind: 'string' },

@@ -126,11 +126,22 @@ export class NatsTransport implements Transport {
     private readonly subject: string,
     private readonly token: string,
     private readonly timeoutMs: number,
+    /** NATS user/password and TLS (PEM contents), for a server run like deploy/nats/secure.conf. */
+    private readonly auth: { user?: string; pass?: string; tls?: { ca?: string; cert?: string; key?: string } } = {},
   ) {}
 
   private conn() {
+    const { user, pass, tls } = this.auth;
     this.nc ??= import('@nats-io/transport-node').then((m) =>
-      m.connect({ servers: this.servers.split(',').map((s) => s.trim()).filter(Boolean), maxReconnectAttempts: -1, reconnectTimeWait: 500, waitOnFirstConnect: true, name: 'kaching-agent' }),
+      m.connect({
+        servers: this.servers.split(',').map((s) => s.trim()).filter(Boolean),
+        maxReconnectAttempts: -1,
+        reconnectTimeWait: 500,
+        waitOnFirstConnect: true,
+        name: 'kaching-agent',
+        ...(user ? { user, ...(pass ? { pass } : {}) } : {}),
+        ...(tls && (tls.ca || tls.cert) ? { tls } : {}),
+      }),
     );
     return this.nc;
   }
