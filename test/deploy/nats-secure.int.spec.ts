@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -19,7 +19,9 @@ import { seedDeployment, streamCount, type SeededDeployment } from '../../ingest
  * an agent can only send ingest requests, an orchestrator can only read decisions.
  */
 const CONF = fileURLToPath(new URL('../../deploy/nats/secure.conf', import.meta.url));
-const PW = { service: randomUUID(), agent: randomUUID(), orchestrator: randomUUID() };
+// nats-server parses an environment value as a config value: a password must start with a letter (see secure.conf)
+const pw = () => `k${randomBytes(24).toString('hex')}`;
+const PW = { service: pw(), agent: pw(), orchestrator: pw() };
 
 let env: IsolatedEnv;
 let dir: string;
