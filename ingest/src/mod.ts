@@ -6,6 +6,7 @@ export { issueIngestToken, type IssueIngestTokenInput, type IssuedIngestToken } 
 export { revokeIngestToken } from './routines/revokeIngestToken.js';
 export { registerAgentKey, DEFAULT_IN_FLIGHT_MS, type RegisterAgentKeyInput, type RegisteredAgentKey } from './routines/registerAgentKey.js';
 export { revokeAgentKey, DEFAULT_REVOKE_REASON } from './routines/revokeAgentKey.js';
+export { bindCert, unbindCert, listCertBindings, type CertBindingRow } from './routines/certBindings.js';
 export { judgeKey, REVOKE_REASONS, type RevokeReason, type KeyJudgement } from './auth/keys.js';
 export { parseIngestToken, INGEST_SCOPES, type IngestScope } from './auth/tokenFormat.js';
 export { redactUcxl, REDACTED, type RedactionResult } from './pipeline/redact.js';
