@@ -27,14 +27,19 @@ let env: IsolatedEnv;
 let dir: string;
 let pki: DevCaResult;
 let server: ChildProcess;
+let serverLog: () => string;
 let url: string;
 let svc: NatsConnection;
 let ingest: IngestHandle;
 let A: SeededDeployment;
 const conns: NatsConnection[] = [];
 
+const clientCert = (name: string) => {
+  const c = pki.clients.find((x) => x.name === name)!;
+  return { tlsCertFile: c.cert, tlsKeyFile: c.key };
+};
 const as = (user: 'kaching' | 'agent' | 'orchestrator', password: string, extra: NatsSecurity = {}) =>
-  connectNats(url, { maxReconnectAttempts: 0, timeout: 5000, name: `test-${user}` }, { tlsCaFile: pki.ca, user, password, ...extra }).then((nc) => {
+  connectNats(url, { maxReconnectAttempts: 0, timeout: 5000, name: `test-${user}` }, { tlsCaFile: pki.ca, user, password, ...clientCert(user === 'kaching' ? 'service' : 'agent-1'), ...extra }).then((nc) => {
     conns.push(nc);
     return nc;
   });
@@ -51,8 +56,11 @@ beforeAll(async () => {
   env = await isolatedEnv();
   dir = mkdtempSync(path.join(tmpdir(), 'kaching-nats-secure-'));
   pki = devCa({ dir: path.join(dir, '.kaching/tls'), agents: ['agent-1'], days: 1 });
-  // the file's subjects are the default namespace's; this test lives in its own namespace
-  writeFileSync(path.join(dir, 'secure.conf'), readFileSync(CONF, 'utf8').replace(/kaching(?=[._])/g, env.namespace));
+  // the file's subjects are the default namespace's; this test lives in its own namespace. `verify: true`:
+  // client certificates on top of users, the stricter variant (every client below presents one).
+  const conf = readFileSync(CONF, 'utf8').replace(/kaching(?=[._])/g, env.namespace);
+  expect(conf).toContain('verify: false');
+  writeFileSync(path.join(dir, 'secure.conf'), conf.replace('verify: false', 'verify: true'));
   const r = await spawnReportingPort(
     'nats-server',
     ['-c', path.join(dir, 'secure.conf'), '-a', '127.0.0.1', '-p', '-1'],
@@ -68,11 +76,20 @@ beforeAll(async () => {
     /Listening for client connections on [^\s]+:(\d+)/,
   );
   server = r.child;
+  serverLog = r.output;
   url = `nats://127.0.0.1:${r.port}`;
   svc = await as('kaching', PW.service);
   A = await seedDeployment(env.pool);
   ingest = await start({
-    ...loadConfig({ ...env.env, NATS_URL: url, NATS_TLS_CA: pki.ca, NATS_USER: 'kaching', NATS_PASSWORD: PW.service }),
+    ...loadConfig({
+      ...env.env,
+      NATS_URL: url,
+      NATS_TLS_CA: pki.ca,
+      NATS_TLS_CERT: clientCert('service').tlsCertFile,
+      NATS_TLS_KEY: clientCert('service').tlsKeyFile,
+      NATS_USER: 'kaching',
+      NATS_PASSWORD: PW.service,
+    }),
     port: 0,
     host: '127.0.0.1',
     verifyWorkers: 0,
@@ -89,10 +106,15 @@ afterAll(async () => {
 });
 
 describe('deploy/nats/secure.conf', () => {
-  it('requires TLS and a user: no CA, a wrong password or no user are refused; the service user connects over TLS', async () => {
-    await expect(connectNats(url, { maxReconnectAttempts: 0, timeout: 3000 }, { user: 'kaching', password: PW.service })).rejects.toThrow();
-    await expect(connectNats(url, { maxReconnectAttempts: 0, timeout: 3000 }, { tlsCaFile: pki.ca, user: 'kaching', password: 'wrong' })).rejects.toThrow(/Authorization/i);
-    await expect(connectNats(url, { maxReconnectAttempts: 0, timeout: 3000 }, { tlsCaFile: pki.ca })).rejects.toThrow(/Authorization/i);
+  it('requires TLS, a client certificate and a user: each missing piece is refused; the service user connects over TLS', async () => {
+    const svcCert = clientCert('service');
+    const o = { maxReconnectAttempts: 0, timeout: 3000 };
+    await expect(connectNats(url, o, { user: 'kaching', password: PW.service, ...svcCert })).rejects.toThrow();
+    // without a client certificate the server ends the TLS session: the client never gets in
+    await expect(connectNats(url, { ...o, timeout: 1500 }, { tlsCaFile: pki.ca, user: 'kaching', password: PW.service })).rejects.toThrow();
+    expect(serverLog()).toMatch(/TLS handshake error.*certificate/i);
+    await expect(connectNats(url, o, { tlsCaFile: pki.ca, user: 'kaching', password: 'wrong', ...svcCert })).rejects.toThrow(/Authorization/i);
+    await expect(connectNats(url, o, { tlsCaFile: pki.ca, ...svcCert })).rejects.toThrow(/Authorization/i);
     expect(svc.info?.tls_required).toBe(true);
     expect(await subscribeOutcome(svc, `${env.namespace}.events.>`)).toBe('open');
   });
@@ -105,6 +127,8 @@ describe('deploy/nats/secure.conf', () => {
       natsUser: 'agent',
       natsPassword: PW.agent,
       tlsCa: pki.ca,
+      tlsCert: clientCert('agent-1').tlsCertFile,
+      tlsKey: clientCert('agent-1').tlsKeyFile,
       token: A.token,
       deploymentId: A.deploymentId,
       keyId: A.keyId,
