@@ -32,7 +32,7 @@ let foreign: IssuedCert;
 
 interface Answer {
   status: number;
-  body: { error?: { code: string }; seq?: number; duplicate?: boolean };
+  body: { error?: { code: string; field?: string; rule?: string }; seq?: number; duplicate?: boolean };
 }
 
 /** POST over HTTPS with Node's own client; rejects when the TLS handshake is refused. */
@@ -135,7 +135,7 @@ describe('ingest with client certificates', () => {
     const before = await streamCount(nc, env.names.eventsStream);
     const stolen = await postTls(certB, A.token, event(A));
     expect(stolen.status).toBe(403);
-    expect(stolen.body.error?.code).toBe('CLIENT_CERT_NOT_BOUND');
+    expect(stolen.body.error).toMatchObject({ code: 'CLIENT_CERT_NOT_BOUND', field: 'client_certificate', rule: 'bound:deployment' });
     const unbound = await postTls(certA, C.token, event(C));
     expect(unbound.status).toBe(403);
     expect(unbound.body.error?.code).toBe('CLIENT_CERT_NOT_BOUND');

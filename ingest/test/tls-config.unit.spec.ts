@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { natsSecurityFromEnv } from '@kaching/contracts';
 import { loadConfig } from '@kaching/ingest';
+import type pg from 'pg';
+import { CertBindings } from '../src/auth/certBindings.js';
 
 describe('TLS settings', () => {
   it('ingest: HTTPS with cert+key, mTLS with a client CA, binding required unless INGEST_TLS_REQUIRE_BINDING=0', () => {
@@ -29,5 +31,11 @@ describe('TLS settings', () => {
     expect(() => natsSecurityFromEnv({ NATS_TLS_CERT: 'c' })).toThrow(/go together/);
     expect(() => natsSecurityFromEnv({ NATS_PASSWORD: 'p' })).toThrow(/needs NATS_USER/);
     expect(() => natsSecurityFromEnv({ NATS_CREDS: 'x.creds', NATS_USER: 'u' })).toThrow(/alternatives/);
+  });
+
+  it('a request without a verified client certificate on an mTLS listener is 401 CLIENT_CERT_REQUIRED (before any lookup)', async () => {
+    const pool = { query: () => Promise.reject(new Error('no lookup expected')) } as unknown as pg.Pool;
+    const principal = { tokenId: 't', deploymentId: 'd', orgId: 'o', scopes: new Set<string>(), redactSegments: [] };
+    await expect(new CertBindings(pool, 1000, true).check(principal, null)).rejects.toMatchObject({ code: 'CLIENT_CERT_REQUIRED', status: 401, field: 'client_certificate' });
   });
 });

@@ -3,6 +3,8 @@ import type pg from 'pg';
 import { AuthError, UnavailableError, type CertIdentity } from '@kaching/contracts';
 import type { TokenPrincipal } from './tokens.js';
 
+const NOT_BOUND = { field: 'client_certificate', rule: 'bound:deployment' } as const;
+
 interface Binding {
   sha: Buffer | null;
   subject: string | null;
@@ -30,17 +32,19 @@ export class CertBindings {
   ) {}
 
   async check(principal: TokenPrincipal, peer: CertIdentity | null): Promise<void> {
-    if (!peer) throw new AuthError('CLIENT_CERT_REQUIRED');
+    if (!peer) throw new AuthError('CLIENT_CERT_REQUIRED', { field: 'client_certificate', rule: 'required' });
     const bindings = await this.lookup(principal.deploymentId);
     if (bindings.length === 0) {
-      if (this.requireBinding) throw new AuthError('CLIENT_CERT_NOT_BOUND', { message: 'No client certificate is bound to the token\'s deployment (kaching token bind-cert)' });
+      if (this.requireBinding) {
+        throw new AuthError('CLIENT_CERT_NOT_BOUND', { ...NOT_BOUND, message: "No client certificate is bound to the token's deployment (kaching token bind-cert)" });
+      }
       return;
     }
     for (const b of bindings) {
       if (b.sha && timingSafeEqual(b.sha, peer.fingerprint)) return;
       if (b.subject !== null && peer.names.includes(b.subject)) return;
     }
-    throw new AuthError('CLIENT_CERT_NOT_BOUND');
+    throw new AuthError('CLIENT_CERT_NOT_BOUND', NOT_BOUND);
   }
 
   drop(deploymentId: string): void {
