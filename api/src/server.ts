@@ -40,7 +40,7 @@ export async function start(config: ApiConfig, deps: { pool?: pg.Pool; nc?: Nats
   const log = createLogger('kaching-api', config.logLevel);
   const n = names(config.namespace);
   const pool = deps.pool ?? createPool({ databaseUrl: config.databaseUrl, namespace: config.namespace, applicationName: 'kaching-api' });
-  const nc = deps.nc ?? (await connectNats(config.natsUrl, { name: 'kaching-api' }));
+  const nc = deps.nc ?? (await connectNats(config.natsUrl, { name: 'kaching-api' }, config.natsSecurity));
   const link = new NatsLink(nc, log);
   let kv: Promise<KV> | undefined;
   let fkv: Promise<KV> | undefined;

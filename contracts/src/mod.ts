@@ -48,3 +48,6 @@ export * from './policy/suggest.js';
 export * from './features/features.js';
 export * from './features/upsell.js';
 export { republishFromCli } from './features/commands.js';
+export * from './tls/pki.js';
+export * from './tls/identity.js';
+export { devCa, type DevCaResult } from './tls/commands.js';

@@ -38,7 +38,7 @@ export async function start(config: EnforcerConfig): Promise<EnforcerHandle> {
   const metrics = createMetrics();
   const pool: pg.Pool = createPool({ databaseUrl: config.databaseUrl, namespace: config.namespace, applicationName: 'kaching-enforcer' });
   pool.on('error', (err) => log.warn({ err: err.message }, 'idle pg client error'));
-  const nc = await connectNats(config.natsUrl, { name: 'kaching-enforcer' });
+  const nc = await connectNats(config.natsUrl, { name: 'kaching-enforcer' }, config.natsSecurity);
   const link = new NatsLink(nc, log);
   const listeners: ((d: PolicyDecision) => void)[] = [];
   let stopped = false;

@@ -30,6 +30,32 @@ export interface IngestConfig extends BaseConfig {
   verifyWorkers: number;
   /** Serve NATS requests on names.ingestWildcard. */
   natsService: boolean;
+  /** HTTPS instead of HTTP (INGEST_TLS_CERT + INGEST_TLS_KEY); with clientCaFile, mTLS. */
+  tls?: IngestTlsConfig;
+}
+
+export interface IngestTlsConfig {
+  certFile: string;
+  keyFile: string;
+  /** INGEST_TLS_CLIENT_CA: demand a client certificate from this CA, and check it is bound to the token's deployment. */
+  clientCaFile?: string;
+  /** INGEST_TLS_REQUIRE_BINDING (default 1): refuse tokens of deployments with no bound certificate. */
+  requireBinding: boolean;
+}
+
+/** Reads the TLS settings; half a pair or a client CA without a server certificate is a configuration error. */
+export function tlsFromEnv(env: NodeJS.ProcessEnv): IngestTlsConfig | undefined {
+  const certFile = env.INGEST_TLS_CERT || undefined;
+  const keyFile = env.INGEST_TLS_KEY || undefined;
+  const clientCaFile = env.INGEST_TLS_CLIENT_CA || undefined;
+  if (!certFile !== !keyFile) throw new Error('INGEST_TLS_CERT and INGEST_TLS_KEY go together');
+  if (!certFile || !keyFile) {
+    if (clientCaFile) throw new Error('INGEST_TLS_CLIENT_CA needs INGEST_TLS_CERT and INGEST_TLS_KEY (mTLS is a TLS server)');
+    return undefined;
+  }
+  const rb = env.INGEST_TLS_REQUIRE_BINDING;
+  if (rb !== undefined && rb !== '' && rb !== '0' && rb !== '1') throw new Error(`INGEST_TLS_REQUIRE_BINDING="${rb}" must be 0 or 1`);
+  return { certFile, keyFile, ...(clientCaFile ? { clientCaFile } : {}), requireBinding: rb !== '0' };
 }
 
 const MIN = 60_000;
@@ -56,5 +82,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): IngestConfig {
     retryAfterS: intFromEnv(env, 'INGEST_RETRY_AFTER_S', 2),
     verifyWorkers: intFromEnv(env, 'INGEST_VERIFY_WORKERS', Math.max(1, availableParallelism() - 1)),
     natsService: env.INGEST_NATS_SERVICE !== '0',
+    tls: tlsFromEnv(env),
   };
 }

@@ -3,6 +3,7 @@ import { connectNats, CONSUMER_DEFAULTS, type ConfigChange, createLogger, create
 import type pg from 'pg';
 import { KeyStore } from './auth/keys.js';
 import { TokenAuthenticator } from './auth/tokens.js';
+import { CertBindings } from './auth/certBindings.js';
 import type { IngestConfig } from './config.js';
 import { buildHttp } from './http/server.js';
 import { IngestMetrics } from './metrics.js';
@@ -14,7 +15,7 @@ import { RateLimiter } from './pipeline/rateLimit.js';
 import { Verifier } from './pipeline/verifier.js';
 
 export interface IngestHandle {
-  /** The HTTP bridge, e.g. http://127.0.0.1:7070 */
+  /** The HTTP bridge, e.g. http://127.0.0.1:7070 (https:// with INGEST_TLS_CERT) */
   url: string;
   port: number;
   nc: NatsConnection;
@@ -36,7 +37,7 @@ export async function start(config: IngestConfig): Promise<IngestHandle> {
       reconnectTimeWait: 500,
       // The client otherwise builds an Error (stack capture) per request just in case: measurable at 10k+ publishes/s.
       noAsyncTraces: true,
-    });
+    }, config.natsSecurity);
     const conn0 = nc;
     // Started while a NATS node restarts or the stream elects its leader (a cluster's normal hiccups): wait, not exit.
     await untilAvailable(
@@ -81,6 +82,7 @@ export async function start(config: IngestConfig): Promise<IngestHandle> {
 
   verifier = new Verifier(config.verifyWorkers);
   const keys = new KeyStore(pool, config.authCacheTtlMs);
+  const certs = config.tls?.clientCaFile ? new CertBindings(pool, config.authCacheTtlMs, config.tls.requireBinding) : undefined;
   // A key register/revoke announced by the CLI or the API applies at once, not after the cache TTL
   // (a compromise revocation must not wait); the TTL still bounds a missed announcement.
   const configSub = conn.subscribe(n.configWildcard, {
@@ -89,6 +91,7 @@ export async function start(config: IngestConfig): Promise<IngestHandle> {
       try {
         const change = msg.json<ConfigChange>();
         if (change.kind === 'key' && change.id) keys.drop(change.deployment_id, change.id);
+        if (change.kind === 'cert') certs?.drop(change.deployment_id);
       } catch {
         /* not a config change */
       }
@@ -97,6 +100,7 @@ export async function start(config: IngestConfig): Promise<IngestHandle> {
   const core = new IngestCore({
     config,
     tokens: new TokenAuthenticator(pool, config.authCacheTtlMs),
+    ...(certs ? { certs } : {}),
     keys,
     verifier,
     appender,
@@ -113,7 +117,7 @@ export async function start(config: IngestConfig): Promise<IngestHandle> {
     if (connected) stream = await withTimeout(streamExists(conn, n.eventsStream), 2000).catch(() => false);
     return { ok: connected && stream, checks: { nats_connected: connected, stream_present: stream } };
   };
-  const app = buildHttp({ core, metrics, bodyLimitBytes: config.bodyLimitBytes, ready });
+  const app = buildHttp({ core, metrics, bodyLimitBytes: config.bodyLimitBytes, ready, ...(config.tls ? { tls: config.tls } : {}) });
   try {
     await app.listen({ port: config.port, host: config.host });
   } catch (err) {
@@ -125,11 +129,11 @@ export async function start(config: IngestConfig): Promise<IngestHandle> {
   const addr = app.server.address();
   const port = typeof addr === 'object' && addr ? addr.port : config.port;
   const host = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
-  log.info({ port, namespace: config.namespace, verifyWorkers: config.verifyWorkers, verifyBackend: Verifier.backend }, 'ingest listening');
+  log.info({ port, tls: config.tls ? (config.tls.clientCaFile ? 'mtls' : 'tls') : 'off', namespace: config.namespace, verifyWorkers: config.verifyWorkers, verifyBackend: Verifier.backend }, 'ingest listening');
 
   let closing: Promise<void> | undefined;
   return {
-    url: `http://${host}:${port}`,
+    url: `${config.tls ? 'https' : 'http'}://${host}:${port}`,
     port,
     nc: conn,
     metrics,

@@ -26,7 +26,7 @@ export async function start(config: ProjectorConfig): Promise<ProjectorHandle> {
   // lanes of several projections commit at once: one connection per projection and lane in flight, bounded
   const pool = createPool({ databaseUrl: config.databaseUrl, namespace: config.namespace, max: config.projections.length * 2 + 4, applicationName: 'kaching-projector' });
   hardenPool(pool, (err) => log.warn({ err: err.message }, 'pg connection error'));
-  const nc = await connectNats(config.natsUrl, { name: 'kaching-projector', maxReconnectAttempts: -1 });
+  const nc = await connectNats(config.natsUrl, { name: 'kaching-projector', maxReconnectAttempts: -1 }, config.natsSecurity);
   const link = new NatsLink(nc, log);
   const timers: NodeJS.Timeout[] = [];
   const leaseMs = config.leaseMs ?? CONSUMER_DEFAULTS.leaseMs;

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
-import { InputError, KachingError, issueIngestToken, registerAgentKey, revokeAgentKey, revokeIngestToken, type RevokeReason } from '@kaching/contracts';
+import { InputError, KachingError, bindCert, certIdentity, issueIngestToken, listCertBindings, parseFingerprint, registerAgentKey, revokeAgentKey, revokeIngestToken, unbindCert, type RevokeReason } from '@kaching/contracts';
 import { requireDeployment, type ListOpts } from './reads.js';
 import { decodeCursor, toPage, type Page } from './cursor.js';
 import { checkTimezone } from './orgs.js';
@@ -210,6 +210,44 @@ export async function listKeys(c: pg.PoolClient, deploymentId: string, q: ListOp
     [deploymentId, cur?.[0] ?? null],
   );
   return toPage(r.rows as Row[], q.limit, (x) => [String(x.key_id)]);
+}
+
+export interface CertBindingAction {
+  action: 'bind' | 'unbind';
+  deployment_id?: string;
+  fingerprint?: string;
+  cert_pem?: string;
+  subject?: string;
+  label?: string;
+  binding_id?: string;
+}
+
+/** Binds / unbinds a client certificate to a deployment's ingest tokens (mTLS; see ingest/README.md). */
+export async function certBindingAction(c: pg.PoolClient, a: CertBindingAction): Promise<{ deployment_id: string; result: Row }> {
+  if (a.action === 'unbind') {
+    if (!a.binding_id) throw new InputError('FIELD_REQUIRED', { field: 'binding_id' });
+    const b = await unbindCert(rlsPool(c), a.binding_id);
+    return { deployment_id: b.deployment_id, result: { action: 'unbind', ...b } };
+  }
+  if (!a.deployment_id) throw new InputError('FIELD_REQUIRED', { field: 'deployment_id' });
+  await requireDeployment(c, a.deployment_id);
+  let fingerprint: Buffer | null = null;
+  if (a.fingerprint !== undefined) fingerprint = parseFingerprint(a.fingerprint);
+  if (a.cert_pem !== undefined) {
+    if (fingerprint) throw new InputError('FIELD_FORMAT', { field: 'cert_pem', rule: 'oneOf:fingerprint|cert_pem|subject', message: 'Give one of fingerprint, cert_pem and subject' });
+    try {
+      fingerprint = certIdentity(a.cert_pem).fingerprint;
+    } catch (e) {
+      throw new InputError('FIELD_FORMAT', { field: 'cert_pem', rule: 'format:x509-pem', message: `Not a PEM certificate: ${(e as Error).message}` });
+    }
+  }
+  const { binding, created } = await bindCert(rlsPool(c), { deploymentId: a.deployment_id, fingerprint, subject: a.subject ?? null, label: a.label ?? null });
+  return { deployment_id: a.deployment_id, result: { action: 'bind', created, ...binding } };
+}
+
+export async function listCertBindingsOf(c: pg.PoolClient, deploymentId: string): Promise<Row[]> {
+  await requireDeployment(c, deploymentId);
+  return (await listCertBindings(rlsPool(c), deploymentId, true)) as unknown as Row[];
 }
 
 // Installation-wide tables (no org): plans and model prices. Written with the operator scope only.

@@ -7,6 +7,7 @@ import { partitionEpochs, setPartitioning } from '../consumer/registry.js';
 import { pricingCommands } from '../pricing/commands.js';
 import { channelCommands } from '../channels/commands.js';
 import { featureCommands } from '../features/commands.js';
+import { tlsCommands } from '../tls/commands.js';
 
 export const commands: Command[] = [
   {
@@ -70,4 +71,5 @@ publishes with it and nothing is left in them, then they are retired.`,
   ...pricingCommands,
   ...channelCommands,
   ...featureCommands,
+  ...tlsCommands,
 ];

@@ -1,4 +1,5 @@
 import { DEFAULT_NAMESPACE, isValidNamespace } from '../names/names.js';
+import { natsSecurityFromEnv, type NatsSecurity } from '../nats/connect.js';
 
 /** Settings every service and command reads. Package configs extend this. */
 export interface BaseConfig {
@@ -12,6 +13,8 @@ export interface BaseConfig {
   leaseMs?: number;
   /** KACHING_STREAM_REPLICAS: replicas of the streams and KV buckets (1 standalone, 3 on a cluster). */
   streamReplicas?: number;
+  /** NATS_TLS_CA / NATS_TLS_CERT / NATS_TLS_KEY and NATS_USER / NATS_PASSWORD or NATS_CREDS (see nats/connect.ts). */
+  natsSecurity?: NatsSecurity;
 }
 
 export const CONSUMER_DEFAULTS = { partitions: 1, leaseMs: 10_000, streamReplicas: 1 } as const;
@@ -36,6 +39,7 @@ export function baseConfig(env: NodeJS.ProcessEnv = process.env): BaseConfig {
     partitions: positive(env, 'KACHING_PARTITIONS', CONSUMER_DEFAULTS.partitions),
     leaseMs: positive(env, 'KACHING_LEASE_MS', CONSUMER_DEFAULTS.leaseMs),
     streamReplicas: positive(env, 'KACHING_STREAM_REPLICAS', CONSUMER_DEFAULTS.streamReplicas),
+    natsSecurity: natsSecurityFromEnv(env),
   };
 }
 

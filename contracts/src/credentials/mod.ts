@@ -6,3 +6,4 @@ export { revokeIngestToken } from './revokeIngestToken.js';
 export { REVOKE_REASONS, type RevokeReason } from './agentKey.js';
 export { registerAgentKey, DEFAULT_IN_FLIGHT_MS, type RegisterAgentKeyInput, type RegisteredAgentKey } from './registerAgentKey.js';
 export { revokeAgentKey, DEFAULT_REVOKE_REASON } from './revokeAgentKey.js';
+export { bindCert, unbindCert, listCertBindings, type CertBindingRow } from './certBindings.js';

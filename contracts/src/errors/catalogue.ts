@@ -30,6 +30,8 @@ export const ERROR_CATALOGUE = {
   TOKEN_EXPIRED: { status: 401, message: 'The ingest token has expired' },
   TOKEN_REVOKED: { status: 401, message: 'The ingest token was revoked' },
   TOKEN_SCOPE: { status: 403, message: 'The ingest token lacks the scope this endpoint needs' },
+  CLIENT_CERT_REQUIRED: { status: 401, message: 'This ingest requires a client certificate from its client CA (mTLS)' },
+  CLIENT_CERT_NOT_BOUND: { status: 403, message: "The client certificate is not bound to the ingest token's deployment (kaching token bind-cert)" },
   // agent signatures
   SIGNATURE_INVALID: { status: 401, message: 'The Ed25519 signature does not verify over the canonical event' },
   SIGNATURE_ALGO: { status: 400, message: 'Only ed25519 signatures are accepted' },

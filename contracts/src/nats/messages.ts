@@ -7,7 +7,7 @@ import type { Names } from '../names/names.js';
  */
 export interface ConfigChange {
   deployment_id: string;
-  kind: 'quota' | 'budget' | 'license' | 'deployment' | 'price' | 'plan' | 'feature_flag' | 'token' | 'key';
+  kind: 'quota' | 'budget' | 'license' | 'deployment' | 'price' | 'plan' | 'feature_flag' | 'token' | 'key' | 'cert';
   /** The changed row's id when there is one. */
   id?: string;
   at: string;

@@ -38,7 +38,8 @@ export function overview(all: Command[]): string {
     'Commands:',
     ...[...all].sort((a, b) => a.name.localeCompare(b.name)).map((c) => `  ${c.name.padEnd(width)}${c.summary}`),
     '',
-    'Environment: NATS_URL, DATABASE_URL, KACHING_NAMESPACE, INGEST_PORT, API_PORT, LOG_LEVEL',
+    'Environment: NATS_URL, DATABASE_URL, KACHING_NAMESPACE, INGEST_PORT, API_PORT, LOG_LEVEL;',
+    '  NATS_TLS_CA, NATS_TLS_CERT, NATS_TLS_KEY, NATS_USER, NATS_PASSWORD, NATS_CREDS; INGEST_TLS_CERT, INGEST_TLS_KEY, INGEST_TLS_CLIENT_CA',
   ].join('\n');
 }
 

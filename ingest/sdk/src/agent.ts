@@ -1,5 +1,6 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import {
   JOB_STATUS_SCHEMA,
   USAGE_SCHEMA,
@@ -216,8 +217,8 @@ export class KachingAgent {
     this.transport =
       opts.transport ??
       (config.ingestUrl
-        ? new HttpTransport(config.ingestUrl, config.token, config.requestTimeoutMs)
-        : new NatsTransport(config.natsUrl!, `${config.namespace}.ingest.${config.deploymentId}`, config.token, config.requestTimeoutMs));
+        ? new HttpTransport(config.ingestUrl, config.token, config.requestTimeoutMs, undefined, tlsFiles(config))
+        : new NatsTransport(config.natsUrl!, `${config.namespace}.ingest.${config.deploymentId}`, config.token, config.requestTimeoutMs, natsAuth(config)));
   }
 
   static async create(config: Parameters<typeof validateAgentConfig>[0], opts: AgentOptions = {}): Promise<KachingAgent> {
@@ -594,4 +595,18 @@ export function deadLetterPathOf(cfg: Pick<AgentConfig, 'deadLetterPath' | 'queu
 /** Creates an agent and starts its sender. */
 export function createAgent(config: Parameters<typeof validateAgentConfig>[0], opts: AgentOptions = {}): Promise<KachingAgent> {
   return KachingAgent.create(config, opts);
+}
+
+function natsAuth(c: AgentConfig): ConstructorParameters<typeof NatsTransport>[4] {
+  const t = tlsFiles(c);
+  const tls = { ...(t.ca ? { ca: t.ca.toString() } : {}), ...(t.cert && t.key ? { cert: t.cert.toString(), key: t.key.toString() } : {}) };
+  return { ...(c.natsUser ? { user: c.natsUser } : {}), ...(c.natsPassword ? { pass: c.natsPassword } : {}), tls };
+}
+
+/** The agent's TLS files, read once at start (a wrong path fails at once, not at the first flush). */
+function tlsFiles(c: AgentConfig): { ca?: Buffer; cert?: Buffer; key?: Buffer } {
+  return {
+    ...(c.tlsCa ? { ca: readFileSync(c.tlsCa) } : {}),
+    ...(c.tlsCert && c.tlsKey ? { cert: readFileSync(c.tlsCert), key: readFileSync(c.tlsKey) } : {}),
+  };
 }

@@ -42,6 +42,14 @@ export interface AgentConfig {
   requestTimeoutMs: number;
   backoffBaseMs: number;
   backoffMaxMs: number;
+  /** NATS only: this agent's NATS user and password (deploy/nats/secure.conf, account AGENTS). */
+  natsUser?: string;
+  natsPassword?: string;
+  /** PEM file of the CA that signed ingest's (or nats-server's) certificate (default: the system's CAs). */
+  tlsCa?: string;
+  /** This agent's client certificate and key (PEM files), for ingest with mTLS (INGEST_TLS_CLIENT_CA) or nats-server `verify`. */
+  tlsCert?: string;
+  tlsKey?: string;
   /** `batch`: one Merkle-root signature per batch (ingest verifies once); `event`: each event signed alone. */
   signing: 'batch' | 'event';
 }
@@ -89,6 +97,11 @@ const KEYS: Record<string, { env: string; field: keyof AgentConfig; kind: 'strin
   backoff_base_ms: { env: 'KACHING_BACKOFF_BASE_MS', field: 'backoffBaseMs', kind: 'int' },
   backoff_max_ms: { env: 'KACHING_BACKOFF_MAX_MS', field: 'backoffMaxMs', kind: 'int' },
   signing: { env: 'KACHING_SIGNING', field: 'signing', kind: 'string' },
+  nats_user: { env: 'KACHING_NATS_USER', field: 'natsUser', kind: 'string' },
+  nats_password: { env: 'KACHING_NATS_PASSWORD', field: 'natsPassword', kind: 'string' },
+  tls_ca: { env: 'KACHING_TLS_CA', field: 'tlsCa', kind: 'string' },
+  tls_cert: { env: 'KACHING_TLS_CERT', field: 'tlsCert', kind: 'string' },
+  tls_key: { env: 'KACHING_TLS_KEY', field: 'tlsKey', kind: 'string' },
 };
 
 export class AgentConfigError extends Error {
@@ -207,6 +220,7 @@ export function validateAgentConfig(c: Partial<AgentConfig> & Pick<AgentConfig, 
   if (cfg.maxBatch < 1) throw new AgentConfigError('max_batch must be at least 1');
   if (cfg.onFull !== 'block' && cfg.onFull !== 'drop_oldest') throw new AgentConfigError('on_full must be block or drop_oldest');
   if (cfg.signing !== 'batch' && cfg.signing !== 'event') throw new AgentConfigError('signing must be batch or event');
+  if (!cfg.tlsCert !== !cfg.tlsKey) throw new AgentConfigError('tls_cert and tls_key go together');
   return cfg;
 }
 

@@ -60,10 +60,12 @@ export class HttpTransport implements Transport {
     private readonly token: string,
     private readonly timeoutMs: number,
     idleMs = 1000,
+    /** PEM contents: the CA to trust for ingest, and a client certificate + key for mTLS. */
+    tls: { ca?: string | Buffer; cert?: string | Buffer; key?: string | Buffer } = {},
   ) {
     this.url = new URL(`${baseUrl.replace(/\/+$/, '')}/v1/ingest/batch`);
-    const AgentClass = this.url.protocol === 'https:' ? https.Agent : http.Agent;
-    this.agent = new AgentClass({ keepAlive: true, maxSockets: 4, timeout: idleMs });
+    const pool = { keepAlive: true, maxSockets: 4, timeout: idleMs };
+    this.agent = this.url.protocol === 'https:' ? new https.Agent({ ...pool, ...tls }) : new http.Agent(pool);
   }
 
   sendBatch(events: BatchEvents, batchSig?: BatchSignature): Promise<BatchOutcome> {
@@ -124,11 +126,22 @@ export class NatsTransport implements Transport {
     private readonly subject: string,
     private readonly token: string,
     private readonly timeoutMs: number,
+    /** NATS user/password and TLS (PEM contents), for a server run like deploy/nats/secure.conf. */
+    private readonly auth: { user?: string; pass?: string; tls?: { ca?: string; cert?: string; key?: string } } = {},
   ) {}
 
   private conn() {
+    const { user, pass, tls } = this.auth;
     this.nc ??= import('@nats-io/transport-node').then((m) =>
-      m.connect({ servers: this.servers.split(',').map((s) => s.trim()).filter(Boolean), maxReconnectAttempts: -1, reconnectTimeWait: 500, waitOnFirstConnect: true, name: 'kaching-agent' }),
+      m.connect({
+        servers: this.servers.split(',').map((s) => s.trim()).filter(Boolean),
+        maxReconnectAttempts: -1,
+        reconnectTimeWait: 500,
+        waitOnFirstConnect: true,
+        name: 'kaching-agent',
+        ...(user ? { user, ...(pass ? { pass } : {}) } : {}),
+        ...(tls && (tls.ca || tls.cert) ? { tls } : {}),
+      }),
     );
     return this.nc;
   }

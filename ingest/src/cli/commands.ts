@@ -1,6 +1,8 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import {
   connectNats,
+  fingerprintOfPemFile,
+  parseFingerprint,
   UsageError,
   cryptoReady,
   generateSigningKeyPair,
@@ -18,6 +20,10 @@ import {
   DEFAULT_REVOKE_REASON,
   REVOKE_REASONS,
   type RevokeReason,
+  bindCert,
+  listCertBindings,
+  unbindCert,
+  type CertBindingRow,
 } from '@kaching/contracts';
 import { auditSelection } from '../audit/scan.js';
 import { auditVerify } from '../audit/verifyStored.js';
@@ -26,7 +32,7 @@ import { start } from '../service.js';
 import { deadLetterCommands } from './deadLetters.js';
 
 /** Tells a running enforcer/ingest about a change; best effort (the write itself already happened). */
-async function announce(ctx: CommandContext, deploymentId: string, kind: 'token' | 'key', id: string): Promise<void> {
+async function announce(ctx: CommandContext, deploymentId: string, kind: 'token' | 'key' | 'cert', id: string): Promise<void> {
   const nc = await connectNats(ctx.config.natsUrl, { timeout: 2000, maxReconnectAttempts: 0 }).catch(() => null);
   if (!nc) return;
   try {
@@ -43,6 +49,11 @@ function optTime(ctx: CommandContext, key: string): Date | undefined {
   const t = Date.parse(v);
   if (Number.isNaN(t)) throw new UsageError(`--${key} "${v}" is not an RFC 3339 time`);
   return new Date(t);
+}
+
+function describeBinding(b: CertBindingRow): string {
+  const pin = b.cert_sha256 ? `sha256 ${b.cert_sha256}` : `subject "${b.subject}"`;
+  return `${pin} -> deployment ${b.deployment_id}${b.label ? ` [${b.label}]` : ''}`;
 }
 
 function b64(u: Uint8Array): string {
@@ -81,6 +92,60 @@ export const commands: Command[] = [
       const r = await withPool(ctx, (pool) => revokeIngestToken(pool, { tokenId }));
       await announce(ctx, r.deploymentId, 'token', tokenId);
       return { data: { token_id: r.tokenId, revoked_at: r.revokedAt.toISOString() }, text: `token ${r.tokenId} revoked at ${r.revokedAt.toISOString()}` };
+    },
+  },
+  {
+    name: 'token bind-cert',
+    summary: "Bind a client certificate to a deployment's ingest tokens (mTLS: INGEST_TLS_CLIENT_CA)",
+    options: {
+      deployment: { type: 'string', description: 'deployment id', required: true },
+      fingerprint: { type: 'string', description: 'SHA-256 fingerprint of the certificate (hex, colons allowed)' },
+      cert: { type: 'string', description: 'PEM certificate file whose fingerprint to pin (instead of --fingerprint)' },
+      subject: { type: 'string', description: 'a name: matches the CN or any subjectAltName value (survives re-issuing)' },
+      label: { type: 'string', description: 'free-form label' },
+    },
+    details:
+      'With INGEST_TLS_CLIENT_CA set, ingest over HTTPS accepts a token only on a connection whose client\n' +
+      'certificate is bound to the token\'s deployment: 403 CLIENT_CERT_NOT_BOUND otherwise (and, unless\n' +
+      'INGEST_TLS_REQUIRE_BINDING=0, when the deployment has no binding at all). Give exactly one of\n' +
+      '--fingerprint, --cert or --subject. A fingerprint pins one certificate; a subject pins a name that\n' +
+      'your CA only issues to that deployment\'s agents.',
+    async run(ctx) {
+      const deploymentId = requireString(ctx, 'deployment');
+      const str = (k: string) => (typeof ctx.args[k] === 'string' && ctx.args[k] !== '' ? (ctx.args[k] as string) : null);
+      const given = ['fingerprint', 'cert', 'subject'].filter((k) => str(k) !== null);
+      if (given.length !== 1) throw new UsageError('give exactly one of --fingerprint, --cert and --subject');
+      const fingerprint = str('fingerprint') !== null ? parseFingerprint(str('fingerprint')!) : str('cert') !== null ? fingerprintOfPemFile(str('cert')!) : null;
+      const { binding, created } = await withPool(ctx, (pool) => bindCert(pool, { deploymentId, fingerprint, subject: str('subject'), label: str('label') }));
+      await announce(ctx, deploymentId, 'cert', binding.binding_id);
+      return { data: { ...binding, created }, text: `${created ? 'bound' : 'already bound'}: ${describeBinding(binding)} (binding id ${binding.binding_id})` };
+    },
+  },
+  {
+    name: 'token unbind-cert',
+    summary: 'Remove a client-certificate binding (its certificate no longer carries the deployment\'s tokens)',
+    options: { 'binding-id': { type: 'string', description: 'binding id (from token bind-cert / token certs)', required: true } },
+    async run(ctx) {
+      const bindingId = requireString(ctx, 'binding-id');
+      const b = await withPool(ctx, (pool) => unbindCert(pool, bindingId));
+      await announce(ctx, b.deployment_id, 'cert', b.binding_id);
+      return { data: b, text: `unbound ${describeBinding(b)} at ${new Date(b.revoked_at!).toISOString()}` };
+    },
+  },
+  {
+    name: 'token certs',
+    summary: "List the client certificates bound to a deployment's ingest tokens",
+    options: {
+      deployment: { type: 'string', description: 'deployment id', required: true },
+      all: { type: 'boolean', description: 'include removed bindings' },
+    },
+    async run(ctx) {
+      const deploymentId = requireString(ctx, 'deployment');
+      const rows = await withPool(ctx, (pool) => listCertBindings(pool, deploymentId, ctx.args.all === true));
+      return {
+        data: rows,
+        text: rows.length ? rows.map((b) => `${b.binding_id}  ${describeBinding(b)}${b.revoked_at ? '  (removed)' : ''}`).join('\n') : 'no certificate bound',
+      };
     },
   },
   {

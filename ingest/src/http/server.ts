@@ -1,5 +1,8 @@
-import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
-import { InputError, KachingError, type ErrorBody } from '@kaching/contracts';
+import { readFileSync } from 'node:fs';
+import type { TLSSocket } from 'node:tls';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { certIdentity, InputError, KachingError, type CertIdentity, type ErrorBody } from '@kaching/contracts';
+import type { IngestTlsConfig } from '../config.js';
 import { OTLP_CONTENT_TYPES, decodeTraceRequest, encodeFailure, encodeTraceResponse, inflate, type OtlpEncoding, type PartialSuccess } from '../pipeline/otlpWire.js';
 import type { IngestCore, Reply } from '../pipeline/ingestCore.js';
 import type { IngestMetrics } from '../metrics.js';
@@ -8,6 +11,7 @@ export interface HttpDeps {
   core: IngestCore;
   metrics: IngestMetrics;
   bodyLimitBytes: number;
+  tls?: IngestTlsConfig;
   ready(): Promise<{ ok: boolean; checks: Record<string, boolean> }>;
 }
 
@@ -36,8 +40,36 @@ function send(reply: FastifyReply, r: Reply): FastifyReply {
   return reply.code(r.status).send(r.body);
 }
 
+/** HTTPS options; with a client CA the handshake itself refuses clients without a certificate from it. */
+function httpsOptions(tls: IngestTlsConfig) {
+  return {
+    cert: readFileSync(tls.certFile),
+    key: readFileSync(tls.keyFile),
+    minVersion: 'TLSv1.2' as const,
+    ...(tls.clientCaFile ? { ca: readFileSync(tls.clientCaFile), requestCert: true, rejectUnauthorized: true } : {}),
+  };
+}
+
+// Parsed once per TLS connection (keep-alive clients send many requests on one).
+const peers = new WeakMap<object, CertIdentity | null>();
+
+/** The verified client certificate of the request's connection, or null. */
+function peerOf(req: FastifyRequest): CertIdentity | null {
+  const socket = req.raw.socket as TLSSocket;
+  let id = peers.get(socket);
+  if (id === undefined) {
+    const raw = socket.authorized ? socket.getPeerCertificate?.()?.raw : undefined;
+    id = raw ? certIdentity(raw) : null;
+    peers.set(socket, id);
+  }
+  return id;
+}
+
 export function buildHttp(deps: HttpDeps): FastifyInstance {
-  const app = Fastify({ bodyLimit: deps.bodyLimitBytes, logger: false, forceCloseConnections: true });
+  const common = { bodyLimit: deps.bodyLimitBytes, logger: false, forceCloseConnections: true } as const;
+  const app = (deps.tls ? Fastify({ ...common, https: httpsOptions(deps.tls) }) : Fastify(common)) as unknown as FastifyInstance;
+  const mtls = Boolean(deps.tls?.clientCaFile);
+  const peer = (req: FastifyRequest) => (mtls ? peerOf(req) : undefined);
   app.removeContentTypeParser('application/json');
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, body, done) => {
     try {
@@ -61,13 +93,13 @@ export function buildHttp(deps: HttpDeps): FastifyInstance {
 
   const auth = (h: string | string[] | undefined) => (Array.isArray(h) ? h[0] : h);
   app.post('/v1/ingest/usage', async (req, reply) =>
-    send(reply, await deps.core.handle('usage', req.body, auth(req.headers.authorization), { path: 'http' })),
+    send(reply, await deps.core.handle('usage', req.body, auth(req.headers.authorization), { path: 'http', peer: peer(req) })),
   );
   app.post('/v1/ingest/job-status', async (req, reply) =>
-    send(reply, await deps.core.handle('job-status', req.body, auth(req.headers.authorization), { path: 'http' })),
+    send(reply, await deps.core.handle('job-status', req.body, auth(req.headers.authorization), { path: 'http', peer: peer(req) })),
   );
   app.post('/v1/ingest/batch', async (req, reply) =>
-    send(reply, await deps.core.handle('batch', req.body, auth(req.headers.authorization), { path: 'http' })),
+    send(reply, await deps.core.handle('batch', req.body, auth(req.headers.authorization), { path: 'http', peer: peer(req) })),
   );
 
   // Own content-type parsers (raw bytes for JSON and protobuf) in an encapsulated context: the other routes keep theirs.
@@ -79,7 +111,7 @@ export function buildHttp(deps: HttpDeps): FastifyInstance {
       const ce = req.headers['content-encoding'];
       deps.metrics.otlpRequests.inc({ encoding, compression: String(ce ?? 'identity').toLowerCase() === 'gzip' ? 'gzip' : 'identity' });
       const decode = () => decodeTraceRequest(inflate(req.body as Buffer, Array.isArray(ce) ? ce.join(',') : ce, deps.bodyLimitBytes, encoding), encoding);
-      const r = await deps.core.handleOtlp(decode, auth(req.headers.authorization));
+      const r = await deps.core.handleOtlp(decode, auth(req.headers.authorization), peer(req));
       if (r.headers) reply.headers(r.headers);
       const body =
         r.status === 200

@@ -17,6 +17,7 @@ import {
   validateJobStatus,
   validateUsage,
   type BatchProof,
+  type CertIdentity,
   type ErrorBody,
   type IngestFacts,
   type Signature,
@@ -27,6 +28,7 @@ import {
 import type { Logger } from 'pino';
 import type { TokenAuthenticator, TokenPrincipal } from '../auth/tokens.js';
 import type { KeyStore } from '../auth/keys.js';
+import type { CertBindings } from '../auth/certBindings.js';
 import type { IngestConfig } from '../config.js';
 import type { IngestMetrics } from '../metrics.js';
 import type { Appender } from './appender.js';
@@ -59,6 +61,8 @@ const SCOPE: Record<Kind, string> = { usage: 'ingest:usage', job_status: 'ingest
 export interface IngestDeps {
   config: IngestConfig;
   tokens: TokenAuthenticator;
+  /** Present when HTTP requires client certificates (INGEST_TLS_CLIENT_CA): pins them to deployments. */
+  certs?: CertBindings;
   keys: KeyStore;
   verifier: Verifier;
   appender: Appender;
@@ -76,10 +80,11 @@ export class IngestCore {
     endpoint: Endpoint,
     body: unknown,
     authorization: string | undefined,
-    opts: { path: Path; subjectDeployment?: string; extraFlags?: string[]; requiredScope?: string },
+    opts: { path: Path; subjectDeployment?: string; extraFlags?: string[]; requiredScope?: string; peer?: CertIdentity | null },
   ): Promise<Reply> {
     try {
       const principal = await this.d.tokens.authenticate(authorization);
+      await this.checkPeer(principal, opts.path, opts.peer);
       if (opts.subjectDeployment !== undefined && opts.subjectDeployment !== principal.deploymentId) {
         throw new AuthError('DEPLOYMENT_MISMATCH', { message: 'The ingest subject names a deployment the token does not belong to' });
       }
@@ -103,9 +108,10 @@ export class IngestCore {
    * is checked, so an unauthenticated caller learns nothing about its body. A 200 carries the OTLP
    * partial_success (rejected spans with their catalogue codes); the HTTP layer encodes it.
    */
-  async handleOtlp(decode: () => unknown, authorization: string | undefined): Promise<Reply> {
+  async handleOtlp(decode: () => unknown, authorization: string | undefined, peer?: CertIdentity | null): Promise<Reply> {
     try {
       const principal = await this.d.tokens.authenticate(authorization);
+      await this.checkPeer(principal, 'otlp', peer);
       if (!principal.scopes.has('ingest:otlp')) throw new AuthError('TOKEN_SCOPE', { rule: 'scope:ingest:otlp' });
       const { events, rejected, ignoredSpans } = otlpToUsageEvents(decode(), principal.deploymentId);
       if (events.length > this.d.config.batchMax) {
@@ -134,6 +140,11 @@ export class IngestCore {
     } catch (err) {
       return this.errorReply(err, 'otlp');
     }
+  }
+
+  /** HTTP paths under mTLS: the certificate must be bound to the token's deployment. NATS has its own users. */
+  private async checkPeer(principal: TokenPrincipal, path: Path, peer: CertIdentity | null | undefined): Promise<void> {
+    if (this.d.certs && path !== 'nats') await this.d.certs.check(principal, peer ?? null);
   }
 
   private async batch(principal: TokenPrincipal, body: unknown, opts: { path: Path; extraFlags?: string[] }): Promise<Reply> {

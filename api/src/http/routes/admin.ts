@@ -209,6 +209,43 @@ export function adminRoutes(app: FastifyInstance, ctx: ApiContext): void {
     },
   );
 
+  app.get<{ Querystring: { deployment_id: string } }>(
+    '/v1/cert-bindings',
+    {
+      config: A,
+      schema: {
+        summary: "Client certificates bound to a deployment's ingest tokens (mTLS), removed ones included", tags: ['admin'],
+        querystring: { type: 'object', required: ['deployment_id'], properties: { deployment_id: uuid }, additionalProperties: false },
+        response: ok({ type: 'object', properties: { items: { type: 'array', items: anyObject } }, additionalProperties: true }),
+      },
+    },
+    async (req) => ({ items: await withOrg(ctx, req, (c) => admin.listCertBindingsOf(c, req.query.deployment_id)) }),
+  );
+
+  app.post<{ Body: admin.CertBindingAction }>(
+    '/v1/cert-bindings',
+    {
+      config: A,
+      schema: {
+        summary: "Bind a client certificate (SHA-256 fingerprint, PEM, or subject name) to a deployment's ingest tokens, or unbind it", tags: ['admin'],
+        body: {
+          type: 'object', required: ['action'], additionalProperties: false,
+          properties: {
+            action: { type: 'string', enum: ['bind', 'unbind'] }, deployment_id: uuid, binding_id: uuid,
+            fingerprint: { type: 'string', maxLength: 120 }, cert_pem: { type: 'string', maxLength: 16_384 },
+            subject: { type: 'string', minLength: 1, maxLength: 255 }, label: { type: 'string', maxLength: 200 },
+          },
+        },
+        response: ok(anyObject),
+      },
+    },
+    async (req) => {
+      const r = await withOrg(ctx, req, (c) => admin.certBindingAction(c, req.body));
+      configChanged(ctx, { deployment_id: r.deployment_id, kind: 'cert', id: String(r.result.binding_id) });
+      return r.result;
+    },
+  );
+
   app.get<{ Querystring: { deployment_id: string; limit: number; cursor?: string } }>(
     '/v1/keys',
     { config: A, schema: { summary: 'Agent signing keys of a deployment', tags: ['admin'], querystring: depQuery, response: ok(page()) } },
