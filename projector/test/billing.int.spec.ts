@@ -177,6 +177,27 @@ describe('billing forwarding', () => {
     expect(text).toMatch(/kaching_billing_records_dead_total\{format="json"\} 1/);
   });
 
+  it('a batch that fails after enqueueing rolls back with its outbox rows: retried, the run is enqueued once', async () => {
+    const id = randomUUID();
+    // the statement after the outbox insert (billing_run) fails once: the rollups, the outbox row and the checkpoint roll back together
+    // (a sequence: nextval survives the rollback, so only the first attempt fails)
+    await env.pool.query(`create sequence fail_once;
+      create function fail_once() returns trigger language plpgsql as $$ begin
+        if nextval('fail_once') = 1 then raise exception 'injected failure after the outbox insert'; end if;
+        return new; end $$;
+      create trigger fail_once before insert on billing_run for each row execute function fail_once()`);
+    const failures = await projector.metrics.registry.getSingleMetric('kaching_projector_batch_failures_total')!.get();
+    const before = failures.values.reduce((a, v) => a + v.value, 0);
+    await publishAll([event(id, { llm: gpt(2_000) })]);
+    const after = (await projector.metrics.registry.getSingleMetric('kaching_projector_batch_failures_total')!.get()).values.reduce((a, v) => a + v.value, 0);
+    expect(after).toBeGreaterThan(before);
+    await env.pool.query('drop trigger fail_once on billing_run; drop function fail_once(); drop sequence fail_once');
+    const rows = (await outbox()).filter((r) => r.correlation_id === id);
+    expect(rows.map((r) => [r.kind, r.cost])).toEqual([['usage', '5000']]);
+    await waitFor(allSent, 15_000, 'sent');
+    expect(receiver.accepted.get(rows[0]!.idempotency_key)).toHaveLength(1);
+  });
+
   it('CloudEvents (OpenMeter) and Stripe meter-event shapes, each through a failing then recovering receiver', async () => {
     await projector.billing!.stop();
     await env.pool.query(`update org set billing_customer_id = 'cus_T3st' where org_id = $1`, [org]);
