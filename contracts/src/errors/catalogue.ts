@@ -41,6 +41,7 @@ export const ERROR_CATALOGUE = {
   API_KEY_SCOPE: { status: 403, message: 'The API key lacks the scope this endpoint needs' },
   NOT_FOUND: { status: 404, message: 'No such resource (or not visible to this organisation)' },
   CONFLICT: { status: 409, message: 'The change conflicts with the current state' },
+  BILLING_DELIVERY_NOT_DEAD: { status: 409, message: 'Only a dead-lettered billing record can be retried; this one is pending or sent' },
   LICENSE_INVALID: { status: 400, message: 'The license blob does not verify against the vendor key' },
   LICENSE_EXPIRED: { status: 400, message: 'The license is outside its validity window' },
   BUDGET_DENIED: { status: 402, message: 'The job would exceed the remaining budget' },
