@@ -17,6 +17,7 @@ export class BillingForwarder {
   private timer: NodeJS.Timeout | null = null;
   private running: Promise<number> | null = null;
   private stopped = false;
+  private prunedAt = 0;
 
   constructor(private readonly pool: pg.Pool, private readonly config: BillingConfig, private readonly metrics: ProjectorMetrics, private readonly log: Logger) {}
 
@@ -43,6 +44,7 @@ export class BillingForwarder {
     this.running ??= (async () => {
       let total = 0;
       try {
+        await this.prune();
         for (;;) {
           const rows = await this.claim();
           if (!rows.length) return total;
@@ -55,6 +57,13 @@ export class BillingForwarder {
       }
     })();
     return this.running;
+  }
+
+  /** Hourly: sent records past BILLING_SENT_RETENTION_DAYS go (billing_run, not the outbox, keeps a run from being billed twice). */
+  private async prune(): Promise<void> {
+    if (!this.config.sentRetentionDays || Date.now() - this.prunedAt < 3_600_000) return;
+    this.prunedAt = Date.now();
+    await this.pool.query(`delete from billing_outbox where status = 'sent' and sent_at < now() - make_interval(days => $1)`, [this.config.sentRetentionDays]);
   }
 
   private async claim(): Promise<BillingDelivery[]> {
