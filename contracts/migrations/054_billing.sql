@@ -43,6 +43,8 @@ create table billing_outbox (
 );
 create index billing_outbox_due_idx on billing_outbox (next_attempt_at) where status = 'pending';
 create index billing_outbox_org_idx on billing_outbox (org_id, status, delivery_id);
+-- the backlog gauge counts pending and dead rows without reading the sent ones
+create index billing_outbox_unsent_idx on billing_outbox (status) where status <> 'sent';
 
 -- Stripe-style customer mapping: the billing system's customer id of an organisation (default: the org id).
 alter table org add column billing_customer_id text;

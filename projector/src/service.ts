@@ -1,4 +1,5 @@
 import Fastify from 'fastify';
+import { Gauge } from 'prom-client';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connectNats, untilAvailable, CONSUMER_DEFAULTS, createLogger, createPool, ensureEventsStream, InstanceRegistration, names, NatsLink, PriceBook, warnOnReplicas } from '@kaching/contracts';
 import type { ProjectorConfig } from './config.js';
@@ -43,6 +44,15 @@ export async function start(config: ProjectorConfig): Promise<ProjectorHandle> {
     }),
   );
   const forwarder = config.billing ? new BillingForwarder(pool, config.billing, metrics, log.child({ component: 'billing' })) : null;
+  if (forwarder) {
+    new Gauge({
+      name: 'kaching_billing_outbox_records', help: 'Billing records not yet sent, by status (pending, dead)', labelNames: ['status'], registers: [metrics.registry],
+      async collect() {
+        const b = await forwarder.backlog().catch(() => null);
+        if (b) for (const [status, n] of Object.entries(b)) this.set({ status }, n);
+      },
+    });
+  }
   const app = Fastify({ logger: false, forceCloseConnections: true });
   let closed: Promise<void> | null = null;
   const close = () =>

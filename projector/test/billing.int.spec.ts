@@ -167,6 +167,7 @@ describe('billing forwarding', () => {
     expect(dead).toMatchObject([{ correlation_id: ids.poison, attempts: 6, last_status: 500, last_error: 'HTTP 500: {"error":"unavailable"}' }]);
     expect(receiver.requests.filter((r) => r.body.includes(ids.poison))).toHaveLength(6);
     expect(await counter('kaching_billing_records_dead_total')).toBe(1);
+    expect(await projector.metrics.registry.metrics()).toMatch(/kaching_billing_outbox_records\{status="dead"\} 1/);
     // what POST /v1/billing/deliveries/:id/retry does (api/src/routines/billing.ts)
     receiver.respond = () => 200;
     await env.pool.query(`update billing_outbox set status = 'pending', attempts = 0, next_attempt_at = now() where delivery_id = $1 and status = 'dead'`, [dead[0]!.delivery_id]);
@@ -175,6 +176,7 @@ describe('billing forwarding', () => {
     expect(await counter('kaching_billing_records_sent_total')).toBe(sentBefore + 1);
     const text = await projector.metrics.registry.metrics();
     expect(text).toMatch(/kaching_billing_records_dead_total\{format="json"\} 1/);
+    expect(text).toMatch(/kaching_billing_outbox_records\{status="dead"\} 0/);
   });
 
   it('a batch that fails after enqueueing rolls back with its outbox rows: retried, the run is enqueued once', async () => {

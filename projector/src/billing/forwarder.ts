@@ -18,8 +18,17 @@ export class BillingForwarder {
   private running: Promise<number> | null = null;
   private stopped = false;
   private prunedAt = 0;
+  /** Aborts requests in flight on stop (the record stays pending and comes back after its lease). */
+  private readonly abort = new AbortController();
 
   constructor(private readonly pool: pg.Pool, private readonly config: BillingConfig, private readonly metrics: ProjectorMetrics, private readonly log: Logger) {}
+
+  /** Records waiting (pending) and dead-lettered, for the backlog gauge (read at scrape time). */
+  async backlog(): Promise<{ pending: number; dead: number }> {
+    const r = await this.pool.query<{ status: string; n: number }>(`select status, count(*)::int as n from billing_outbox where status <> 'sent' group by status`);
+    const of = (s: string) => r.rows.find((x) => x.status === s)?.n ?? 0;
+    return { pending: of('pending'), dead: of('dead') };
+  }
 
   start(): void {
     const tick = () => {
@@ -36,6 +45,7 @@ export class BillingForwarder {
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
+    this.abort.abort();
     await this.running?.catch(() => undefined);
   }
 
@@ -83,6 +93,7 @@ export class BillingForwarder {
 
   private async deliver(d: BillingDelivery): Promise<void> {
     const out = await this.send(d);
+    if (this.abort.signal.aborted && !out.ok) return; // stopping: not the receiver's failure
     const label = { format: this.config.format };
     if (out.ok) {
       await this.pool.query(
@@ -116,7 +127,7 @@ export class BillingForwarder {
     if (this.config.token) headers.authorization = `Bearer ${this.config.token}`;
     let res: Response;
     try {
-      res = await fetch(this.config.url, { method: 'POST', headers, body: req.body, signal: AbortSignal.timeout(this.config.timeoutMs) });
+      res = await fetch(this.config.url, { method: 'POST', headers, body: req.body, signal: AbortSignal.any([AbortSignal.timeout(this.config.timeoutMs), this.abort.signal]) });
     } catch (err) {
       const e = err as Error & { cause?: { code?: string; message?: string } };
       return { ok: false, status: null, error: e.cause?.code ?? e.cause?.message ?? e.message, permanent: false };
