@@ -47,6 +47,8 @@ export interface BillingConfig {
   timeoutMs: number;
   /** BILLING_BATCH_SIZE (20): records claimed (and sent concurrently) per round. */
   batchSize: number;
+  /** BILLING_CLOUDEVENTS_BATCH (false): with format cloudevents, send each round's records as one batch request. */
+  cloudeventsBatch: boolean;
   /** BILLING_SENT_RETENTION_DAYS (30): sent records older than this are deleted (0 keeps them); dead ones stay. */
   sentRetentionDays: number;
 }
@@ -79,6 +81,7 @@ export function loadBillingConfig(env: NodeJS.ProcessEnv, namespace: string): Bi
     pollMs: Math.max(10, intFromEnv(env, 'BILLING_POLL_MS', 1000)),
     timeoutMs: Math.max(100, intFromEnv(env, 'BILLING_TIMEOUT_MS', 10_000)),
     batchSize,
+    cloudeventsBatch: ['1', 'true'].includes((env.BILLING_CLOUDEVENTS_BATCH ?? '').toLowerCase()),
     sentRetentionDays: intFromEnv(env, 'BILLING_SENT_RETENTION_DAYS', 30),
   };
 }

@@ -125,7 +125,10 @@ describe('billing forwarding', () => {
     // gpt-4o's input price halves from 10:00:30: b (now 10:02) and revised (10:01) are re-priced, a (10:00) is not
     await setModelPrice(env.pool, { provider: 'openai', model_name: 'gpt-4o', effective_from: new Date(AT.getTime() + 30_000).toISOString(), input_per_1m_micro_usd: 1_250_000, output_per_1m_micro_usd: 10_000_000 });
     await setModelPrice(env.pool, { provider: 'acme', model_name: 'mystery-1', effective_from: '2026-01-01T00:00:00Z', input_per_1m_micro_usd: 1_000_000, output_per_1m_micro_usd: 2_000_000 });
-    await waitFor(async () => (await outbox()).length === 7 && (await allSent()), 20_000, 'corrections sent');
+    await waitFor(async () => (await outbox()).length === 7 && (await allSent()), 20_000, 'corrections sent').catch(async (e) => {
+      console.log(JSON.stringify(await outbox(), null, 1));
+      throw e;
+    });
     const rows = await outbox();
     const of = (id: string) => rows.filter((r) => r.correlation_id === id).map((r) => [r.kind, r.cost, r.delta]);
     expect(of(ids.a)).toEqual([['usage', '35000', '35000']]);
@@ -234,6 +237,24 @@ describe('billing forwarding', () => {
         status: 'succeeded', agent_type: 'coder', provider: 'openai', model_name: 'gpt-4o', tokens_in: 10_000, tokens_out: 1_000,
       },
     });
+    // batched CloudEvents: one application/cloudevents-batch+json request per round; a 503 fails (and retries) the whole batch
+    const rx = new BillingReceiver();
+    let calls = 0;
+    rx.respond = () => (++calls === 1 ? 503 : 200);
+    await rx.listen(0);
+    await env.pool.query(`update billing_outbox set status = 'pending', attempts = 0, next_attempt_at = now()`);
+    const fw = new BillingForwarder(env.pool, loadBillingConfig({ BILLING_SERVICE_URL: rx.url, BILLING_FORMAT: 'cloudevents', BILLING_CLOUDEVENTS_BATCH: 'true', BILLING_SOURCE: 'kaching/test', BILLING_RETRY_BASE_MS: '20', BILLING_POLL_MS: '20' }, env.namespace)!, projector.metrics, log);
+    fw.start();
+    await waitFor(allSent, 15_000, 'batch: every record sent');
+    await fw.stop();
+    await rx.stop();
+    expect(rx.requests.map((r) => [r.status, r.headers['content-type'], (JSON.parse(r.body) as unknown[]).length])).toEqual([
+      [503, 'application/cloudevents-batch+json', rows.length], [200, 'application/cloudevents-batch+json', rows.length],
+    ]);
+    const batch = JSON.parse(rx.requests[1]!.body) as { id: string; specversion: string }[];
+    expect(batch.map((e) => e.id).sort()).toEqual(rows.map((r) => r.idempotency_key).sort());
+    expect(batch[a]).toEqual(JSON.parse(ce.body));
+
     const b = rows.map((r, i) => [r, i] as const).filter(([r]) => r.correlation_id === ids.b).at(-1)!;
     const st = shapes.stripe![b[1]]!;
     expect(st.headers['content-type']).toBe('application/x-www-form-urlencoded');

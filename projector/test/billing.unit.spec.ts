@@ -15,7 +15,7 @@ describe('billing configuration', () => {
     expect(loadConfig({}).billing).toBeNull();
     expect(loadBillingConfig({ BILLING_SERVICE_URL: 'https://b.example/v1/usage' }, 'kaching')).toEqual({
       url: 'https://b.example/v1/usage', format: 'json', eventName: 'io.kaching.run.cost', source: 'kaching/kaching', maxAttempts: 10,
-      retryBaseMs: 1000, retryMaxMs: 300_000, pollMs: 1000, timeoutMs: 10_000, batchSize: 20, sentRetentionDays: 30,
+      retryBaseMs: 1000, retryMaxMs: 300_000, pollMs: 1000, timeoutMs: 10_000, batchSize: 20, cloudeventsBatch: false, sentRetentionDays: 30,
     });
     expect(loadBillingConfig({ BILLING_SERVICE_URL: 'http://x/', BILLING_FORMAT: 'stripe', BILLING_SERVICE_TOKEN: 't' }, 'ns')).toMatchObject({ format: 'stripe', eventName: 'kaching_cost_micro_usd', token: 't' });
   });

@@ -71,21 +71,25 @@ const json: Adapter = (d) => {
  * time = the run's completion. data.value_micro_usd is additive (the delta: a meter SUMs it); data.cost_micro_usd
  * the run's total after this record.
  */
-const cloudevents: Adapter = (d, c) => {
+const cloudevents: Adapter = (d, c) => ({ contentType: 'application/cloudevents+json', body: JSON.stringify(cloudEvent(d, c)) });
+
+/** BILLING_CLOUDEVENTS_BATCH: the claimed records as one JSON array of CloudEvents (batched mode; OpenMeter takes it too). */
+export function cloudeventsBatch(ds: BillingDelivery[], c: Pick<BillingConfig, 'eventName' | 'source'>): BillingRequest {
+  return { contentType: 'application/cloudevents-batch+json', body: JSON.stringify(ds.map((d) => cloudEvent(d, c))) };
+}
+
+function cloudEvent(d: BillingDelivery, c: Pick<BillingConfig, 'eventName' | 'source'>) {
   const r = d.record;
   return {
-    contentType: 'application/cloudevents+json',
-    body: JSON.stringify({
-      specversion: '1.0', id: d.idempotency_key, source: c.source, type: c.eventName, subject: d.customer_id,
-      time: d.occurred_at.toISOString(), datacontenttype: 'application/json',
-      data: {
-        kind: d.kind, value_micro_usd: Number(d.delta_micro_usd), cost_micro_usd: Number(d.cost_micro_usd), org_id: d.org_id,
-        deployment_id: d.deployment_id, run_id: d.correlation_id, revision: d.revision, status: r.status, agent_type: r.agent_type,
-        provider: r.provider, model_name: r.model_name, tokens_in: r.tokens_in, tokens_out: r.tokens_out,
-      },
-    }),
+    specversion: '1.0', id: d.idempotency_key, source: c.source, type: c.eventName, subject: d.customer_id,
+    time: d.occurred_at.toISOString(), datacontenttype: 'application/json',
+    data: {
+      kind: d.kind, value_micro_usd: Number(d.delta_micro_usd), cost_micro_usd: Number(d.cost_micro_usd), org_id: d.org_id,
+      deployment_id: d.deployment_id, run_id: d.correlation_id, revision: d.revision, status: r.status, agent_type: r.agent_type,
+      provider: r.provider, model_name: r.model_name, tokens_in: r.tokens_in, tokens_out: r.tokens_out,
+    },
   };
-};
+}
 
 /**
  * A Stripe-style meter event, form-encoded as Stripe's v1 API takes it (POST /v1/billing/meter_events):

@@ -2,7 +2,7 @@ import type pg from 'pg';
 import type { Logger } from '@kaching/contracts';
 import type { BillingConfig } from '../config.js';
 import type { ProjectorMetrics } from '../metrics.js';
-import { BILLING_ADAPTERS, type BillingDelivery } from './formats.js';
+import { BILLING_ADAPTERS, cloudeventsBatch, type BillingDelivery, type BillingRequest } from './formats.js';
 
 /** Outcome of one attempt: sent, retry later, or give up now (a 4xx the receiver will answer the same way again). */
 type Outcome = { ok: true; status: number } | { ok: false; status: number | null; error: string; permanent: boolean; retryAfterMs?: number };
@@ -58,7 +58,13 @@ export class BillingForwarder {
         for (;;) {
           const rows = await this.claim();
           if (!rows.length) return total;
-          await Promise.all(rows.map((d) => this.deliver(d)));
+          if (this.config.format === 'cloudevents' && this.config.cloudeventsBatch) {
+            // one application/cloudevents-batch+json request; its answer settles every record in it
+            const out = await this.post(cloudeventsBatch(rows, this.config));
+            await this.settle(rows, out);
+          } else {
+            await Promise.all(rows.map(async (d) => this.settle([d], await this.post(BILLING_ADAPTERS[this.config.format](d, this.config), d.idempotency_key))));
+          }
           total += rows.length;
           if (this.stopped) return total;
         }
@@ -91,39 +97,40 @@ export class BillingForwarder {
     return r.rows;
   }
 
-  private async deliver(d: BillingDelivery): Promise<void> {
-    const out = await this.send(d);
+  /** Records the outcome of the request that carried `ds` (one record, or a CloudEvents batch: settled together). */
+  private async settle(ds: BillingDelivery[], out: Outcome): Promise<void> {
     if (this.abort.signal.aborted && !out.ok) return; // stopping: not the receiver's failure
     const label = { format: this.config.format };
+    const ids = ds.map((d) => d.delivery_id);
     if (out.ok) {
       await this.pool.query(
         `update billing_outbox set status = 'sent', sent_at = now(), attempts = attempts + 1, last_status = $2, last_error = null
-          where delivery_id = $1 and status = 'pending'`,
-        [d.delivery_id, out.status],
+          where delivery_id = any($1::bigint[]) and status = 'pending'`,
+        [ids, out.status],
       );
-      this.metrics.billingSent.inc(label);
+      this.metrics.billingSent.inc(label, ds.length);
       return;
     }
-    this.metrics.billingFailed.inc(label);
-    const attempts = d.attempts + 1;
-    const dead = out.permanent || attempts >= this.config.maxAttempts;
-    const backoff = Math.max(out.retryAfterMs ?? 0, Math.min(this.config.retryMaxMs, this.config.retryBaseMs * 2 ** (attempts - 1)));
+    this.metrics.billingFailed.inc(label, ds.length);
+    const c = this.config;
     const error = this.redact(out.error).slice(0, 500);
-    await this.pool.query(
-      `update billing_outbox set attempts = $2, last_status = $3, last_error = $4, status = case when $5 then 'dead' else 'pending' end,
-         next_attempt_at = now() + make_interval(secs => $6::float8 / 1000)
-        where delivery_id = $1 and status = 'pending'`,
-      [d.delivery_id, attempts, out.status, error, dead, backoff],
+    // backoff: base · 2^(attempt-1) capped at max, at least Retry-After
+    const r = await this.pool.query<{ delivery_id: string; idempotency_key: string; attempts: number; status: string }>(
+      `update billing_outbox set attempts = attempts + 1, last_status = $2, last_error = $3,
+         status = case when $4 or attempts + 1 >= $5 then 'dead' else 'pending' end,
+         next_attempt_at = now() + make_interval(secs => greatest($6::float8, least($7::float8, $8::float8 * power(2, attempts))) / 1000)
+        where delivery_id = any($1::bigint[]) and status = 'pending'
+       returning delivery_id::text, idempotency_key, attempts, status`,
+      [ids, out.status, error, out.permanent, c.maxAttempts, out.retryAfterMs ?? 0, c.retryMaxMs, c.retryBaseMs],
     );
-    if (dead) {
+    for (const d of r.rows.filter((x) => x.status === 'dead')) {
       this.metrics.billingDead.inc(label);
-      this.log.warn({ delivery_id: d.delivery_id, idempotency_key: d.idempotency_key, attempts, status: out.status, error }, 'billing record dead-lettered');
+      this.log.warn({ delivery_id: d.delivery_id, idempotency_key: d.idempotency_key, attempts: d.attempts, status: out.status, error }, 'billing record dead-lettered');
     }
   }
 
-  private async send(d: BillingDelivery): Promise<Outcome> {
-    const req = BILLING_ADAPTERS[this.config.format](d, this.config);
-    const headers: Record<string, string> = { 'content-type': req.contentType, 'idempotency-key': d.idempotency_key };
+  private async post(req: BillingRequest, idempotencyKey?: string): Promise<Outcome> {
+    const headers: Record<string, string> = { 'content-type': req.contentType, ...(idempotencyKey ? { 'idempotency-key': idempotencyKey } : {}) };
     if (this.config.token) headers.authorization = `Bearer ${this.config.token}`;
     let res: Response;
     try {
