@@ -1,7 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ensureEventsStream, setModelPrice } from '@kaching/contracts';
 import { createDeployment, createOrg, issueApiKey, loadConfig, start, type ApiHandle } from '@kaching/api';
+import { loadConfig as projectorConfig, start as startProjector, type ProjectorHandle } from '@kaching/projector';
 import { isolatedEnv, type IsolatedEnv } from '../../test/support/isolation.js';
+import { publish, usageRecord, waitFor } from '../../enforcer/test/helpers.js';
+import { BillingReceiver } from '../../projector/test/billingReceiver.js';
 import { client } from './support/seed.js';
 
 // The billing outbox over HTTP: the dead-letter list, the retry action, the customer mapping; one org never
@@ -10,6 +14,8 @@ import { client } from './support/seed.js';
 
 let env: IsolatedEnv;
 let api: ApiHandle;
+let projector: ProjectorHandle | undefined;
+const receiver = new BillingReceiver();
 const orgs: { orgId: string; dep: string; read: string; admin: string }[] = [];
 
 async function record(orgId: string, dep: string, status: 'pending' | 'sent' | 'dead', n: number): Promise<string> {
@@ -45,6 +51,8 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
+  await projector?.close();
+  await receiver.stop();
   await api?.close();
   await env?.cleanup();
 });
@@ -97,5 +105,35 @@ describe('billing deliveries API', () => {
     expect(bad.json.error).toMatchObject({ field: 'customer_id' });
     const other = await env.pool.query('select billing_customer_id from org where org_id = $1', [orgs[1]!.orgId]);
     expect(other.rows).toEqual([{ billing_customer_id: null }]);
+  });
+
+  it('end to end: a run the billing service keeps refusing shows in the dead-letter list; retried over HTTP, it arrives once', async () => {
+    const [a] = orgs as [typeof orgs[0]];
+    const nc = await env.nats();
+    await ensureEventsStream(nc, env.names);
+    await setModelPrice(env.pool, { provider: 'openai', model_name: 'gpt-4o', effective_from: '2026-01-01T00:00:00Z', input_per_1m_micro_usd: 2_500_000, output_per_1m_micro_usd: 10_000_000 });
+    receiver.respond = () => 500;
+    await receiver.listen(0);
+    projector = await startProjector({
+      ...projectorConfig({ ...env.env, BILLING_SERVICE_URL: receiver.url, BILLING_FORMAT: 'stripe', BILLING_MAX_ATTEMPTS: '2', BILLING_RETRY_BASE_MS: '20', BILLING_POLL_MS: '20' }),
+      port: 0, host: '127.0.0.1', projections: ['rollups'], logLevel: 'silent',
+    });
+    const run = randomUUID();
+    await publish(nc, env.names, [usageRecord(a.dep, a.orgId, new Date('2026-11-20T10:00:00Z'), { correlationId: run, llm: { provider: 'openai', model_name: 'gpt-4o', tokens_in: 4_000, tokens_out: 0 } })]);
+    const reader = client(api.url, a.read);
+    const dead = await waitFor(async () => {
+      const r = await reader('GET', '/v1/billing/deliveries?status=dead');
+      return r.json.items.find((x: { run_id: string }) => x.run_id === run) as { delivery_id: number; attempts: number; last_status: number; cost_micro_usd: number } | undefined;
+    }, 15_000, 'the run dead-lettered');
+    expect(dead).toMatchObject({ attempts: 2, last_status: 500, cost_micro_usd: 10_000 });
+    receiver.respond = () => 200;
+    expect((await client(api.url, a.admin)('POST', `/v1/billing/deliveries/${dead.delivery_id}/retry`)).status).toBe(200);
+    await waitFor(async () => {
+      const r = await reader('GET', '/v1/billing/deliveries?status=sent');
+      return r.json.items.some((x: { run_id: string }) => x.run_id === run);
+    }, 15_000, 'the retried run sent');
+    const sent = receiver.requests.filter((r) => r.status === 200 && new URLSearchParams(r.body).get('payload[value]') === '10000');
+    expect(sent).toHaveLength(1);
+    expect(receiver.requests.filter((r) => r.body === sent[0]!.body)).toHaveLength(3);
   });
 });

@@ -62,7 +62,7 @@ beforeAll(async () => {
   // the receiver's port, then nothing listening there: connection refused until the receiver comes up
   await receiver.listen(0);
   await receiver.stop();
-  const base = loadConfig({ BILLING_SERVICE_URL: receiver.url, BILLING_SERVICE_TOKEN: TOKEN, BILLING_MAX_ATTEMPTS: '6', BILLING_RETRY_BASE_MS: '40', BILLING_RETRY_MAX_MS: '300', BILLING_POLL_MS: '30' });
+  const base = loadConfig({ BILLING_SERVICE_URL: receiver.url, BILLING_SERVICE_TOKEN: TOKEN, BILLING_MAX_ATTEMPTS: '6', BILLING_RETRY_BASE_MS: '40', BILLING_RETRY_MAX_MS: '300', BILLING_POLL_MS: '30', BILLING_TIMEOUT_MS: '3000' });
   projector = await start({
     ...base, databaseUrl: env.databaseUrl, natsUrl: env.natsUrl, namespace: env.namespace, port: 0, host: '127.0.0.1', batchSize: 50, repriceIntervalMs: 200, logLevel: 'error',
     projections: ['raw', 'rollups'],
