@@ -49,7 +49,7 @@ export class BillingForwarder {
     await this.running?.catch(() => undefined);
   }
 
-  /** Sends every due record (rounds of batchSize); returns how many rounds' records were attempted. */
+  /** Sends every due record, in rounds of batchSize; returns how many records were attempted. */
   flush(): Promise<number> {
     this.running ??= (async () => {
       let total = 0;
