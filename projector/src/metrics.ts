@@ -14,6 +14,9 @@ export interface ProjectorMetrics {
   /** The archive seen from here (the projector keeps running when the archiver stops). */
   archiveLag: Gauge;
   archiveAlert: Gauge;
+  billingSent: Counter<'format'>;
+  billingFailed: Counter<'format'>;
+  billingDead: Counter<'format'>;
 }
 
 export function createMetrics(): ProjectorMetrics {
@@ -38,5 +41,8 @@ export function createMetrics(): ProjectorMetrics {
     poison: new Counter({ name: 'kaching_projector_events_undecodable_total', help: 'Messages that could not be decoded (skipped)', labelNames, registers: [registry] }),
     failures: new Counter({ name: 'kaching_projector_batch_failures_total', help: 'Batches rolled back (retried)', labelNames, registers: [registry] }),
     batchSeconds: new Histogram({ name: 'kaching_projector_batch_seconds', help: 'Time to apply and commit one batch', labelNames, buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5], registers: [registry] }),
+    billingSent: new Counter({ name: 'kaching_billing_records_sent_total', help: 'Billing records the billing service accepted', labelNames: ['format'], registers: [registry] }),
+    billingFailed: new Counter({ name: 'kaching_billing_send_failures_total', help: 'Failed attempts to send a billing record (retried with backoff)', labelNames: ['format'], registers: [registry] }),
+    billingDead: new Counter({ name: 'kaching_billing_records_dead_total', help: 'Billing records moved to dead-letter (past BILLING_MAX_ATTEMPTS, or refused with a 4xx)', labelNames: ['format'], registers: [registry] }),
   };
 }

@@ -10,3 +10,6 @@ export { benchProjector, benchReplay, type BenchProjectorResult, type BenchRepla
 export { projectorStageCosts, type ProjectorStageCosts } from './bench/stages.js';
 export { generateMessages, publishMessages, type GeneratedMessage } from './bench/generate.js';
 export { commands } from './cli/commands.js';
+export { loadBillingConfig, BILLING_FORMATS, type BillingConfig, type BillingFormat } from './config.js';
+export { BillingForwarder } from './billing/forwarder.js';
+export { BILLING_ADAPTERS, type BillingDelivery } from './billing/formats.js';

@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import { PriceBook, type Logger } from '@kaching/contracts';
+import { enqueueRepriced } from './billing/enqueue.js';
 
 /** Session advisory lock: one projector instance re-prices at a time. */
 const REPRICE_LOCK = 0x6b72_7072; // 'krpr'
@@ -55,7 +56,7 @@ function reprice(book: PriceBook, r: PricedRow): { cost: string | null; version:
  * (`for update`), which the rollups projection takes `for share` per batch: a re-pricing and a batch never
  * interleave on the same identities.
  */
-export async function repriceProjections(pool: pg.Pool, log?: Logger): Promise<RepriceReport | null> {
+export async function repriceProjections(pool: pg.Pool, log?: Logger, opts: { billing?: boolean } = {}): Promise<RepriceReport | null> {
   const lock = await pool.connect();
   try {
     const got = await lock.query<{ ok: boolean }>('select pg_try_advisory_lock($1) as ok', [REPRICE_LOCK]);
@@ -81,7 +82,7 @@ export async function repriceProjections(pool: pg.Pool, log?: Logger): Promise<R
       let samples = 0;
       let identities = 0;
       for (const { deployment_id } of deps.rows) {
-        identities += await repriceRollups(pool, deployment_id, book, since);
+        identities += await repriceRollups(pool, deployment_id, book, since, opts.billing ?? false);
         samples += await repriceSamples(pool, deployment_id, book, since);
       }
       // a replay swapped in costs of an older book meanwhile: it lowered the mark, keep it lowered
@@ -97,7 +98,7 @@ export async function repriceProjections(pool: pg.Pool, log?: Logger): Promise<R
   }
 }
 
-async function repriceRollups(pool: pg.Pool, deploymentId: string, book: PriceBook, since: string | null): Promise<number> {
+async function repriceRollups(pool: pg.Pool, deploymentId: string, book: PriceBook, since: string | null, billing: boolean): Promise<number> {
   let after = '';
   let changed = 0;
   for (;;) {
@@ -144,6 +145,8 @@ async function repriceRollups(pool: pg.Pool, deploymentId: string, book: PriceBo
            select (select count(*) from upd) + 0 * ((select count(*) from h) + (select count(*) from dd) + (select count(*) from m)) as n`,
           [deploymentId, JSON.stringify(ch)],
         );
+        // a changed cost of a billed run goes to billing as a correction, in this chunk's transaction
+        if (billing) await enqueueRepriced(client, deploymentId, ch.map((x) => x.correlation_id));
       }
       await client.query('commit');
       changed += ch.length;

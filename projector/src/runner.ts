@@ -34,6 +34,7 @@ export function projectionHandler(
   log: Logger,
   book: PriceBook,
   version = PROJECTION_HANDLER_VERSION,
+  billing = false,
 ): ConsumerHandler {
   const partitions = new PartitionCache('usage_sample');
   const label = { projection };
@@ -63,7 +64,7 @@ export function projectionHandler(
           await book.lockForBatch(client);
           priceDecoded(fresh, book);
         }
-        await applyBatch(client, projection, fresh, LIVE);
+        await applyBatch(client, projection, fresh, LIVE, { billing });
         return { lastSeq: maxSeq, result: fresh };
       });
       const now = Date.now();
@@ -90,14 +91,14 @@ export class ProjectionRunner {
     pool: pg.Pool,
     n: Names,
     readonly projection: ProjectionName,
-    o: { batchSize: number; leaseMs: number; partitions: number; registration: InstanceRegistration; metrics: ProjectorMetrics; log: Logger; book: PriceBook; version?: number },
+    o: { batchSize: number; leaseMs: number; partitions: number; registration: InstanceRegistration; metrics: ProjectorMetrics; log: Logger; book: PriceBook; version?: number; billing?: boolean },
   ) {
     const label = { projection };
     this.runner = new ConsumerRunner({
       nc,
       pool,
       names: n,
-      handler: projectionHandler(pool, projection, o.metrics, o.log, o.book, o.version),
+      handler: projectionHandler(pool, projection, o.metrics, o.log, o.book, o.version, o.billing),
       registration: o.registration,
       log: o.log,
       initialPartitions: o.partitions,

@@ -1,4 +1,5 @@
 import Fastify from 'fastify';
+import { Gauge } from 'prom-client';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { checkArchive, connectNats, untilAvailable, type ArchiveCheck, CONSUMER_DEFAULTS, createLogger, createPool, ensureEventsStream, InstanceRegistration, names, NatsLink, PriceBook, warnOnReplicas, ARCHIVE_LAG_ALERT_DEFAULT } from '@kaching/contracts';
 import type { ProjectorConfig } from './config.js';
@@ -7,11 +8,14 @@ import { createMetrics, type ProjectorMetrics } from './metrics.js';
 import { hardenPool } from './processor.js';
 import { repriceProjections } from './reprice.js';
 import { ProjectionRunner } from './runner.js';
+import { BillingForwarder } from './billing/forwarder.js';
 
 export interface ProjectorHandle {
   url: string;
   metrics: ProjectorMetrics;
   runners: ProjectionRunner[];
+  /** Present when BILLING_SERVICE_URL is configured. */
+  billing: BillingForwarder | null;
   close(): Promise<void>;
 }
 
@@ -33,11 +37,22 @@ export async function start(config: ProjectorConfig): Promise<ProjectorHandle> {
   const registration = new InstanceRegistration(pool, { role: 'projector', consumers: [...config.projections], ttlMs: leaseMs });
   // one book for the projections of this process, reloaded in a batch's transaction when it changed
   const book = new PriceBook();
+  const billingOn = !!config.billing;
   const runners = config.projections.map(
     (p) => new ProjectionRunner(nc, pool, n, p, {
-      batchSize: config.batchSize, leaseMs, partitions: config.partitions ?? CONSUMER_DEFAULTS.partitions, registration, metrics, log: log.child({ projection: p }), book,
+      batchSize: config.batchSize, leaseMs, partitions: config.partitions ?? CONSUMER_DEFAULTS.partitions, registration, metrics, log: log.child({ projection: p }), book, billing: billingOn,
     }),
   );
+  const forwarder = config.billing ? new BillingForwarder(pool, config.billing, metrics, log.child({ component: 'billing' })) : null;
+  if (forwarder) {
+    new Gauge({
+      name: 'kaching_billing_outbox_records', help: 'Billing records not yet sent, by status (pending, dead)', labelNames: ['status'], registers: [metrics.registry],
+      async collect() {
+        const b = await forwarder.backlog().catch(() => null);
+        if (b) for (const [status, n] of Object.entries(b)) this.set({ status }, n);
+      },
+    });
+  }
   const app = Fastify({ logger: false, forceCloseConnections: true });
   let archive: ArchiveCheck | null = null;
   let closed: Promise<void> | null = null;
@@ -45,6 +60,7 @@ export async function start(config: ProjectorConfig): Promise<ProjectorHandle> {
     (closed ??= (async () => {
       for (const t of timers) clearInterval(t);
       await Promise.all(runners.map((r) => r.stop()));
+      await forwarder?.stop();
       await registration.remove().catch(() => undefined);
       await app.close().catch(() => undefined);
       await nc.drain().catch(() => nc.close().catch(() => undefined));
@@ -93,12 +109,15 @@ export async function start(config: ProjectorConfig): Promise<ProjectorHandle> {
       const repriceTick = () => {
         if (repricing) return;
         repricing = true;
-        repriceProjections(pool, log)
+        repriceProjections(pool, log, { billing: billingOn })
           .catch((err) => log.warn({ err: (err as Error).message }, 're-pricing failed; retried at the next tick'))
           .finally(() => (repricing = false));
       };
       timers.push(setInterval(repriceTick, config.repriceIntervalMs ?? 2000).unref());
     }
+
+    // a separate loop: a billing service that is down never slows the projections
+    forwarder?.start();
 
     app.get('/metrics', async (_req, reply) => reply.type(metrics.registry.contentType).send(await metrics.registry.metrics()));
     app.get('/healthz', async () => ({ ok: true }));
@@ -117,8 +136,8 @@ export async function start(config: ProjectorConfig): Promise<ProjectorHandle> {
       });
     });
     const address = await app.listen({ port: config.port, host: config.host });
-    log.info({ address, projections: config.projections }, 'projector started');
-    return { url: address.replace('0.0.0.0', '127.0.0.1'), metrics, runners, close };
+    log.info({ address, projections: config.projections, billing: config.billing ? { format: config.billing.format } : null }, 'projector started');
+    return { url: address.replace('0.0.0.0', '127.0.0.1'), metrics, runners, billing: forwarder, close };
   } catch (err) {
     await close();
     throw err;

@@ -46,6 +46,7 @@ export const ERROR_CATALOGUE = {
   NOT_FOUND: { status: 404, message: 'No such resource (or not visible to this organisation)' },
   CONFLICT: { status: 409, message: 'The change conflicts with the current state' },
   REPLAY_HISTORY_GAP: { status: 409, message: 'The stream no longer holds history the projection counts: a full replay would delete it' },
+  BILLING_DELIVERY_NOT_DEAD: { status: 409, message: 'Only a dead-lettered billing record can be retried; this one is pending or sent' },
   LICENSE_INVALID: { status: 400, message: 'The license blob does not verify against the vendor key' },
   LICENSE_EXPIRED: { status: 400, message: 'The license is outside its validity window' },
   FEATURE_NOT_LICENSED: { status: 403, message: 'The license does not grant this feature; switching it on needs override: true and the operator scope' },

@@ -7,6 +7,7 @@ import { copyLine, sightings, stageRow, stagedRows, STAGE_COLUMNS, STAGE_DDL, ty
 import { rawMerge } from '../projections/raw.js';
 import { rollupsMerge } from '../projections/rollups.js';
 import { concurrencyMerge } from '../projections/concurrency.js';
+import { BATCH_SOURCE, billingEnqueueSql } from '../billing/enqueue.js';
 import type { Tables } from './tables.js';
 import { CopyChunks } from './copyChunks.js';
 
@@ -42,21 +43,28 @@ function* chunks(rows: Decoded[]): Generator<Buffer> {
  * one multi-statement script: one round trip, so Postgres never waits on this thread between statements.
  * `batch` is every message of the batch (raw records node/agent sightings of losing revisions too).
  */
-export async function applyStaged(client: pg.ClientBase, projection: ProjectionName, t: Tables, batch: Decoded[]): Promise<void> {
+export async function applyStaged(client: pg.ClientBase, projection: ProjectionName, t: Tables, batch: Decoded[], opts: ApplyOptions = {}): Promise<void> {
   const sql =
     projection === 'raw' ? rawMerge(t, sightings(batch))
     : projection === 'rollups' ? rollupsMerge(t)
     : concurrencyMerge(t, { writePeak: !t.shadow });
+  // billing records of the runs this batch changed, in the batch's transaction (never from a shadow rebuild)
+  if (projection === 'rollups' && opts.billing && !t.shadow) sql.push(...billingEnqueueSql(BATCH_SOURCE));
   // Temp tables have no statistics; a rebuild's joins against growing shadow tables need some.
   if (t.shadow) sql.unshift('analyze stg_events (kind, deployment_id, correlation_id)');
   await client.query(sql.join(';\n'));
 }
 
 /** Applies an already-filtered batch (seq > checkpoint) to one projection's tables, inside the caller's transaction. */
-export async function applyBatch(client: pg.ClientBase, projection: ProjectionName, batch: Decoded[], t: Tables): Promise<void> {
+export async function applyBatch(client: pg.ClientBase, projection: ProjectionName, batch: Decoded[], t: Tables, opts: ApplyOptions = {}): Promise<void> {
   if (batch.length === 0) return;
   await copyToStaging(client, stagedRows(batch));
-  await applyStaged(client, projection, t, batch);
+  await applyStaged(client, projection, t, batch, opts);
+}
+
+export interface ApplyOptions {
+  /** Billing forwarding is configured: the rollups batch enqueues billing records of the runs it changed. */
+  billing?: boolean;
 }
 
 /** Locks and reads a projection's checkpoint (the row lock serialises the live consumer with a replay swap). */
