@@ -15,6 +15,7 @@ import { readRoutes } from './http/routes/read.js';
 import { adminRoutes } from './http/routes/admin.js';
 import { priceRoutes } from './http/routes/prices.js';
 import { costRoutes } from './http/routes/costs.js';
+import { reportRoutes } from './http/routes/reports.js';
 import { exportRoutes } from './http/routes/export.js';
 import { authRoutes } from './http/routes/auth.js';
 import { hqRoutes } from './http/routes/hq.js';
@@ -98,6 +99,7 @@ export async function start(config: ApiConfig, deps: { pool?: pg.Pool; nc?: Nats
   adminRoutes(app, ctx);
   priceRoutes(app, ctx);
   costRoutes(app, ctx);
+  reportRoutes(app, ctx);
   authRoutes(app, ctx);
   hqRoutes(app, ctx);
 
