@@ -11,7 +11,8 @@ export function int(n: number): string {
 export function usd(micro: number): string {
   const neg = micro < 0;
   const a = Math.abs(micro);
-  if (a >= 1_000_000) {
+  // from 999,950 the four-decimal form would round up to $1.0000: print cents
+  if (a >= 999_950) {
     const cents = Math.floor((a + 5_000) / 10_000);
     return `${neg ? '-' : ''}$${int(Math.floor(cents / 100))}.${String(cents % 100).padStart(2, '0')}`;
   }

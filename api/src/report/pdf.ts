@@ -12,6 +12,14 @@ const MUTED = '#6b7385';
 const ACCENT = '#3156d3';
 const RULE = '#d5d9e2';
 
+/**
+ * The standard PDF fonts encode WinAnsi only: any other character (CJK, emoji, …) would print as unrelated
+ * glyphs, so it prints as "?" instead.
+ */
+export function winAnsi(s: string): string {
+  return s.replace(/[^\x20-\x7e\xa0-\xff\u2013\u2014\u2018\u2019\u201c\u201d\u2022\u2026\u20ac\u2122]/gu, '?');
+}
+
 /** Rows under a bold header, wrapping long cells and starting a new page (with the header again) when full. */
 function table(doc: Doc, cols: Column[], rows: string[][], empty: string): void {
   const x0 = M;
@@ -33,7 +41,8 @@ function table(doc: Doc, cols: Column[], rows: string[][], empty: string): void 
     return;
   }
   doc.font('Helvetica').fontSize(9).fillColor(INK);
-  for (const r of rows) {
+  for (let r of rows) {
+    r = r.map(winAnsi);
     const h = Math.max(...r.map((cell, i) => doc.heightOfString(cell, { width: cols[i]!.width - 4 }))) + 5;
     if (doc.y + h > doc.page.height - M - 20) {
       doc.addPage();
@@ -96,7 +105,7 @@ export function renderUsagePdf(r: UsageReport, generatedAt: Date): Promise<Buffe
 
   doc.font('Helvetica-Bold').fontSize(9).fillColor(ACCENT).text('KACHING', M, M);
   doc.font('Helvetica-Bold').fontSize(20).fillColor(INK).text('Usage and cost report');
-  doc.font('Helvetica').fontSize(11).fillColor(INK).text(`${r.deployment.name}${r.deployment.org_name ? ` · ${r.deployment.org_name}` : ''}`);
+  doc.font('Helvetica').fontSize(11).fillColor(INK).text(winAnsi(`${r.deployment.name}${r.deployment.org_name ? ` · ${r.deployment.org_name}` : ''}`));
   doc.fontSize(9).fillColor(MUTED).text(`Deployment ${r.deployment.deployment_id}`);
   doc.text(`Period ${day(r.period.from)} – ${day(r.period.last_day)} (${r.period.days} local ${r.period.days === 1 ? 'day' : 'days'}, ${r.period.timezone})`);
   doc.text(`Generated ${generatedAt.toISOString().replace('T', ' ').slice(0, 16)} UTC`);

@@ -37,7 +37,8 @@ export function usd(v: number): string {
 export function usdMicro(micro: number): string {
   const a = Math.abs(micro);
   const sign = micro < 0 ? '-' : '';
-  if (a >= 1_000_000) {
+  // from 999,950 the four-decimal form would round up to $1.0000: print cents
+  if (a >= 999_950) {
     const cents = Math.floor((a + 5_000) / 10_000);
     return `${sign}$${Math.floor(cents / 100).toLocaleString('en-US')}.${String(cents % 100).padStart(2, '0')}`;
   }
