@@ -5,6 +5,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { ensureEventsStream, setModelPrice, type StreamRecord, type UsageEvent } from '@kaching/contracts';
+import { renderUsagePdf } from '../src/report/pdf.js';
+import type { UsageReport } from '../src/routines/report.js';
 import { commands, createDeployment, createOrg, issueApiKey, loadConfig, start, type ApiHandle } from '@kaching/api';
 import { loadConfig as projectorConfig, start as startProjector, type ProjectorHandle } from '@kaching/projector';
 import { isolatedEnv, type IsolatedEnv } from '../../test/support/isolation.js';
@@ -178,6 +180,37 @@ describe('GET /v1/reports/usage.pdf', () => {
       expect([r.status, body.error.code, body.error.field], q).toEqual([status, code, field]);
       expect(body.error.rule, q).toBeTruthy();
     }
+  });
+});
+
+describe('long reports', () => {
+  it('break onto further pages, repeat the table header, number the pages and say how many alerts were left out', async () => {
+    const amount = (m: number, n: number) => ({ cost_micro_usd: m, cost_usd: '', requests: n, average_micro_usd_per_request: Math.round(m / n), unpriced_requests: 0 });
+    const report: UsageReport = {
+      deployment: { deployment_id: dep, name: 'Big fleet 東京', timezone: 'UTC', org_name: 'Acme' },
+      period: { from: '2026-11-01', to: '2026-12-01', last_day: '2026-11-30', days: 30, timezone: 'UTC' },
+      totals: { jobs: 0, jobs_succeeded: 0, jobs_failed: 0, cpu_seconds: '0', gpu_seconds: '0', tokens_in: 0, tokens_out: 0, tokens_cache_read: 0, tokens_cache_write: 0,
+        tokens_reasoning: 0, context_bytes_read: 0, context_bytes_written: 0, disk_io_mb: '0', net_in_mb: '0', net_out_mb: '0', peak_seats: 0, peak_nodes: 0, peak_concurrency: 0 },
+      cost: { currency: 'USD', ...amount(40_000_000, 40), unpriced_requests: 3 },
+      by_model: Array.from({ length: 40 }, (_, i) => ({ key: `model-${i}`, provider: 'p', ...amount(1_000_000, 1) })),
+      by_agent_type: [],
+      top_tags: [],
+      alerts: { total: 60, items: Array.from({ length: 50 }, (_, i) => ({ created_at: `2026-11-${String(1 + (i % 28)).padStart(2, '0')}T08:00:00Z`, severity: 'warn', code: 'QUOTA_NEARING', message: `alert number ${i + 1}` })) },
+    };
+    const file = join(dir, 'long.pdf');
+    writeFileSync(file, await renderUsagePdf(report, NOW));
+    const pages = textOf(file).split('\f').filter((p) => p.trim());
+    expect(pages.length).toBeGreaterThanOrEqual(2);
+    pages.forEach((p, i) => expect(p).toContain(`Page ${i + 1} of ${pages.length}`));
+    const all = pages.join('\n');
+    expect(all).toContain('Big fleet ?? · Acme');
+    expect(all).toContain('3 requests without a price yet (not in the total)');
+    for (const m of ['model-0 ', 'model-39 ', 'alert number 1\n', 'alert number 50']) expect(all).toContain(m);
+    expect(all).toContain('and 10 more (GET /v1/alerts lists them all)');
+    expect(all).toContain('No LLM requests in this period.');
+    expect(all).toContain('No tagged requests in this period.');
+    // a table continued on a new page starts with its header again
+    expect(pages.slice(1).some((p) => /Local time\s+Severity\s+Code\s+Message/.test(p) || /Model\s+Provider\s+Requests/.test(p))).toBe(true);
   });
 });
 
