@@ -16,6 +16,7 @@ import { adminRoutes } from './http/routes/admin.js';
 import { priceRoutes } from './http/routes/prices.js';
 import { costRoutes } from './http/routes/costs.js';
 import { billingRoutes } from './http/routes/billing.js';
+import { reportRoutes } from './http/routes/reports.js';
 import { exportRoutes } from './http/routes/export.js';
 import { authRoutes } from './http/routes/auth.js';
 import { hqRoutes } from './http/routes/hq.js';
@@ -110,6 +111,7 @@ export async function start(config: ApiConfig, deps: { pool?: pg.Pool; nc?: Nats
   priceRoutes(app, ctx);
   costRoutes(app, ctx);
   billingRoutes(app, ctx);
+  reportRoutes(app, ctx);
   authRoutes(app, ctx);
   hqRoutes(app, ctx);
   channelRoutes(app, ctx);

@@ -4,6 +4,7 @@ import { start } from '../server.js';
 import { issueApiKey, revokeApiKey } from '../routines/apikeys.js';
 import { createDeployment, createOrg, setDeploymentTimezone } from '../routines/orgs.js';
 import { userCommands } from './users.js';
+import { reportCommands } from './report.js';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 function requireUuid(ctx: CommandContext, key: string): string {
@@ -106,4 +107,5 @@ export const commands: Command[] = [
     },
   },
   ...userCommands,
+  ...reportCommands,
 ];

@@ -66,19 +66,7 @@ export async function costs(c: pg.PoolClient, q: CostQuery, now: number): Promis
   } else if (!['model', 'provider', 'agent_type'].includes(groupBy)) {
     throw new InputError('FIELD_ENUM', { field: 'group_by', rule: 'enum:model,provider,agent_type,tag:<key>' });
   }
-  // the window as instants, and as local days for the daily rollup
-  const bounds = await c.query<{ from_ts: string; to_ts: string; from_day: string; to_day: string }>(
-    `with b as (
-       select case when $1::text ~ '^\\d{4}-\\d{2}-\\d{2}$' then ($1::date::timestamp at time zone $3) else $1::timestamptz end as f,
-              case when $2::text ~ '^\\d{4}-\\d{2}-\\d{2}$' then ($2::date::timestamp at time zone $3) else $2::timestamptz end as t)
-     select f::text as from_ts, t::text as to_ts, (f at time zone $3)::date::text as from_day,
-            -- a window ending inside a day includes that day in the daily view
-            (case when (t at time zone $3)::time = '00:00' then (t at time zone $3)::date else (t at time zone $3)::date + 1 end)::text as to_day
-       from b`,
-    [...defaultWindow(q, now, tz), tz],
-  );
-  const b = bounds.rows[0]!;
-  if (b.from_ts >= b.to_ts) throw new InputError('FIELD_RANGE', { field: 'from', rule: 'before:to', message: '`from` must lie before `to`' });
+  const b = await resolveWindow(c, q, now, tz);
   let rows: { bucket: string; key: string | null; provider: string | null; cost: string; requests: string; unpriced: string }[];
   if (interval === 'day' && !tagKey) {
     const key = groupBy === 'model' ? 'model_name' : groupBy;
@@ -136,8 +124,30 @@ export async function costs(c: pg.PoolClient, q: CostQuery, now: number): Promis
   };
 }
 
+export interface ResolvedWindow { from_ts: string; to_ts: string; from_day: string; to_day: string }
+
+/**
+ * A cost window's ends (dates are the deployment's local days, or instants; defaults: the 30 local days up
+ * to the end of today) as instants and as local days for the daily rollups; `from` must lie before `to`.
+ */
+export async function resolveWindow(c: pg.PoolClient, q: { from?: string; to?: string }, now: number, tz: string): Promise<ResolvedWindow> {
+  const bounds = await c.query<{ from_ts: string; to_ts: string; from_day: string; to_day: string }>(
+    `with b as (
+       select case when $1::text ~ '^\\d{4}-\\d{2}-\\d{2}$' then ($1::date::timestamp at time zone $3) else $1::timestamptz end as f,
+              case when $2::text ~ '^\\d{4}-\\d{2}-\\d{2}$' then ($2::date::timestamp at time zone $3) else $2::timestamptz end as t)
+     select f::text as from_ts, t::text as to_ts, (f at time zone $3)::date::text as from_day,
+            -- a window ending inside a day includes that day in the daily view
+            (case when (t at time zone $3)::time = '00:00' then (t at time zone $3)::date else (t at time zone $3)::date + 1 end)::text as to_day
+       from b`,
+    [...defaultWindow(q, now, tz), tz],
+  );
+  const b = bounds.rows[0]!;
+  if (b.from_ts >= b.to_ts) throw new InputError('FIELD_RANGE', { field: 'from', rule: 'before:to', message: '`from` must lie before `to`' });
+  return b;
+}
+
 /** The window's ends as given, or the defaults: the 30 local days up to the end of today. */
-function defaultWindow(q: CostQuery, now: number, tz: string): [string, string] {
+function defaultWindow(q: { from?: string; to?: string }, now: number, tz: string): [string, string] {
   const today = windowAt('daily', new Date(now), tz);
   const to = q.to ?? today.endDay;
   let from = q.from;

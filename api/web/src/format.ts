@@ -30,6 +30,21 @@ export function usd(v: number): string {
   return '$' + v.toLocaleString('en-US', { minimumFractionDigits: 2, maximumFractionDigits: 2 });
 }
 
+/**
+ * Integer micro-USD as the PDF report prints it: cents from $1 up ("$1,234.57"), four decimals below
+ * ("$0.0325") so small LLM bills do not all read "$0.00".
+ */
+export function usdMicro(micro: number): string {
+  const a = Math.abs(micro);
+  const sign = micro < 0 ? '-' : '';
+  // from 999,950 the four-decimal form would round up to $1.0000: print cents
+  if (a >= 999_950) {
+    const cents = Math.floor((a + 5_000) / 10_000);
+    return `${sign}$${Math.floor(cents / 100).toLocaleString('en-US')}.${String(cents % 100).padStart(2, '0')}`;
+  }
+  return `${sign}$0.${String(Math.floor((a + 50) / 100)).padStart(4, '0')}`;
+}
+
 export type Unit = 'bytes' | 'usd' | 'tokens' | string;
 
 export function fmt(unit: Unit, s: unknown): string {

@@ -3,6 +3,7 @@ import { qs } from './dom.js';
 import { renderCards } from './views/cards.js';
 import { renderAlerts, renderBottlenecks, renderCta } from './views/alerts.js';
 import { loadDrill, type DrillState } from './views/drill.js';
+import { setupCostView } from './views/costs.js';
 import type { Alert, Bottleneck, Decision, Deployment, Page, Session, Suggestion, Utilisation } from './types.js';
 
 /** The dashboard: signed in by the session cookie, refreshed every few seconds (`#refresh=ms` to change it). */
@@ -78,10 +79,12 @@ async function boot(): Promise<void> {
     if (!chosen) return;
     picker.value = chosen;
     state.drill = { deployment: chosen, tab: 'types', agentType: null };
+    const costs = setupCostView(() => state.drill?.deployment ?? null, hash.view === 'costs');
     picker.onchange = () => {
       state.drill = { deployment: picker.value, tab: state.drill?.tab ?? 'types', agentType: null };
       localStorage.setItem('kaching.deployment', picker.value);
       void refresh();
+      costs.deploymentChanged();
     };
     const tabs = [...document.querySelectorAll<HTMLButtonElement>('.tabs button')];
     for (const b of tabs) {

@@ -1,4 +1,5 @@
 import { readdirSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { FastifyInstance } from 'fastify';
@@ -7,6 +8,13 @@ import type { FastifyInstance } from 'fastify';
 const WEB = fileURLToPath(new URL('../../../web/', import.meta.url));
 
 const TYPES: Record<string, string> = { '.js': 'text/javascript; charset=utf-8', '.css': 'text/css; charset=utf-8' };
+
+/** uPlot (MIT, leeoniya/uPlot): the cost chart. Its ES module build; the web code imports ./vendor/uplot.js. */
+const UPLOT = path.join(path.dirname(createRequire(import.meta.url).resolve('uplot/package.json')), 'dist');
+const VENDOR: [string, string][] = [
+  ['vendor/uplot.js', path.join(UPLOT, 'uPlot.esm.js')],
+  ['vendor/uplot.css', path.join(UPLOT, 'uPlot.min.css')],
+];
 
 /** Every file the dashboard may load, read once at start: /ui/<path> → body and type. Nothing else is served. */
 function loadAssets(): Map<string, { body: Buffer; type: string }> {
@@ -20,6 +28,8 @@ function loadAssets(): Map<string, { body: Buffer; type: string }> {
   };
   add(path.join(WEB, 'dist'));
   add(path.join(WEB, 'static'));
+  // third-party code the dashboard loads, served from this origin out of node_modules (never a CDN)
+  for (const [rel, file] of VENDOR) assets.set(rel, { body: readFileSync(file), type: TYPES[path.extname(file)]! });
   return assets;
 }
 
