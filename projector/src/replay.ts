@@ -10,6 +10,8 @@ import { decodeJsMsg, hardenPool, processBatch, type BatchOutcome } from './proc
 import { recomputeAllPeaks } from './projections/concurrency.js';
 import type { Decoded } from './records.js';
 import { q } from './projections/common.js';
+import { HistoryFeed } from './history.js';
+import { ArchiveHistory } from '@kaching/archiver';
 
 export interface ReplayOptions {
   fromSeq?: number;
@@ -23,6 +25,11 @@ export interface ReplayOptions {
    * count: the rebuilt tables then lack that history. Without it such a replay is refused (REPLAY_HISTORY_GAP).
    */
   acceptHistoryLoss?: boolean;
+  /**
+   * The archive read before (and around) the stream: default the archiver's (KACHING_ARCHIVE_DIR /
+   * KACHING_ARCHIVE_URL); null reads the stream only.
+   */
+  history?: ArchiveHistory | null;
   /** Reuse a connection / pool (tests, bench). */
   nc?: NatsConnection;
   pool?: pg.Pool;
@@ -45,6 +52,8 @@ export interface ReplayResult {
   seconds: number;
   eventsPerSecond: number;
   swap: 'rename' | 'copy';
+  /** Events read from the archive (part of events). */
+  archived: number;
   /** Where the time went, seconds: staging the stream, building the shadow tables, catching up, swapping. */
   phases: { load: number; build: number; catchUp: number; swap: number };
 }
@@ -103,10 +112,18 @@ export async function replay(config: BaseConfig, projection: ProjectionName, opt
     const total = phase === 'catch-up' ? applied + done : done;
     opts.onProgress?.({ projection, phase, seq, applied: total, pending, eventsPerSecond: total / Math.max(0.001, (Date.now() - t0) / 1000) });
   };
+  const history = opts.history === undefined ? ArchiveHistory.open(config.namespace) : opts.history;
+  let feed: HistoryFeed | null = null;
   try {
     const jsm = await jetstreamManager(nc);
     const si = await jsm.streams.info(n.eventsStream);
-    if (opts.fromSeq === undefined && opts.since === undefined && !opts.acceptHistoryLoss) await refuseHistoryGap(pool, projection, si.state.first_seq);
+    const full = opts.fromSeq === undefined && opts.since === undefined;
+    const dense = full && !opts.acceptHistoryLoss ? await refuseHistoryGap(pool, projection, si.state.first_seq, history) : false;
+    // Where the archive's part starts: the same point the stream's would (first message at/after --since, --from-seq, 1).
+    const archiveFrom = !history ? null : opts.since !== undefined ? await history.firstSeqAtOrAfter(Date.parse(opts.since)) : (opts.fromSeq ?? 1);
+    if (history && archiveFrom !== null && archiveFrom <= (await history.lastSeq())) {
+      feed = new HistoryFeed(history, archiveFrom, dense ? { streamFirstSeq: si.state.first_seq } : null);
+    }
     // The shadow's days are local days in the zones of now: a zone changed meanwhile is re-derived at the swap.
     const zones = await deploymentZones(pool);
     // One book for the whole rebuild; what changes in it meanwhile is re-priced after the swap (reprice.ts).
@@ -116,19 +133,20 @@ export async function replay(config: BaseConfig, projection: ProjectionName, opt
     await pool.query('delete from projection_checkpoint where projection = $1', [shadowKey]);
     const js = jetstream(nc);
     const startSeq = opts.fromSeq ?? 1;
+    // append times grow with sequences: the archive's part from --since and the stream's meet without a hole
     const consumer = await js.consumers.get(n.eventsStream, opts.since
       ? { deliver_policy: DeliverPolicy.StartTime, opt_start_time: new Date(opts.since).toISOString() }
       : { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: Math.max(1, startSeq) });
     const info = await consumer.info();
     let shadowSeq: number;
-    if (info.num_pending === 0) {
+    if (info.num_pending === 0 && !feed) {
       // Nothing to read: everything the stream holds lies before the start point.
       shadowSeq = si.state.last_seq;
       await inTransaction(pool, async (client) => {
         for (const k of OWNED[projection]) await copyIndexes(client, LIVE[k] as string, shadow[k] as string);
       });
     } else {
-      const bulk = await bulkLoad(pool, consumer, projection, shadow, shadowKey, { upTo: si.state.last_seq, batchSize, signal: opts.signal, progress, book });
+      const bulk = await bulkLoad(pool, info.num_pending > 0 ? consumer : null, feed, projection, shadow, shadowKey, { upTo: si.state.last_seq, batchSize, signal: opts.signal, progress, book });
       applied = bulk.applied;
       shadowSeq = bulk.lastSeq;
     }
@@ -145,8 +163,10 @@ export async function replay(config: BaseConfig, projection: ProjectionName, opt
     }
     if (!swap) throw new Error(`replay of ${projection} aborted before the swap (live tables untouched)`);
     const seconds = (Date.now() - t0) / 1000;
-    return { projection, events: applied, lastSeq: shadowSeq, seconds, eventsPerSecond: applied / Math.max(seconds, 0.001), swap, phases };
+    return { projection, events: applied, archived: feed?.fed ?? 0, lastSeq: shadowSeq, seconds, eventsPerSecond: applied / Math.max(seconds, 0.001), swap, phases };
   } finally {
+    await feed?.close().catch(() => undefined);
+    if (opts.history === undefined) await history?.close().catch(() => undefined);
     await unlock();
     if (!opts.nc) await nc.close().catch(() => undefined);
     if (!opts.pool) await pool.end().catch(() => undefined);
@@ -174,7 +194,8 @@ interface PhaseOptions {
  */
 async function bulkLoad(
   pool: pg.Pool,
-  consumer: Consumer,
+  consumer: Consumer | null,
+  feed: HistoryFeed | null,
   projection: ProjectionName,
   shadow: Tables,
   shadowKey: string,
@@ -190,27 +211,42 @@ async function bulkLoad(
     let clean = false;
     try {
       const writer = await StageWriter.open(client, stage, projection, o.book);
-      const iter = await consumer.consume({ max_messages: o.batchSize });
-      const onAbort = () => void iter.stop();
-      o.signal?.addEventListener('abort', onAbort);
       let received = 0;
-      try {
-        for await (const m of iter) {
-          const full = writer.add(m);
-          if (full) await full;
-          lastSeq = m.info.streamSequence;
-          const pending = m.info.pending;
-          if (++received % 20_000 === 0) o.progress('load', lastSeq, pending, received);
-          if (pending === 0 || lastSeq >= o.upTo) {
-            reachedEnd = true;
-            break;
+      // archived messages go into the same staging pass, in sequence order around the stream's
+      const fromArchive = (d: Decoded | null, seq: number) => {
+        if (o.signal?.aborted) throw new Error(`replay of ${projection} aborted during the bulk load (live tables untouched)`);
+        lastSeq = Math.max(lastSeq, seq);
+        if (++received % 20_000 === 0) o.progress('load', seq, 0, received);
+        return writer.addDecoded(d);
+      };
+      if (consumer) {
+        const iter = await consumer.consume({ max_messages: o.batchSize });
+        const onAbort = () => void iter.stop();
+        o.signal?.addEventListener('abort', onAbort);
+        try {
+          for await (const m of iter) {
+            if (feed) await feed.before(m.info.streamSequence, fromArchive);
+            const full = writer.add(m);
+            if (full) await full;
+            lastSeq = m.info.streamSequence;
+            const pending = m.info.pending;
+            if (++received % 20_000 === 0) o.progress('load', lastSeq, pending, received);
+            if (pending === 0 || lastSeq >= o.upTo) {
+              reachedEnd = true;
+              break;
+            }
           }
+        } finally {
+          o.signal?.removeEventListener('abort', onAbort);
+          await iter.close().catch(() => undefined);
         }
-      } finally {
-        o.signal?.removeEventListener('abort', onAbort);
-        await iter.close().catch(() => undefined);
+      } else {
+        // the stream holds nothing from the start point on: the archive has it all, up to the stream's end
+        reachedEnd = true;
+        lastSeq = o.upTo;
       }
       if (!reachedEnd) throw new Error(`replay of ${projection} aborted during the bulk load (live tables untouched)`);
+      if (feed) await feed.rest(o.upTo, fromArchive);
       facts = await writer.end();
       clean = true;
     } finally {
@@ -411,12 +447,15 @@ async function trySwap(pool: pg.Pool, projection: ProjectionName, shadowSeq: num
  * A full replay reads the stream from its first message. When the stream no longer starts at 1 and the live
  * projection already applied what came before, swapping in the rebuild would delete that history.
  */
-async function refuseHistoryGap(pool: pg.Pool, projection: ProjectionName, firstSeq: number): Promise<void> {
-  if (firstSeq <= 1) return;
+async function refuseHistoryGap(pool: pg.Pool, projection: ProjectionName, firstSeq: number, history: ArchiveHistory | null): Promise<boolean> {
+  if (firstSeq <= 1) return false;
   const r = await pool.query<{ applied: string | null }>('select max(last_seq)::text as applied from consumer_checkpoint where consumer = $1', [projection]);
   const applied = Number(r.rows[0]?.applied ?? 0);
-  if (applied === 0) return;
+  if (applied === 0) return false;
+  // the archive holds what the stream no longer does: every one of 1..firstSeq-1 (sequences are unique across lanes)
+  const archived = history ? await history.count(1, firstSeq) : 0;
+  if (archived === firstSeq - 1) return true;
   throw new KachingError('REPLAY_HISTORY_GAP', {
-    message: `the stream starts at seq ${firstSeq}: messages 1..${firstSeq - 1}, which ${projection} already counts, are no longer in it, so a full replay would delete their history; replay --since/--from-seq to rebuild a recent part, or --accept-history-loss`,
+    message: `the stream starts at seq ${firstSeq}: messages 1..${firstSeq - 1}, which ${projection} already counts, are no longer in it and the archive${history ? ` (${history.store.location})` : ''} holds ${archived} of them, so a full replay would delete their history; replay --since/--from-seq to rebuild a recent part, or --accept-history-loss`,
   });
 }

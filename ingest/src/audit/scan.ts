@@ -1,6 +1,7 @@
 import { DeliverPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type pg from 'pg';
+import type { ArchiveHistory } from '@kaching/archiver';
 import { SCHEMA_FINGERPRINT_HEADER, decodeStreamRecord, type Names, type StreamRecord } from '@kaching/contracts';
 import { verifyRecord, type AuditResult, type AuditVerdict } from './verifyStored.js';
 
@@ -25,10 +26,20 @@ export interface AuditSummary {
 const UNVERIFIABLE: AuditVerdict[] = ['unverifiable_redacted', 'unverifiable_unsigned'];
 
 /** Audits every stored event the selection names: each verified alone, counted by verdict. */
-export async function auditSelection(nc: NatsConnection, pool: pg.Pool, n: Names, sel: AuditSelection): Promise<AuditSummary> {
+export async function auditSelection(nc: NatsConnection, pool: pg.Pool, n: Names, sel: AuditSelection, history: ArchiveHistory | null = null): Promise<AuditSummary> {
   const sum: AuditSummary = { deployment_id: sel.deploymentId, scanned: 0, verified: 0, failed: 0, unverifiable: 0, verdicts: {}, results: [] };
   const byCorrelation = 'correlationId' in sel;
-  for await (const { seq, rec, at } of deploymentRecords(nc, n, sel.deploymentId, byCorrelation ? undefined : sel.since)) {
+  const stored = await deploymentRecords(nc, n, sel.deploymentId, byCorrelation ? undefined : sel.since);
+  if (history) {
+    // the archive holds what left the stream (and copies of what did not: each sequence is audited once)
+    const inStream = new Set(stored.map((r) => r.seq));
+    const filter = byCorrelation ? { deploymentId: sel.deploymentId, correlationId: sel.correlationId } : { deploymentId: sel.deploymentId, since: sel.since.getTime(), until: sel.until.getTime() };
+    for await (const m of history.messages(filter)) {
+      if (!inStream.has(m.seq)) stored.push({ seq: m.seq, rec: decodeStreamRecord(m.data, m.fingerprint), at: m.streamTime });
+    }
+    stored.sort((a, b) => a.seq - b.seq);
+  }
+  for (const { seq, rec, at } of stored) {
     if (!byCorrelation && at >= sel.until.getTime()) break;
     const event = rec.kind === 'usage' ? rec.usage! : rec.job_status!;
     if (byCorrelation && event.job.correlation_id !== sel.correlationId) continue;
@@ -47,7 +58,7 @@ export async function auditSelection(nc: NatsConnection, pool: pg.Pool, n: Names
  * Every stored record of one deployment in stream order, from `since` (append time): one ordered
  * pass per subject form (partitioned and the legacy 4-token one). nats-server 2.9 takes one filter per consumer.
  */
-async function* deploymentRecords(nc: NatsConnection, n: Names, deploymentId: string, since?: Date): AsyncGenerator<{ seq: number; rec: StreamRecord; at: number }> {
+async function deploymentRecords(nc: NatsConnection, n: Names, deploymentId: string, since?: Date): Promise<{ seq: number; rec: StreamRecord; at: number }[]> {
   const ns = n.legacyEventSubject(deploymentId, 'usage').split('.events.')[0];
   const filters = [`${ns}.events.*.*.${deploymentId}.*`, `${ns}.events.${deploymentId}.*`];
   const js = jetstream(nc);
@@ -73,5 +84,5 @@ async function* deploymentRecords(nc: NatsConnection, n: Names, deploymentId: st
     passes.push(out);
   }
   // the two forms interleave only across a partitioning change: merge them back into stream order
-  yield* passes.flat().sort((a, b) => a.seq - b.seq);
+  return passes.flat().sort((a, b) => a.seq - b.seq);
 }

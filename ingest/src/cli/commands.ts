@@ -25,6 +25,7 @@ import {
   unbindCert,
   type CertBindingRow,
 } from '@kaching/contracts';
+import { ArchiveHistory } from '@kaching/archiver';
 import { auditSelection } from '../audit/scan.js';
 import { auditVerify } from '../audit/verifyStored.js';
 import { loadConfig } from '../config.js';
@@ -244,20 +245,22 @@ export const commands: Command[] = [
       const since = optTime(ctx, 'since');
       const until = optTime(ctx, 'until') ?? new Date();
       const nc = await connectNats(ctx.config.natsUrl, { timeout: 5000 });
+      // events past the stream's hot window are read from the archive
+      const history = ArchiveHistory.open(ctx.config.namespace);
       try {
         if (typeof seqArg === 'string') {
           const seq = Number(seqArg);
           if (!Number.isSafeInteger(seq) || seq < 1) throw new UsageError('--seq must be a positive integer');
           const file = typeof ctx.args['original'] === 'string' ? ctx.args['original'] : undefined;
           const original = file === undefined ? undefined : JSON.parse(await readFile(file, 'utf8'));
-          const r = await withPool(ctx, (pool) => auditVerify(nc, pool, names(ctx.config.namespace), seq, { original }));
+          const r = await withPool(ctx, (pool) => auditVerify(nc, pool, names(ctx.config.namespace), seq, { original }, history));
           return { data: r, text: `seq ${seq}: ${r.verdict} — ${r.detail}`, exitCode: r.failed ? 1 : 0 };
         }
         if (!deploymentId || (!correlationId && !since)) {
           throw new UsageError('give --seq N, or --deployment D with --correlation-id C, or --deployment D with --since T [--until T]');
         }
         const sel = correlationId ? { deploymentId, correlationId } : { deploymentId, since: since!, until };
-        const s = await withPool(ctx, (pool) => auditSelection(nc, pool, names(ctx.config.namespace), sel));
+        const s = await withPool(ctx, (pool) => auditSelection(nc, pool, names(ctx.config.namespace), sel, history));
         if (correlationId && s.scanned === 0) {
           return { data: s, text: `no stored event of ${deploymentId} has correlation id ${correlationId}`, exitCode: 1 };
         }
@@ -266,6 +269,7 @@ export const commands: Command[] = [
         for (const r of s.results) lines.push(`  seq ${r.seq} ${r.correlation_id ?? ''}: ${r.verdict} — ${r.detail}`);
         return { data: s, text: lines.join('\n'), exitCode: s.failed ? 1 : 0 };
       } finally {
+        await history.close();
         await nc.close();
       }
     },

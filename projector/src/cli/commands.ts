@@ -13,13 +13,13 @@ function projectionArg(v: string | undefined): ProjectionName {
 export const commands: Command[] = [
   {
     name: 'replay',
-    summary: 'Rebuild a projection from the stream into shadow tables, then swap atomically (reads continue)',
+    summary: 'Rebuild a projection from the archive and the stream into shadow tables, then swap atomically (reads continue)',
     positionals: [{ name: 'projection', description: 'raw | rollups | concurrency', required: true }],
     options: {
       'from-seq': { type: 'string', description: 'start at this stream sequence (rebuilt tables hold events from here on)' },
       since: { type: 'string', description: 'start at the first event stored at or after this RFC 3339 time' },
       'batch-size': { type: 'string', description: 'events per transaction while catching up with what arrives during the rebuild', default: '2000' },
-      'accept-history-loss': { type: 'boolean', description: 'rebuild even though the stream lost messages the live tables count (their history is then gone)' },
+      'accept-history-loss': { type: 'boolean', description: 'rebuild even though neither the archive nor the stream holds messages the live tables count (their history is then gone)' },
     },
     async run(ctx) {
       const projection = projectionArg(ctx.positionals[0]);
@@ -51,7 +51,7 @@ export const commands: Command[] = [
       });
       return {
         data: r,
-        text: `replayed ${r.projection}: ${r.events} events up to seq ${r.lastSeq} in ${r.seconds.toFixed(1)} s (${Math.round(r.eventsPerSecond)} ev/s), swapped by ${r.swap} (${replayPhaseText(r.phases)})`,
+        text: `replayed ${r.projection}: ${r.events} events${r.archived ? ` (${r.archived} from the archive)` : ''} up to seq ${r.lastSeq} in ${r.seconds.toFixed(1)} s (${Math.round(r.eventsPerSecond)} ev/s), swapped by ${r.swap} (${replayPhaseText(r.phases)})`,
       };
     },
   },

@@ -67,8 +67,12 @@ export class StageWriter {
 
   /** Adds one message; resolves at once unless Postgres is behind (then when it has taken the buffer). */
   add(m: JsMsg): Promise<void> | undefined {
+    return this.addDecoded(decodeJsMsg(m));
+  }
+
+  /** Adds one decoded message (from the stream or the archive); null: it did not decode. */
+  addDecoded(d: Decoded | null): Promise<void> | undefined {
     if (this.failure) throw this.failure;
-    const d = decodeJsMsg(m);
     if (!d) {
       this.undecodable++;
       return undefined;
