@@ -6,6 +6,7 @@ export { commands } from './cli/commands.js';
 export { judgeKey, type KeyJudgement } from './auth/keys.js';
 export { redactUcxl, REDACTED, type RedactionResult } from './pipeline/redact.js';
 export { auditVerify, type AuditResult, type AuditVerdict } from './audit/verifyStored.js';
+export { auditSelection, type AuditSelection, type AuditSummary } from './audit/scan.js';
 export { ENDPOINT_HEADER } from './nats/service.js';
 export { benchIngest, type BenchIngestOptions, type BenchIngestReport, type PacedResult, type PathResult } from './bench/benchIngest.js';
 export { selfBenchIngest } from './bench/selfBench.js';
