@@ -20,6 +20,10 @@ export interface ArchivedMessage {
   streamTime: number;
 }
 
+export interface HistoryCursor {
+  next(min: number): Promise<ArchivedMessage | null>;
+}
+
 /** Typed-column filters (see COLUMNS in segment.ts); all given ones must hold. */
 export interface HistoryFilter {
   fromSeq?: number;
@@ -116,34 +120,37 @@ export class ArchiveHistory {
 
   /** Every archived message the filter selects, in sequence order, each sequence once. */
   async *messages(f: HistoryFilter = {}): AsyncGenerator<ArchivedMessage> {
+    const c = await this.cursor(f);
+    for (let m = await c.next(f.fromSeq ?? 0); m; m = await c.next(m.seq + 1)) yield m;
+  }
+
+  /**
+   * A reader that moves forward by sequence: next(min) is the first archived message at or after min. Segments
+   * that end before min are skipped unread, so a reader that jumps ahead reads only what it asks for.
+   */
+  async cursor(f: HistoryFilter = {}): Promise<HistoryCursor> {
     const where = whereOf(f);
-    const cursors = (await this.manifests()).map((entries) => ({
-      entries: entries.filter((e) => keep(e, f)),
-      rows: [] as ArchivedMessage[],
-      at: 0,
-    }));
-    const fill = async (c: (typeof cursors)[number]): Promise<boolean> => {
-      while (c.at >= c.rows.length) {
-        const e = c.entries.shift();
-        if (!e) return false;
-        c.rows = await this.read(e, where);
-        c.at = 0;
-      }
-      return true;
+    const lanes = (await this.manifests()).map((entries) => ({ entries: entries.filter((e) => keep(e, f)), rows: [] as ArchivedMessage[], at: 0 }));
+    return {
+      next: async (min: number) => {
+        let best: ArchivedMessage | null = null;
+        for (const l of lanes) {
+          for (;;) {
+            while (l.at < l.rows.length && l.rows[l.at]!.seq < min) l.at++;
+            if (l.at < l.rows.length) break;
+            while (l.entries.length && l.entries[0]!.last_seq < min) l.entries.shift();
+            const e = l.entries.shift();
+            if (!e) break;
+            l.rows = await this.read(e, `${where ? `${where} and` : 'where'} seq >= ${Math.trunc(min)}`);
+            l.at = 0;
+          }
+          const head = l.rows[l.at];
+          // a repartitioning may leave a sequence in two lanes' segments: it is the same message
+          if (head && (!best || head.seq < best.seq)) best = head;
+        }
+        return best;
+      },
     };
-    const live = [];
-    for (const c of cursors) if (await fill(c)) live.push(c);
-    let last = -1;
-    while (live.length) {
-      let min = 0;
-      for (let i = 1; i < live.length; i++) if (live[i]!.rows[live[i]!.at]!.seq < live[min]!.rows[live[min]!.at]!.seq) min = i;
-      const c = live[min]!;
-      const m = c.rows[c.at++]!;
-      // a repartitioning may leave a sequence in two lanes' segments: it is the same message
-      if (m.seq !== last) yield m;
-      last = m.seq;
-      if (!(await fill(c))) live.splice(min, 1);
-    }
   }
 
   async close(): Promise<void> {

@@ -9,4 +9,4 @@ export { checkChain, entryHash, readManifest, manifestKey, segmentKey, archivedL
 export { verifyArchive, type VerifyReport } from './verify.js';
 export { archiveStatus, type ArchiveStatus } from './status.js';
 export { commands } from './cli/commands.js';
-export { ArchiveHistory, type ArchivedMessage, type HistoryFilter } from './history.js';
+export { ArchiveHistory, type ArchivedMessage, type HistoryCursor, type HistoryFilter } from './history.js';

@@ -1,4 +1,4 @@
-import { ArchiveHistory, type ArchivedMessage } from '@kaching/archiver';
+import type { ArchiveHistory, ArchivedMessage, HistoryCursor } from '@kaching/archiver';
 import { KachingError } from '@kaching/contracts';
 import { decodeMessage } from './processor.js';
 import type { Decoded } from './records.js';
@@ -17,66 +17,58 @@ type Add = (d: Decoded | null, seq: number) => Promise<void> | undefined;
  * With `dense`, the part older than the stream must have no gap (REPLAY_HISTORY_GAP otherwise).
  */
 export class HistoryFeed {
-  private readonly it: AsyncIterator<ArchivedMessage>;
-  private head: ArchivedMessage | null | undefined;
-  private next: number;
+  private cursor: Promise<HistoryCursor>;
+  private head: ArchivedMessage | null = null;
+  /** The lowest sequence not yet fed from either side. */
+  private low: number;
   fed = 0;
-  lastSeq = 0;
 
   constructor(history: ArchiveHistory, fromSeq: number, private readonly dense: { streamFirstSeq: number } | null) {
-    this.it = history.messages({ fromSeq })[Symbol.asyncIterator]();
-    this.next = fromSeq;
+    this.cursor = history.cursor({ fromSeq });
+    this.low = fromSeq;
   }
 
-  private async peek(): Promise<ArchivedMessage | null> {
-    if (this.head === undefined) {
-      const r = await this.it.next();
-      this.head = r.done ? null : r.value;
-    }
-    return this.head;
-  }
-
-  /** Feeds the archived messages before the stream message `seq` (and drops the archive's copy of it). */
+  /**
+   * Feeds the archived messages between the previous stream message and `seq`. Where the stream runs without
+   * a hole the archive is not read at all (its copy of those messages is the same).
+   */
   async before(seq: number, add: Add): Promise<void> {
-    for (let m = await this.peek(); m && m.seq <= seq; m = await this.peek()) {
-      this.head = undefined;
-      if (m.seq === seq) break;
-      await this.feed(m, add);
-    }
+    if (seq > this.low) await this.upTo(seq - 1, add);
     this.checkDense(seq);
+    this.low = Math.max(this.low, seq + 1);
   }
 
   /** Feeds what is left up to upTo (the stream's end when the replay began). */
   async rest(upTo: number, add: Add): Promise<void> {
-    for (let m = await this.peek(); m && m.seq <= upTo; m = await this.peek()) {
-      this.head = undefined;
-      await this.feed(m, add);
-    }
+    await this.upTo(upTo, add);
     if (this.dense) this.checkDense(this.dense.streamFirstSeq);
   }
 
   async close(): Promise<void> {
-    await this.it.return?.();
+    this.head = null;
   }
 
-  private async feed(m: ArchivedMessage, add: Add): Promise<void> {
-    if (this.dense && m.seq < this.dense.streamFirstSeq) {
-      if (m.seq !== this.next) this.gap(m.seq);
-      this.next = m.seq + 1;
+  private async upTo(last: number, add: Add): Promise<void> {
+    const c = await this.cursor;
+    for (;;) {
+      if (!this.head || this.head.seq < this.low) this.head = await c.next(this.low);
+      const m = this.head;
+      if (!m || m.seq > last) return;
+      if (this.dense && m.seq < this.dense.streamFirstSeq && m.seq !== this.low) this.gap(m.seq);
+      this.low = m.seq + 1;
+      this.fed++;
+      const full = add(decodeArchived(m), m.seq);
+      if (full) await full;
     }
-    this.fed++;
-    this.lastSeq = Math.max(this.lastSeq, m.seq);
-    const full = add(decodeArchived(m), m.seq);
-    if (full) await full;
   }
 
   private checkDense(upTo: number): void {
-    if (this.dense && this.next < Math.min(upTo, this.dense.streamFirstSeq)) this.gap(Math.min(upTo, this.dense.streamFirstSeq));
+    if (this.dense && this.low < Math.min(upTo, this.dense.streamFirstSeq)) this.gap(Math.min(upTo, this.dense.streamFirstSeq));
   }
 
   private gap(at: number): never {
     throw new KachingError('REPLAY_HISTORY_GAP', {
-      message: `neither the archive nor the stream holds messages ${this.next}..${at - 1}: a full replay would lose their history (live tables untouched)`,
+      message: `neither the archive nor the stream holds messages ${this.low}..${at - 1}: a full replay would lose their history (live tables untouched)`,
     });
   }
 }
