@@ -4,6 +4,7 @@ import { jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { auditSelection, auditVerify, start as startIngest, type IngestHandle } from '@kaching/ingest';
 import { loadConfig as projectorConfig, replay, start as startProjector, type ProjectorHandle } from '@kaching/projector';
+import { resetEnforcerState, start as startEnforcer, type EnforcerHandle } from '@kaching/enforcer';
 import { ArchiveHistory, archivedLanes, openStore, start, type ArchiverHandle } from '@kaching/archiver';
 import { isolatedEnv, type IsolatedEnv } from '../../test/support/isolation.js';
 import { waitUntil } from '../../test/support/wait.js';
@@ -27,6 +28,7 @@ let env: IsolatedEnv;
 let nc: NatsConnection;
 let ingest: IngestHandle;
 let projector: ProjectorHandle;
+let enforcer: EnforcerHandle;
 let archiver: ArchiverHandle | null = null;
 let dep: SeededDeployment;
 let dir: string;
@@ -43,6 +45,7 @@ beforeAll(async () => {
   dep = await seedDeployment(env.pool);
   ingest = await startIngest(ingestTestConfig(env));
   projector = await startProjector({ ...projectorConfig(env.env), port: 0, host: '127.0.0.1', logLevel: 'warn', archiveCheckMs: 0 });
+  enforcer = await startEnforcer({ natsUrl: env.natsUrl, databaseUrl: env.databaseUrl, namespace: env.namespace, logLevel: 'error', port: 0, host: '127.0.0.1', licensePublicKey: null, batchSize: 30, archiveDir: dir });
   const cfg = archiverConfig(env, dir, { segmentEvents: 20, segmentSeconds: 1, hotRetentionMs: 500, checkIntervalMs: 3_600_000 });
   archiver = await start(cfg);
   history = new ArchiveHistory(openStore(cfg));
@@ -56,7 +59,7 @@ beforeAll(async () => {
   await waitUntil(async () => (await archiverCheckpoint(env)) >= 100, 20_000, 'archived again');
   await archiver.close();
   archiver = null;
-  await waitCaughtUp(env.pool, 100, ['raw', 'rollups', 'concurrency'], 20_000);
+  await waitCaughtUp(env.pool, 100, ['raw', 'rollups', 'concurrency', 'enforcer'], 20_000);
   // holes inside the stream, as when one lane is purged further than another: only the archive has 70 and 85
   const jsm = await jetstreamManager(nc);
   for (const seq of [70, 85]) await jsm.streams.deleteMessage(env.names.eventsStream, seq, false);
@@ -66,6 +69,7 @@ afterAll(async () => {
   await history?.close();
   await archiver?.close();
   await projector?.close();
+  await enforcer?.close();
   await ingest?.close();
   await env?.cleanup();
   if (dir) await rm(dir, { recursive: true, force: true });
@@ -114,4 +118,16 @@ it('audit verify reads a purged event from the archive; a range audit counts eve
   const one = await auditSelection(nc, env.pool, env.names, { deploymentId: dep.deploymentId, correlationId: 'job-3' }, history);
   expect(one).toMatchObject({ scanned: 1, verified: 1 });
   expect(one.results[0]).toMatchObject({ correlation_id: 'job-3', verdict: 'verified' });
+});
+
+it('replay enforcer: after the reset, the lanes apply the archived history, then the stream; the counters come back the same', async () => {
+  const ledger = () => Promise.all([
+    tableSnapshot(env.pool, 'enforcer_usage_daily', 'deployment_id, metric, day'),
+    tableSnapshot(env.pool, 'enforcer_contribution', 'deployment_id, correlation_id'),
+  ]);
+  const before = await ledger();
+  expect(JSON.parse(before[0]).length).toBeGreaterThan(0);
+  await resetEnforcerState(env.pool);
+  await waitCaughtUp(env.pool, 100, ['enforcer'], 20_000);
+  expect(await ledger()).toEqual(before);
 });

@@ -11,6 +11,8 @@ export interface EnforcerConfig extends BaseConfig {
   repriceIntervalMs?: number;
   /** Channel deliveries (ENFORCER_NOTIFY_*): poll interval, HTTP timeout, backoff base/cap, give-up age. */
   notify?: { intervalMs: number; timeoutMs: number; backoffBaseMs: number; backoffMaxMs: number; giveUpAfterMs: number };
+  /** KACHING_ARCHIVE_DIR: the archive a lane reads history from when its checkpoint is older than the stream (default: the archiver's). */
+  archiveDir?: string;
   /** Test hook: stop abruptly after committing this many batches (no ack, no publish) to simulate a crash. */
   crashAfterBatches?: number;
 }
@@ -25,6 +27,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): EnforcerConfig
     port: intFromEnv(env, 'ENFORCER_PORT', 7073),
     host: env.ENFORCER_HOST || '0.0.0.0',
     licensePublicKey: key,
+    ...(env.KACHING_ARCHIVE_DIR ? { archiveDir: env.KACHING_ARCHIVE_DIR } : {}),
     batchSize: intFromEnv(env, 'ENFORCER_BATCH', 200) || 200,
     repriceIntervalMs: intFromEnv(env, 'ENFORCER_REPRICE_INTERVAL_MS', 2000),
     notify: {

@@ -15,6 +15,7 @@ import { CHECKPOINT_KEY, LimitsCache, processBatch, reevaluate, type Decoded, ty
 
 /** Version of the enforcer's usage logic; raising it rebuilds the usage ledger from the stream (decisions keep their ids). */
 export const ENFORCER_HANDLER_VERSION = 1;
+import { catchUpFromArchive, openHistory } from './history.js';
 import { createMetrics, type EnforcerMetrics } from './metrics.js';
 import { Notifier } from './notifier.js';
 import { OutboxPublisher } from './outbox.js';
@@ -95,6 +96,18 @@ export async function start(config: EnforcerConfig): Promise<EnforcerHandle> {
     notifier.nudge();
   };
 
+  const decode = (seq: number, data: Uint8Array, fingerprint: string | undefined, msgId: string | undefined): Decoded => {
+    try {
+      const record = decodeStreamRecord(data, fingerprint);
+      const dg = record.kind === 'usage' ? digestFromMessageId(record.usage, msgId) : undefined;
+      return { seq, record, ...(dg ? { digest: dg } : {}) };
+    } catch (err) {
+      log.error({ seq, err: (err as Error).message }, 'undecodable stream message skipped');
+      return { seq, record: { kind: 'job_status' } as never };
+    }
+  };
+  const history = openHistory(config.namespace, config.archiveDir);
+
   /** Thrown after the simulated crash: the runner stops the lane without anything more. */
   class SimulatedCrash extends Error {}
   const handler: ConsumerHandler = {
@@ -102,17 +115,7 @@ export async function start(config: EnforcerConfig): Promise<EnforcerHandle> {
     version: ENFORCER_HANDLER_VERSION,
     async apply(batch) {
       if (stopped) throw new SimulatedCrash('stopped');
-      const decoded: Decoded[] = [];
-      for (const m of batch.messages) {
-        try {
-          const record = decodeStreamRecord(m.data, m.headers?.get(SCHEMA_FINGERPRINT_HEADER) || undefined);
-          const dg = record.kind === 'usage' ? digestFromMessageId(record.usage, m.headers?.get('Nats-Msg-Id')) : undefined;
-          decoded.push({ seq: m.info.streamSequence, record, ...(dg ? { digest: dg } : {}) });
-        } catch (err) {
-          log.error({ seq: m.info.streamSequence, err: (err as Error).message }, 'undecodable stream message skipped');
-          decoded.push({ seq: m.info.streamSequence, record: { kind: 'job_status' } as never });
-        }
-      }
+      const decoded = batch.messages.map((m) => decode(m.info.streamSequence, m.data, m.headers?.get(SCHEMA_FINGERPRINT_HEADER) || undefined, m.headers?.get('Nats-Msg-Id')));
       const t0 = process.hrtime.bigint();
       const out = await serial(() => processBatch(ctx, decoded, batch.lease));
       metrics.evaluation.observe(Number(process.hrtime.bigint() - t0) / 1e9);
@@ -130,6 +133,22 @@ export async function start(config: EnforcerConfig): Promise<EnforcerHandle> {
       // committed: publish the decisions at once (latency)
       flushSoon();
       return out.lastSeq;
+    },
+    // a lane whose checkpoint is older than the stream (after `kaching replay enforcer`) first applies its archived history
+    async position(lane, lease) {
+      const r = await pool.query<{ last_seq: string }>('select last_seq from consumer_checkpoint where consumer = $1 and lane = $2', [CHECKPOINT_KEY, lane.id]);
+      const checkpoint = Number(r.rows[0]?.last_seq ?? 0);
+      if (!history) return checkpoint;
+      const first = Number((await (await jetstreamManager(nc)).streams.info(n.eventsStream)).state.first_seq);
+      return catchUpFromArchive({
+        names: n, history, lane, checkpoint, streamFirstSeq: first, batchSize: config.batchSize, log,
+        apply: async (msgs) => {
+          const out = await serial(() => processBatch(ctx, msgs.map((m) => decode(m.seq, m.data, m.fingerprint, m.msgId)), lease));
+          metrics.applied.inc(out.applied);
+          flushSoon();
+          return out.lastSeq;
+        },
+      });
     },
     async rebuild(client) {
       await client.query('truncate enforcer_usage_daily, enforcer_contribution, enforcer_deployment_state');
@@ -260,6 +279,7 @@ export async function start(config: EnforcerConfig): Promise<EnforcerHandle> {
         await notifier.stop();
         if (!crashed) await outbox.flush().catch(() => undefined);
         await new Promise<void>((r) => server.close(() => r()));
+        await history.close().catch(() => undefined);
         await nc.close().catch(() => undefined);
         await pool.end().catch(() => undefined);
       })();
