@@ -4,6 +4,7 @@ export { start, purgeArchived, type ArchiverHandle } from './service.js';
 export { ArchiveWriter, ARCHIVER_HANDLER_VERSION } from './writer.js';
 export { ParquetCodec, COLUMNS, rowOf, type ArchiveRow } from './segment.js';
 export { LocalStore, type ArchiveStore } from './store.js';
+export { S3Store, signV4 } from './s3.js';
 export { openStore } from './stores.js';
 export { checkChain, entryHash, readManifest, manifestKey, segmentKey, archivedLanes, GENESIS, type ManifestEntry, type ChainBreak } from './manifest.js';
 export { verifyArchive, type VerifyReport } from './verify.js';
