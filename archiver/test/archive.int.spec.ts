@@ -47,7 +47,7 @@ afterAll(async () => {
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
-const glob = () => `read_parquet('${dir}/*/*.parquet')`;
+const glob = () => `read_parquet('${dir}/${env.namespace}/*/*.parquet')`;
 
 describe('archiver', () => {
   it('archives every signed event; DuckDB sums over the segments equal the raw samples', async () => {
@@ -69,7 +69,7 @@ describe('archiver', () => {
   });
 
   it('segments close by count and by time; status reports them and no lag', async () => {
-    const s = await archiveStatus({ store: new LocalStore(dir), nc, pool: env.pool, names: env.names });
+    const s = await archiveStatus({ store: new LocalStore(join(dir, env.namespace)), nc, pool: env.pool, names: env.names });
     expect(s.segments).toBe(5); // 4 full segments of 50, one of 40 closed by its timer
     expect(s).toMatchObject({ events: N, first_seq: 1, last_seq: N, lag_events: 0, archived_through: N, stream_last_seq: N });
     expect(s.bytes).toBeGreaterThan(0);
@@ -82,7 +82,7 @@ describe('archiver', () => {
   it('archive verify --deep re-verifies every signature', async () => {
     const codec = new ParquetCodec();
     try {
-      const r = await verifyArchive({ store: new LocalStore(dir), codec, pool: env.pool, deep: true });
+      const r = await verifyArchive({ store: new LocalStore(join(dir, env.namespace)), codec, pool: env.pool, deep: true });
       expect(r).toMatchObject({ ok: true, first_break: null, events_verified: N, events_unverifiable: 0 });
     } finally {
       await codec.close();
@@ -105,7 +105,7 @@ describe('archiver', () => {
       await cp(dir, c, { recursive: true });
       return c;
     };
-    const lane = () => '1.0';
+    const lane = () => join(env.namespace, '1.0');
 
     it('clean copy: exit 0', async () => {
       const c = await copy();

@@ -24,7 +24,8 @@ beforeAll(async () => {
   s3 = new S3rver({ port: 0, address: '127.0.0.1', silent: true, directory: s3dir, configureBuckets: [{ name: 'kaching-archive' }] });
   const addr = await s3.run();
   const settings = { bucket: 'kaching-archive', prefix: 'prod/events', endpoint: `http://127.0.0.1:${addr.port}`, region: 'us-east-1', accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' };
-  store = new S3Store(settings);
+  // the archiver adds the namespace to the prefix (one root per installation)
+  store = new S3Store({ ...settings, prefix: `prod/events/${env.namespace}` });
   unknownKey = new S3Store({ ...settings, accessKeyId: 'NOBODY' });
   dep = await seedDeployment(env.pool);
   ingest = await startIngest(ingestTestConfig(env));
@@ -45,7 +46,7 @@ it('archives to S3-compatible object storage (one PUT per object) and verifies f
   await waitUntil(async () => (await archiverCheckpoint(env)) >= 70, 20_000, 'archived to S3');
   expect(await store.list('')).toEqual(['1.0/00000000000000000001.parquet', '1.0/00000000000000000031.parquet', '1.0/00000000000000000061.parquet', '1.0/manifest.jsonl']);
   const status = await archiveStatus({ store, nc: null, pool: env.pool, names: env.names });
-  expect(status).toMatchObject({ location: 's3://kaching-archive/prod/events', segments: 3, events: 70, first_seq: 1, last_seq: 70 });
+  expect(status).toMatchObject({ location: `s3://kaching-archive/prod/events/${env.namespace}`, segments: 3, events: 70, first_seq: 1, last_seq: 70 });
   expect(await verifyArchive({ store, codec, pool: env.pool, deep: true })).toMatchObject({ ok: true, events_verified: 70 });
   // s3rver checks the access key id (not the V4 signature itself, which it does not implement)
   await expect(unknownKey.list('')).rejects.toThrow(/403/);
