@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { cp, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -9,6 +10,7 @@ import { archiveStatus, commands, LocalStore, ParquetCodec, start, verifyArchive
 import { isolatedEnv, type IsolatedEnv } from '../../test/support/isolation.js';
 import { seedDeployment, type SeededDeployment } from '../../ingest/test/support.js';
 import { waitFor } from '../../projector/test/helpers.js';
+import { requireTool } from '../../test/support/tools.js';
 import { archiverCheckpoint, archiverConfig, duck, fleet, ingestTestConfig, postBatch, tempDir } from './support.js';
 
 let env: IsolatedEnv;
@@ -76,6 +78,8 @@ describe('archiver', () => {
     expect(Date.parse(s.oldest_event_at!)).toBeLessThanOrEqual(Date.now());
     const m = await (await fetch(`${archiver.url}/metrics`)).text();
     expect(m).toMatch(/kaching_archive_segments_total 5/);
+    const lint = spawnSync(requireTool('promtool', 'prometheus'), ['check', 'metrics'], { input: m, encoding: 'utf8' });
+    expect({ status: lint.status, problems: `${lint.stdout}${lint.stderr}`.trim() }).toEqual({ status: 0, problems: '' });
     expect(await (await fetch(`${archiver.url}/readyz`)).json()).toMatchObject({ ready: true, status: 'ok' });
   });
 
