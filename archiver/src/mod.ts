@@ -10,3 +10,4 @@ export { checkChain, entryHash, readManifest, manifestKey, segmentKey, archivedL
 export { verifyArchive, type VerifyReport } from './verify.js';
 export { archiveStatus, type ArchiveStatus } from './status.js';
 export { commands } from './cli/commands.js';
+export { benchArchiveWrite, type BenchArchiveResult } from './bench.js';
