@@ -6,7 +6,7 @@ export { ParquetCodec, COLUMNS, rowOf, type ArchiveRow } from './segment.js';
 export { LocalStore, type ArchiveStore } from './store.js';
 export { S3Store, signV4 } from './s3.js';
 export { openStore } from './stores.js';
-export { checkChain, entryHash, readManifest, manifestKey, segmentKey, archivedLanes, GENESIS, type ManifestEntry, type ChainBreak } from './manifest.js';
+export { checkChain, entryHash, readManifest, manifestKey, segmentKey, isSegmentOf, archivedLanes, GENESIS, type ManifestEntry, type ChainBreak } from './manifest.js';
 export { verifyArchive, type VerifyReport } from './verify.js';
 export { archiveStatus, type ArchiveStatus } from './status.js';
 export { commands } from './cli/commands.js';

@@ -78,6 +78,10 @@ export class S3Store implements ArchiveStore {
     await rm(path, { force: true });
   }
 
+  async remove(key: string): Promise<void> {
+    await (await this.request('DELETE', key)).arrayBuffer();
+  }
+
   async get(key: string): Promise<Buffer | null> {
     const r = await this.request('GET', key);
     if (r.status === 404) return (await r.arrayBuffer(), null);

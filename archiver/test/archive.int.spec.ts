@@ -119,23 +119,23 @@ describe('archiver', () => {
 
     it('a flipped byte', async () => {
       const c = await copy();
-      const f = join(c, lane(), '00000000000000000101.parquet');
+      const f = join(c, lane(), '00000000000000000101-1.parquet');
       const b = await readFile(f);
       const at = Math.floor(b.length / 2);
       b[at] = b[at]! ^ 0x01;
       await writeFile(f, b);
       const r = await verify(c, true);
       expect(r.exitCode).toBe(1);
-      expect(r.text).toMatch(/entry 2 \(1\.0\/00000000000000000101\.parquet\): segment .* was altered: SHA-256/);
+      expect(r.text).toMatch(/entry 2 \(1\.0\/00000000000000000101-1\.parquet\): segment .* was altered: SHA-256/);
       await rm(c, { recursive: true });
     });
 
     it('a deleted segment', async () => {
       const c = await copy();
-      await rm(join(c, lane(), '00000000000000000151.parquet'));
+      await rm(join(c, lane(), '00000000000000000151-1.parquet'));
       const r = await verify(c, false);
       expect(r.exitCode).toBe(1);
-      expect(r.text).toMatch(/entry 3 .*segment 1\.0\/00000000000000000151\.parquet \(sequences 151\.\.200\) is missing/);
+      expect(r.text).toMatch(/entry 3 .*segment 1\.0\/00000000000000000151-1\.parquet \(sequences 151\.\.200\) is missing/);
       await rm(c, { recursive: true });
     });
 
@@ -161,5 +161,22 @@ describe('archiver', () => {
       expect(r.text).toMatch(/does not hold the head the archiver recorded \(segment ending at 240/);
       await rm(c, { recursive: true });
     });
+  });
+
+  it('a segment published but never listed (a crash in between, a deposed owner) is reported, not a break, and removed when its lane starts again', async () => {
+    const laneDir = join(dir, env.namespace, '1.0');
+    const orphan = join(laneDir, '00000000000000000241-7.parquet');
+    await writeFile(orphan, 'not listed');
+    const codec = new ParquetCodec();
+    try {
+      const r = await verifyArchive({ store: new LocalStore(join(dir, env.namespace)), codec, pool: env.pool, deep: false });
+      expect(r).toMatchObject({ ok: true, unlisted: ['1.0/00000000000000000241-7.parquet'] });
+      await archiver.close();
+      archiver = await start(archiverConfig(env, dir));
+      await waitFor(async () => !(await readFile(orphan).then(() => true, () => false)), 20_000, 'orphan removed');
+      expect((await verifyArchive({ store: new LocalStore(join(dir, env.namespace)), codec, pool: env.pool, deep: false })).unlisted).toEqual([]);
+    } finally {
+      await codec.close();
+    }
   });
 });

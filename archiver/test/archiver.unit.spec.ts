@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { checkChain, GENESIS, loadConfig, signV4, type ManifestEntry } from '@kaching/archiver';
-import { entryHash } from '@kaching/archiver';
+import { entryHash, isSegmentOf, segmentKey } from '@kaching/archiver';
 
 describe('S3 request signing', () => {
   it('matches the AWS Signature V4 example "GET Bucket (List Objects)"', () => {
@@ -27,12 +27,19 @@ describe('configuration', () => {
 
 describe('manifest chain', () => {
   const entry = (index: number, first: number, last: number, prev: string): ManifestEntry => {
-    const body = { v: 1 as const, lane: '1.0', index, file: `1.0/${String(first).padStart(20, '0')}.parquet`, first_seq: first, last_seq: last, count: last - first + 1, bytes: 10, sha256: 'ab'.repeat(32), oldest_received_at: null, newest_received_at: null, archived_at: '2026-01-01T00:00:00.000Z', prev };
+    const body = { v: 1 as const, lane: '1.0', index, file: segmentKey('1.0', first, 1), first_seq: first, last_seq: last, count: last - first + 1, bytes: 10, sha256: 'ab'.repeat(32), oldest_received_at: null, newest_received_at: null, archived_at: '2026-01-01T00:00:00.000Z', prev };
     return { ...body, hash: entryHash(body) };
   };
   const a = entry(0, 1, 10, GENESIS);
   const b = entry(1, 11, 20, a.hash);
   const c = entry(2, 21, 30, b.hash);
+
+  it('names a segment by lane, first sequence and fence', () => {
+    expect(segmentKey('4.3', 17, 2)).toBe('4.3/00000000000000000017-2.parquet');
+    expect(isSegmentOf('4.3', 17, '4.3/00000000000000000017-2.parquet')).toBe(true);
+    expect(isSegmentOf('4.3', 17, '4x3/00000000000000000017-2.parquet')).toBe(false);
+    expect(isSegmentOf('4.3', 18, '4.3/00000000000000000017-2.parquet')).toBe(false);
+  });
 
   it('accepts an intact chain and names the first break otherwise', () => {
     expect(checkChain('1.0', [a, b, c])).toBeNull();

@@ -44,7 +44,7 @@ afterAll(async () => {
 
 it('archives to S3-compatible object storage (one PUT per object) and verifies from there', async () => {
   await waitUntil(async () => (await archiverCheckpoint(env)) >= 70, 20_000, 'archived to S3');
-  expect(await store.list('')).toEqual(['1.0/00000000000000000001.parquet', '1.0/00000000000000000031.parquet', '1.0/00000000000000000061.parquet', '1.0/manifest.jsonl']);
+  expect(await store.list('')).toEqual(['1.0/00000000000000000001-1.parquet', '1.0/00000000000000000031-1.parquet', '1.0/00000000000000000061-1.parquet', '1.0/manifest.jsonl']);
   const status = await archiveStatus({ store, nc: null, pool: env.pool, names: env.names });
   expect(status).toMatchObject({ location: `s3://kaching-archive/prod/events/${env.namespace}`, segments: 3, events: 70, first_seq: 1, last_seq: 70 });
   expect(await verifyArchive({ store, codec, pool: env.pool, deep: true })).toMatchObject({ ok: true, events_verified: 70 });
@@ -52,7 +52,7 @@ it('archives to S3-compatible object storage (one PUT per object) and verifies f
   await expect(unknownKey.list('')).rejects.toThrow(/403/);
 
   // a segment replaced in the bucket is caught
-  const key = '1.0/00000000000000000031.parquet';
+  const key = '1.0/00000000000000000031-1.parquet';
   const bytes = (await store.get(key))!;
   bytes[100] = bytes[100]! ^ 0xff;
   await store.putBytes(key, bytes);
