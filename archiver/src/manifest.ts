@@ -37,7 +37,12 @@ export function entryHash(e: Omit<ManifestEntry, 'hash'>): string {
 }
 
 export const manifestKey = (lane: string) => `${lane}/${MANIFEST}`;
-export const segmentKey = (lane: string, firstSeq: number) => `${lane}/${String(firstSeq).padStart(20, '0')}.parquet`;
+/**
+ * A segment's key: lane, first sequence, and the fence of the lease it was written under, so a deposed owner
+ * still writing can never overwrite a listed segment (its file is unlisted, and removed at the lane's next start).
+ */
+export const segmentKey = (lane: string, firstSeq: number, fence: number) => `${lane}/${String(firstSeq).padStart(20, '0')}-${fence}.parquet`;
+export const isSegmentOf = (lane: string, firstSeq: number, key: string) => new RegExp(`^${lane.replace('.', '\\.')}/${String(firstSeq).padStart(20, '0')}-\\d+\\.parquet$`).test(key);
 
 /** Lanes that have a manifest in the store. */
 export async function archivedLanes(store: ArchiveStore): Promise<string[]> {

@@ -13,7 +13,8 @@ export interface ArchiveRow {
   streamTime: number;
   headers: Record<string, string>;
   record: Uint8Array;
-  decoded: StreamRecord | null;
+  /** Decoded when the segment is written (an open segment holds only bytes); null: did not decode. */
+  decoded?: StreamRecord | null;
 }
 
 type ColType = 'BIGINT' | 'INTEGER' | 'DOUBLE' | 'VARCHAR' | 'BLOB' | 'TIMESTAMPTZ' | 'VARCHAR[]';
@@ -43,7 +44,7 @@ export const COLUMNS: Column[] = [
   { name: 'schema_fingerprint', type: 'VARCHAR', doc: 'Kaching-Schema header: Avro schema fingerprint of `record`', get: (r) => r.headers[SCHEMA_FINGERPRINT_HEADER] ?? null },
   { name: 'headers', type: 'VARCHAR', doc: 'every message header, JSON object', get: (r) => JSON.stringify(r.headers) },
   { name: 'record', type: 'BLOB', doc: 'the message body exactly as stored (Avro StreamRecord: event + ingest facts)', get: (r) => r.record },
-  { name: 'kind', type: 'VARCHAR', doc: "'usage', 'job_status' ('undecodable' if the body did not decode)", get: (r) => r.decoded?.kind ?? 'undecodable' },
+  { name: 'kind', type: 'VARCHAR', doc: "'usage', 'job_status' ('undecodable' if the body did not decode)", get: (_r, u) => u.rec?.kind ?? 'undecodable' },
   { name: 'event_json', type: 'VARCHAR', doc: 'the event as accepted (what the agent signed, after redaction), JSON', get: (_r, u) => (u.ev ? JSON.stringify(u.ev) : null) },
   { name: 'key_id', type: 'VARCHAR', doc: 'agent signing key id', get: (r, u) => u.rec?.ingest.batch?.key_id ?? u.ev?.sig.key_id ?? null },
   { name: 'signature', type: 'VARCHAR', doc: "base64 Ed25519 signature over the event (for a batch-signed event: the batch's, see batch_proof)", get: (_r, u) => u.rec?.ingest.batch?.signature ?? u.ev?.sig.signature ?? null },
@@ -80,17 +81,20 @@ export const COLUMNS: Column[] = [
 export function rowOf(m: JsMsg, lane: string): ArchiveRow {
   const headers: Record<string, string> = {};
   if (m.headers) for (const [k, v] of m.headers) headers[k] = v.join(',');
-  let decoded: StreamRecord | null = null;
+  return { seq: m.info.streamSequence, subject: m.subject, lane, streamTime: Number(BigInt(m.info.timestampNanos) / 1_000_000n), headers, record: new Uint8Array(m.data) };
+}
+
+function decoded(r: ArchiveRow): StreamRecord | null {
+  if (r.decoded !== undefined) return r.decoded;
   try {
-    decoded = decodeStreamRecord(m.data, headers[SCHEMA_FINGERPRINT_HEADER] || undefined);
+    return decodeStreamRecord(r.record, r.headers[SCHEMA_FINGERPRINT_HEADER] || undefined);
   } catch {
-    decoded = null; // kept as bytes: the archive holds what the stream held
+    return null; // kept as bytes: the archive holds what the stream held
   }
-  return { seq: m.info.streamSequence, subject: m.subject, lane, streamTime: Number(BigInt(m.info.timestampNanos) / 1_000_000n), headers, record: new Uint8Array(m.data), decoded };
 }
 
 function view(r: ArchiveRow): UsageView {
-  const rec = r.decoded;
+  const rec = decoded(r);
   if (!rec) return { rec, ev: null, usage: null };
   return { rec, ev: (rec.kind === 'usage' ? rec.usage : rec.job_status) as UsageView['ev'], usage: rec.kind === 'usage' ? rec.usage : null };
 }
@@ -142,11 +146,13 @@ export class ParquetCodec {
   write(rows: ArchiveRow[], path: string): Promise<WrittenSegment> {
     return this.serial(async (c) => {
       const table = `seg_${++this.n}`;
+      const received: string[] = [];
       await c.run(`create table ${table} (${COLUMNS.map((x) => `"${x.name}" ${x.type}`).join(', ')})`);
       try {
         const a = await c.createAppender(table);
         for (const r of rows) {
           const u = view(r);
+          if (u.rec) received.push(u.rec.ingest.received_at);
           for (const col of COLUMNS) append(a, col.type, col.get(r, u));
           a.endRow();
         }
@@ -156,7 +162,7 @@ export class ParquetCodec {
         await c.run(`drop table if exists ${table}`);
       }
       const bytes = await readFile(path);
-      const received = rows.map((r) => r.decoded?.ingest.received_at).filter((x): x is string => !!x).sort();
+      received.sort();
       return {
         path,
         bytes: bytes.length,

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, readdir, readFile, rename, stat } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { dirname, join, relative, sep } from 'node:path';
 
 /**
@@ -18,6 +18,7 @@ export interface ArchiveStore {
   size(key: string): Promise<number | null>;
   /** Keys under prefix (recursive), sorted. */
   list(prefix: string): Promise<string[]>;
+  remove(key: string): Promise<void>;
   /** A path DuckDB can read (local file), or null (then read through get()). */
   localPath(key: string): string | null;
 }
@@ -66,6 +67,10 @@ export class LocalStore implements ArchiveStore {
       await fh.close();
     }
     await this.putFile(key, tmp);
+  }
+
+  async remove(key: string): Promise<void> {
+    await rm(this.localPath(key), { force: true });
   }
 
   async get(key: string): Promise<Buffer | null> {

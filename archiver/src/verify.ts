@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import type pg from 'pg';
 import { decodeStreamRecord, fetchAgentKey, verifyStoredRecord, type AgentKey } from '@kaching/contracts';
-import { archivedLanes, checkChain, readManifest, segmentKey, type ChainBreak, type ManifestEntry } from './manifest.js';
+import { archivedLanes, checkChain, isSegmentOf, readManifest, type ChainBreak, type ManifestEntry } from './manifest.js';
 import { removeQuietly, type ParquetCodec } from './segment.js';
 import type { ArchiveStore } from './store.js';
 
@@ -25,6 +25,8 @@ export interface VerifyReport {
   /** The first break found (lanes in order, entries in order), or null. */
   first_break: ChainBreak | null;
   breaks: ChainBreak[];
+  /** Segment files no manifest lists (left by a crash or a deposed owner; removed at the lane's next start). Not a break. */
+  unlisted: string[];
   /** --deep: events whose signature was re-verified, and those that cannot be (redacted, unsigned). */
   events_verified: number;
   events_unverifiable: number;
@@ -64,8 +66,11 @@ export async function verifyArchive(o: { store: ArchiveStore; codec: ParquetCode
   const heads = new Map<string, { last_seq: string; entry_hash: string }>();
   if (pool) for (const h of (await pool.query<{ lane: string; last_seq: string; entry_hash: string }>('select lane, last_seq, entry_hash from archive_head')).rows) heads.set(h.lane, h);
   const names = [...new Set([...(await archivedLanes(store)), ...heads.keys()])].sort();
+  const unlisted: string[] = [];
   for (const lane of names) {
     const { entries, garbage } = await readManifest(store, lane);
+    const listed = new Set(entries.map((e) => e.file));
+    for (const k of await store.list(`${lane}/`)) if (k.endsWith('.parquet') && !listed.has(k)) unlisted.push(k);
     lanes.push(summarize(lane, entries));
     const laneBreak = (b: Omit<ChainBreak, 'lane'>) => breaks.push({ lane, ...b });
     if (garbage.length) {
@@ -84,7 +89,7 @@ export async function verifyArchive(o: { store: ArchiveStore; codec: ParquetCode
     }
     for (const [i, e] of entries.entries()) {
       const at = { index: i, file: e.file };
-      if (e.file !== segmentKey(lane, e.first_seq)) {
+      if (!isSegmentOf(lane, e.first_seq, e.file)) {
         laneBreak({ ...at, problem: `entry ${i} names ${e.file}, not the file of a segment starting at ${e.first_seq}` });
         break;
       }
@@ -141,7 +146,7 @@ export async function verifyArchive(o: { store: ArchiveStore; codec: ParquetCode
       }
     }
   }
-  return { ok: breaks.length === 0, deep, location: store.location, lanes, first_break: breaks[0] ?? null, breaks, events_verified: verified, events_unverifiable: unverifiable };
+  return { ok: breaks.length === 0, deep, location: store.location, lanes, first_break: breaks[0] ?? null, breaks, unlisted, events_verified: verified, events_unverifiable: unverifiable };
 }
 
 function checkSeqs(seqs: number[], e: ManifestEntry): string | null {

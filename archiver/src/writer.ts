@@ -58,6 +58,11 @@ export class ArchiveWriter {
   private async position(lane: Lane, lease: LeaseToken): Promise<number> {
     this.drop(lane.id);
     const { entries } = await readManifest(this.o.store, lane.id);
+    // segments a crash or a deposed owner left unlisted: never part of the archive
+    const listed = new Set(entries.map((e) => e.file));
+    for (const k of await this.o.store.list(`${lane.id}/`)) {
+      if (k.endsWith('.parquet') && !listed.has(k)) await this.o.store.remove(k);
+    }
     let durable = entries.at(-1)?.last_seq ?? 0;
     if (!entries.length) {
       const r = await this.o.pool.query<{ last_seq: string }>('select last_seq from consumer_checkpoint where consumer = $1 and lane = $2', [ARCHIVER_CONSUMER, lane.id]);
@@ -118,11 +123,10 @@ export class ArchiveWriter {
     if (!rows.length) return;
     const t0 = performance.now();
     const { store, codec, pool } = this.o;
-    const key = segmentKey(s.lane.id, rows[0]!.seq);
+    const key = segmentKey(s.lane.id, rows[0]!.seq, s.lease.fence);
     const scratch = await store.scratchPath('segment.parquet');
     try {
       const seg = await codec.write(rows, scratch);
-      // published under a name fixed by its first sequence: a segment a crash left unlisted is overwritten
       await store.putFile(key, scratch);
       const entry = nextEntry(s.entries.at(-1), {
         lane: s.lane.id, file: key, first_seq: seg.firstSeq, last_seq: seg.lastSeq, count: seg.count, bytes: seg.bytes, sha256: seg.sha256,

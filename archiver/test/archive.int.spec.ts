@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { cp, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -9,6 +10,7 @@ import { archiveStatus, commands, LocalStore, ParquetCodec, start, verifyArchive
 import { isolatedEnv, type IsolatedEnv } from '../../test/support/isolation.js';
 import { seedDeployment, type SeededDeployment } from '../../ingest/test/support.js';
 import { waitFor } from '../../projector/test/helpers.js';
+import { requireTool } from '../../test/support/tools.js';
 import { archiverCheckpoint, archiverConfig, duck, fleet, ingestTestConfig, postBatch, tempDir } from './support.js';
 
 let env: IsolatedEnv;
@@ -28,11 +30,12 @@ beforeAll(async () => {
   dep = await seedDeployment(env.pool);
   ingest = await startIngest(ingestTestConfig(env));
   projector = await startProjector({ ...projectorConfig(env.env), port: 0, host: '127.0.0.1', projections: ['raw'], logLevel: 'warn' });
-  archiver = await start(archiverConfig(env, dir, { segmentEvents: 50, segmentSeconds: 1 }));
   const events = fleet(dep, N);
   for (let i = 0; i < N; i += 60) await postBatch(ingest.url, dep.token, events.slice(i, i + 60));
   lastSeq = Number((await (await jetstreamManager(nc)).streams.info(env.names.eventsStream)).state.last_seq);
   expect(lastSeq).toBe(N);
+  // started after the appends, so the segment boundaries do not depend on how fast they came
+  archiver = await start(archiverConfig(env, dir, { segmentEvents: 50, segmentSeconds: 1 }));
   // the last, partial segment closes on its timer (KACHING_ARCHIVE_SEGMENT_SECONDS)
   await waitFor(async () => (await archiverCheckpoint(env)) >= lastSeq, 20_000, 'archiver caught up');
   await waitFor(async () => Number((await env.pool.query('select count(*) as c from usage_sample')).rows[0].c) >= N, 20_000, 'raw projection caught up');
@@ -46,7 +49,7 @@ afterAll(async () => {
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
-const glob = () => `read_parquet('${dir}/*/*.parquet')`;
+const glob = () => `read_parquet('${dir}/${env.namespace}/*/*.parquet')`;
 
 describe('archiver', () => {
   it('archives every signed event; DuckDB sums over the segments equal the raw samples', async () => {
@@ -68,20 +71,22 @@ describe('archiver', () => {
   });
 
   it('segments close by count and by time; status reports them and no lag', async () => {
-    const s = await archiveStatus({ store: new LocalStore(dir), nc, pool: env.pool, names: env.names });
+    const s = await archiveStatus({ store: new LocalStore(join(dir, env.namespace)), nc, pool: env.pool, names: env.names });
     expect(s.segments).toBe(5); // 4 full segments of 50, one of 40 closed by its timer
     expect(s).toMatchObject({ events: N, first_seq: 1, last_seq: N, lag_events: 0, archived_through: N, stream_last_seq: N });
     expect(s.bytes).toBeGreaterThan(0);
     expect(Date.parse(s.oldest_event_at!)).toBeLessThanOrEqual(Date.now());
     const m = await (await fetch(`${archiver.url}/metrics`)).text();
     expect(m).toMatch(/kaching_archive_segments_total 5/);
+    const lint = spawnSync(requireTool('promtool', 'prometheus'), ['check', 'metrics'], { input: m, encoding: 'utf8' });
+    expect({ status: lint.status, problems: `${lint.stdout}${lint.stderr}`.trim() }).toEqual({ status: 0, problems: '' });
     expect(await (await fetch(`${archiver.url}/readyz`)).json()).toMatchObject({ ready: true, status: 'ok' });
   });
 
   it('archive verify --deep re-verifies every signature', async () => {
     const codec = new ParquetCodec();
     try {
-      const r = await verifyArchive({ store: new LocalStore(dir), codec, pool: env.pool, deep: true });
+      const r = await verifyArchive({ store: new LocalStore(join(dir, env.namespace)), codec, pool: env.pool, deep: true });
       expect(r).toMatchObject({ ok: true, first_break: null, events_verified: N, events_unverifiable: 0 });
     } finally {
       await codec.close();
@@ -104,7 +109,7 @@ describe('archiver', () => {
       await cp(dir, c, { recursive: true });
       return c;
     };
-    const lane = () => '1.0';
+    const lane = () => join(env.namespace, '1.0');
 
     it('clean copy: exit 0', async () => {
       const c = await copy();
@@ -114,23 +119,23 @@ describe('archiver', () => {
 
     it('a flipped byte', async () => {
       const c = await copy();
-      const f = join(c, lane(), '00000000000000000101.parquet');
+      const f = join(c, lane(), '00000000000000000101-1.parquet');
       const b = await readFile(f);
       const at = Math.floor(b.length / 2);
       b[at] = b[at]! ^ 0x01;
       await writeFile(f, b);
       const r = await verify(c, true);
       expect(r.exitCode).toBe(1);
-      expect(r.text).toMatch(/entry 2 \(1\.0\/00000000000000000101\.parquet\): segment .* was altered: SHA-256/);
+      expect(r.text).toMatch(/entry 2 \(1\.0\/00000000000000000101-1\.parquet\): segment .* was altered: SHA-256/);
       await rm(c, { recursive: true });
     });
 
     it('a deleted segment', async () => {
       const c = await copy();
-      await rm(join(c, lane(), '00000000000000000151.parquet'));
+      await rm(join(c, lane(), '00000000000000000151-1.parquet'));
       const r = await verify(c, false);
       expect(r.exitCode).toBe(1);
-      expect(r.text).toMatch(/entry 3 .*segment 1\.0\/00000000000000000151\.parquet \(sequences 151\.\.200\) is missing/);
+      expect(r.text).toMatch(/entry 3 .*segment 1\.0\/00000000000000000151-1\.parquet \(sequences 151\.\.200\) is missing/);
       await rm(c, { recursive: true });
     });
 
@@ -156,5 +161,22 @@ describe('archiver', () => {
       expect(r.text).toMatch(/does not hold the head the archiver recorded \(segment ending at 240/);
       await rm(c, { recursive: true });
     });
+  });
+
+  it('a segment published but never listed (a crash in between, a deposed owner) is reported, not a break, and removed when its lane starts again', async () => {
+    const laneDir = join(dir, env.namespace, '1.0');
+    const orphan = join(laneDir, '00000000000000000241-7.parquet');
+    await writeFile(orphan, 'not listed');
+    const codec = new ParquetCodec();
+    try {
+      const r = await verifyArchive({ store: new LocalStore(join(dir, env.namespace)), codec, pool: env.pool, deep: false });
+      expect(r).toMatchObject({ ok: true, unlisted: ['1.0/00000000000000000241-7.parquet'] });
+      await archiver.close();
+      archiver = await start(archiverConfig(env, dir));
+      await waitFor(async () => !(await readFile(orphan).then(() => true, () => false)), 20_000, 'orphan removed');
+      expect((await verifyArchive({ store: new LocalStore(join(dir, env.namespace)), codec, pool: env.pool, deep: false })).unlisted).toEqual([]);
+    } finally {
+      await codec.close();
+    }
   });
 });

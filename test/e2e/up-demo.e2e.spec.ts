@@ -21,7 +21,7 @@ beforeAll(async () => {
   env = await isolatedEnv();
   nc = await env.nats();
   home = await mkdtemp(path.join(os.tmpdir(), 'kaching-up-'));
-  upEnv = { ...env.env, INGEST_PORT: '0', API_PORT: '0', PROJECTOR_PORT: '0', ENFORCER_PORT: '0', KACHING_HOME: home, LOG_LEVEL: 'warn', INGEST_VERIFY_WORKERS: '1' };
+  upEnv = { ...env.env, INGEST_PORT: '0', API_PORT: '0', PROJECTOR_PORT: '0', ENFORCER_PORT: '0', ARCHIVER_PORT: '0', KACHING_HOME: home, LOG_LEVEL: 'warn', INGEST_VERIFY_WORKERS: '1' };
 });
 
 afterAll(async () => {

@@ -72,17 +72,16 @@ export class PriceBook {
 
   /** Loads the book (a new snapshot replaces the old at once). */
   async load(db: pg.Pool | pg.PoolClient): Promise<this> {
-    const [rev, prices, aliases] = await Promise.all([
-      db.query<{ revision: string }>('select revision from price_book_state'),
-      db.query<Row>(
+    // one after another: `db` may be a client inside a batch transaction, which runs one query at a time
+    const rev = await db.query<{ revision: string }>('select revision from price_book_state');
+    const prices = await db.query<Row>(
         `select provider, model_name, version, (extract(epoch from effective_from) * 1000)::bigint::text as from_ms,
            (extract(epoch from effective_to) * 1000)::bigint::text as to_ms, input_per_1m_micro_usd::text, output_per_1m_micro_usd::text,
            cached_input_per_1m_micro_usd::text, cache_write_per_1m_micro_usd::text, reasoning_per_1m_micro_usd::text,
            gpu_second_micro_usd::text, cpu_second_micro_usd::text, source, tiers
          from model_price order by provider, model_name, effective_from, version`,
-      ),
-      db.query<{ alias: string; provider: string; model_name: string }>('select alias, provider, model_name from price_alias order by alias'),
-    ]);
+    );
+    const aliases = await db.query<{ alias: string; provider: string; model_name: string }>('select alias, provider, model_name from price_alias order by alias');
     const m = new Map<string, PriceVersion[]>();
     for (const x of prices.rows) {
       const key = keyOf(x.provider, x.model_name);

@@ -5,10 +5,12 @@ import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { connect } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
-import { connectNats, baseConfig, cryptoReady, generateSigningKeyPair, migrate, names, type BaseConfig } from '@kaching/contracts';
+import { connectNats, baseConfig, cryptoReady, generateSigningKeyPair, migrate, names, type BaseConfig, type StreamRecord } from '@kaching/contracts';
 import { benchIngest, ingestStageCosts } from '@kaching/ingest';
 import { benchProjector, benchReplay, projectorStageCosts, replayPhaseText } from '@kaching/projector';
 import { benchDecisionLatency } from '@kaching/enforcer';
+import { benchArchiveWrite, type BenchArchiveResult } from '@kaching/archiver';
+import { signedUsage } from '@kaching/ingest';
 import { benchEventToRollup, type EventToRollupResult } from './eventToRollup.js';
 import { benchOutside, OUTSIDE_FULL, OUTSIDE_QUICK, type HttpPathFigure, type OutsidePlan } from './harness/outside.js';
 import { cpuText } from './harness/proc.js';
@@ -26,14 +28,16 @@ export interface BenchPlan {
   rollupSeconds: number;
   /** Jobs projected at each partition count of the scale run (1, 2, 4 partitions and projector processes). */
   scaleJobs: number;
+  /** Events written to Parquet archive segments (in the bench process) for the archive write figure. */
+  archiveEvents: number;
 }
 
 export const QUICK: BenchPlan = {
-  ingestEvents: 20_000, outside: OUTSIDE_QUICK, projectorJobs: 16_000, decisionRate: 2_000, decisionSeconds: 8, rollupRates: [2_000, 5_000], rollupSeconds: 6, scaleJobs: 8_000,
+  ingestEvents: 20_000, outside: OUTSIDE_QUICK, projectorJobs: 16_000, decisionRate: 2_000, decisionSeconds: 8, rollupRates: [2_000, 5_000], rollupSeconds: 6, scaleJobs: 8_000, archiveEvents: 20_000,
 };
 // ~780k jobs make ~1M events (revisions, heartbeats and 10% duplicates); the 5k/s latency target is for 60 s
 export const FULL: BenchPlan = {
-  ingestEvents: 60_000, outside: OUTSIDE_FULL, projectorJobs: 780_000, decisionRate: 2_000, decisionSeconds: 30, rollupRates: [2_000, 5_000], rollupSeconds: 60, scaleJobs: 60_000,
+  ingestEvents: 60_000, outside: OUTSIDE_FULL, projectorJobs: 780_000, decisionRate: 2_000, decisionSeconds: 30, rollupRates: [2_000, 5_000], rollupSeconds: 60, scaleJobs: 60_000, archiveEvents: 100_000,
 };
 
 export const RESULTS_DIR = fileURLToPath(new URL('../results/', import.meta.url));
@@ -111,6 +115,10 @@ export async function runBench(plan: BenchPlan, progress: (line: string) => void
     });
     raw.enforcer = dec;
 
+    progress(`archive: ${plan.archiveEvents} signed events into Parquet segments (zstd, in the bench process)`);
+    const archive = await benchArchive(plan.archiveEvents, kp);
+    raw.archive = archive;
+
     const f = (n: number) => Math.round(n).toLocaleString('en-US');
     const stockPub = ing.raw?.perSecond ?? 0;
     const topo = (t: string) => (t === 'all-in-one' ? 'all-in-one (kaching up)' : 'one process per service');
@@ -179,6 +187,10 @@ export async function runBench(plan: BenchPlan, progress: (line: string) => void
         value: `p50 ${Math.round(dec.p50Ms)} ms, p99 ${Math.round(dec.p99Ms)} ms (${dec.decisions} decisions)`,
         target: 'p99 < 250 ms',
       },
+      {
+        figure: `archive write: ${f(archive.events)} signed events into ${archive.segments} Parquet segments (DuckDB, zstd; one process, one thread)`,
+        value: `${f(archive.eventsPerSecond)} events/s, ${archive.cpuUsPerEvent} µs CPU/event; ${archive.bytesPerEvent} B/event on disk vs ${archive.jsonBytesPerEvent} B/event as JSON (${(archive.jsonBytesPerEvent / archive.bytesPerEvent).toFixed(1)}× smaller) and ${archive.storedBytesPerEvent} B stored in the stream`,
+      },
     ];
     return { machine, rows, raw };
   } finally {
@@ -186,6 +198,17 @@ export async function runBench(plan: BenchPlan, progress: (line: string) => void
     await admin.query(`drop database if exists ${dbName} with (force)`).catch(() => undefined);
     await admin.end();
   }
+}
+
+/** Signed usage events as the stream holds them (ingest facts added), written to archive segments of 10 000. */
+async function benchArchive(events: number, kp: { secretKey: Uint8Array }): Promise<BenchArchiveResult> {
+  const org = '00000000-0000-4000-8000-00000000000a';
+  const deployments = Array.from({ length: 8 }, (_, i) => `00000000-0000-4000-8000-00000000010${i}`);
+  const records: StreamRecord[] = Array.from({ length: events }, (_, i) => {
+    const usage = signedUsage(deployments[i % deployments.length]!, 'bench', kp.secretKey, { correlationId: `job-${i}` });
+    return { kind: 'usage', usage, ingest: { received_at: new Date().toISOString(), org_id: org, clock_skew_ms: 0, redacted_segments: [], flags: [] } };
+  });
+  return benchArchiveWrite({ records, segmentEvents: 10_000 });
 }
 
 export function toMarkdown(r: { machine: Record<string, string>; rows: Row[] }, mode: string): string {

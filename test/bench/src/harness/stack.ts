@@ -30,6 +30,7 @@ export async function startStack(o: { topology: Topology; env: NodeJS.ProcessEnv
     PROJECTOR_PORT: '0', PROJECTOR_HOST: '127.0.0.1',
     ENFORCER_PORT: '0', ENFORCER_HOST: '127.0.0.1',
     API_PORT: '0', API_HOST: '127.0.0.1',
+    ARCHIVER_PORT: '0', ARCHIVER_HOST: '127.0.0.1',
   };
   const urls: Partial<Record<ServiceName, string>> = {};
   let reported = '';
