@@ -136,12 +136,12 @@ export const commands: Command[] = [
   },
   {
     name: 'replay enforcer',
-    summary: "Rebuild the enforcer's counters from the stream while it runs, without alerting, notifying or publishing again",
+    summary: "Rebuild the enforcer's counters from the archive and the stream while it runs, without alerting, notifying or publishing again",
     async run(ctx) {
       const pool = createPool({ databaseUrl: ctx.config.databaseUrl, namespace: ctx.config.namespace, max: 1 });
       try {
         const r = await resetEnforcerState(pool);
-        return { data: r, text: `enforcer state reset over ${r.lanes} lanes: running enforcer instances re-read the stream from the start` };
+        return { data: r, text: `enforcer state reset over ${r.lanes} lanes: running enforcer instances re-read the archive and the stream from the start` };
       } finally {
         await pool.end();
       }
