@@ -2,8 +2,9 @@ import { rename, rm } from 'node:fs/promises';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { auditSelection, auditVerify, start as startIngest, type IngestHandle } from '@kaching/ingest';
-import { loadConfig as projectorConfig, replay, start as startProjector, type ProjectorHandle } from '@kaching/projector';
+import { auditSelection, auditVerify, commands as ingestCommands, start as startIngest, type IngestHandle } from '@kaching/ingest';
+import { commands as projectorCommands, loadConfig as projectorConfig, replay, start as startProjector, type ProjectorHandle } from '@kaching/projector';
+import type { Command, CommandContext } from '@kaching/contracts';
 import { resetEnforcerState, start as startEnforcer, type EnforcerHandle } from '@kaching/enforcer';
 import { ArchiveHistory, archivedLanes, openStore, start, type ArchiverHandle } from '@kaching/archiver';
 import { isolatedEnv, type IsolatedEnv } from '../../test/support/isolation.js';
@@ -130,4 +131,36 @@ it('replay enforcer: after the reset, the lanes apply the archived history, then
   await resetEnforcerState(env.pool);
   await waitCaughtUp(env.pool, 100, ['enforcer'], 20_000);
   expect(await ledger()).toEqual(before);
+});
+
+it('the CLI reads the archive the archiver writes (KACHING_ARCHIVE_DIR): audit verify --seq of a purged event, replay', async () => {
+  const ctx = (args: CommandContext['args'], positionals: string[] = []): CommandContext => ({
+    args, positionals, json: true, progress: () => undefined, signal: new AbortController().signal, config: base(),
+  });
+  const cmd = (list: Command[], name: string) => list.find((c) => c.name === name)!;
+  const saved = process.env.KACHING_ARCHIVE_DIR;
+  process.env.KACHING_ARCHIVE_DIR = dir;
+  try {
+    const one = await cmd(ingestCommands, 'audit verify').run(ctx({ seq: '2' }));
+    expect(one).toMatchObject({ exitCode: 0, data: { seq: 2, verdict: 'verified' } });
+    const range = await cmd(ingestCommands, 'audit verify').run(ctx({ deployment: dep.deploymentId, since: new Date(t0).toISOString() }));
+    expect(range).toMatchObject({ exitCode: 0, data: { scanned: 100, verified: 100 } });
+    const r = await cmd(projectorCommands, 'replay').run(ctx({}, ['raw']));
+    expect(r.text).toMatch(/replayed raw: 100 events \(62 from the archive\) up to seq 100/);
+  } finally {
+    if (saved === undefined) delete process.env.KACHING_ARCHIVE_DIR;
+    else process.env.KACHING_ARCHIVE_DIR = saved;
+  }
+});
+
+it('replay --since starts at the first message appended at or after T, in the archive or the stream', async () => {
+  const at = (await history.get(30))!.streamTime;
+  // the archive keeps append times in milliseconds (as --since has them): the first of that millisecond
+  let first = 0;
+  for await (const m of history.messages()) if (!first && m.streamTime >= at) first = m.seq;
+  expect(first).toBeLessThanOrEqual(30);
+  const r = await replay(base(), 'raw', { history, since: new Date(at).toISOString() });
+  // first..60 archived before the stream, 70 and 85 from its holes
+  expect(r).toMatchObject({ events: 101 - first, archived: 61 - first + 2, lastSeq: 100 });
+  expect(Number((await env.pool.query('select min(stream_seq) as s from usage_sample')).rows[0].s)).toBe(first);
 });
