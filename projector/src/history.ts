@@ -1,5 +1,6 @@
 import type { ArchiveHistory, ArchivedMessage, HistoryCursor } from '@kaching/archiver';
-import { KachingError } from '@kaching/contracts';
+import type pg from 'pg';
+import { KachingError, type ProjectionName } from '@kaching/contracts';
 import { decodeMessage } from './processor.js';
 import type { Decoded } from './records.js';
 
@@ -71,4 +72,21 @@ export class HistoryFeed {
       message: `neither the archive nor the stream holds messages ${this.low}..${at - 1}: a full replay would lose their history (live tables untouched)`,
     });
   }
+}
+
+/**
+ * A full replay reads the stream from its first message. When the stream no longer starts at 1 and the live
+ * projection already applied what came before, swapping in the rebuild would delete that history.
+ */
+export async function refuseHistoryGap(pool: pg.Pool, projection: ProjectionName, firstSeq: number, history: ArchiveHistory | null): Promise<boolean> {
+  if (firstSeq <= 1) return false;
+  const r = await pool.query<{ applied: string | null }>('select max(last_seq)::text as applied from consumer_checkpoint where consumer = $1', [projection]);
+  const applied = Number(r.rows[0]?.applied ?? 0);
+  if (applied === 0) return false;
+  // the archive holds what the stream no longer does: every one of 1..firstSeq-1 (sequences are unique across lanes)
+  const archived = history ? await history.count(1, firstSeq) : 0;
+  if (archived === firstSeq - 1) return true;
+  throw new KachingError('REPLAY_HISTORY_GAP', {
+    message: `the stream starts at seq ${firstSeq}: messages 1..${firstSeq - 1}, which ${projection} already counts, are no longer in it and the archive${history ? ` (${history.store.location})` : ''} holds ${archived} of them, so a full replay would delete their history; replay --since/--from-seq to rebuild a recent part, or --accept-history-loss`,
+  });
 }

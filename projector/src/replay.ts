@@ -10,7 +10,7 @@ import { decodeJsMsg, hardenPool, processBatch, type BatchOutcome } from './proc
 import { recomputeAllPeaks } from './projections/concurrency.js';
 import type { Decoded } from './records.js';
 import { q } from './projections/common.js';
-import { HistoryFeed } from './history.js';
+import { HistoryFeed, refuseHistoryGap } from './history.js';
 import { ArchiveHistory } from '@kaching/archiver';
 
 export interface ReplayOptions {
@@ -440,22 +440,5 @@ async function trySwap(pool: pg.Pool, projection: ProjectionName, shadowSeq: num
     if (projection !== 'concurrency') await client.query(`update price_reprice_state set revision = least(revision, $1) where consumer = 'projector'`, [bookRevision]);
     await client.query('delete from projection_checkpoint where projection = $1', [`${projection}${SHADOW_SUFFIX}`]);
     return mode;
-  });
-}
-
-/**
- * A full replay reads the stream from its first message. When the stream no longer starts at 1 and the live
- * projection already applied what came before, swapping in the rebuild would delete that history.
- */
-async function refuseHistoryGap(pool: pg.Pool, projection: ProjectionName, firstSeq: number, history: ArchiveHistory | null): Promise<boolean> {
-  if (firstSeq <= 1) return false;
-  const r = await pool.query<{ applied: string | null }>('select max(last_seq)::text as applied from consumer_checkpoint where consumer = $1', [projection]);
-  const applied = Number(r.rows[0]?.applied ?? 0);
-  if (applied === 0) return false;
-  // the archive holds what the stream no longer does: every one of 1..firstSeq-1 (sequences are unique across lanes)
-  const archived = history ? await history.count(1, firstSeq) : 0;
-  if (archived === firstSeq - 1) return true;
-  throw new KachingError('REPLAY_HISTORY_GAP', {
-    message: `the stream starts at seq ${firstSeq}: messages 1..${firstSeq - 1}, which ${projection} already counts, are no longer in it and the archive${history ? ` (${history.store.location})` : ''} holds ${archived} of them, so a full replay would delete their history; replay --since/--from-seq to rebuild a recent part, or --accept-history-loss`,
   });
 }
