@@ -106,8 +106,6 @@ export async function start(config: EnforcerConfig): Promise<EnforcerHandle> {
       return { seq, record: { kind: 'job_status' } as never };
     }
   };
-  const history = openHistory(config.namespace, config.archiveDir);
-
   /** Thrown after the simulated crash: the runner stops the lane without anything more. */
   class SimulatedCrash extends Error {}
   const handler: ConsumerHandler = {
@@ -138,17 +136,23 @@ export async function start(config: EnforcerConfig): Promise<EnforcerHandle> {
     async position(lane, lease) {
       const r = await pool.query<{ last_seq: string }>('select last_seq from consumer_checkpoint where consumer = $1 and lane = $2', [CHECKPOINT_KEY, lane.id]);
       const checkpoint = Number(r.rows[0]?.last_seq ?? 0);
-      if (!history) return checkpoint;
       const first = Number((await (await jetstreamManager(nc)).streams.info(n.eventsStream)).state.first_seq);
-      return catchUpFromArchive({
-        names: n, history, lane, checkpoint, streamFirstSeq: first, batchSize: config.batchSize, log,
-        apply: async (msgs) => {
-          const out = await serial(() => processBatch(ctx, msgs.map((m) => decode(m.seq, m.data, m.fingerprint, m.msgId)), lease));
-          metrics.applied.inc(out.applied);
-          flushSoon();
-          return out.lastSeq;
-        },
-      });
+      if (checkpoint >= first - 1) return checkpoint;
+      // a fresh manifest snapshot each time: the archive grows while the enforcer runs
+      const history = openHistory(config.namespace, config.archiveDir);
+      try {
+        return await catchUpFromArchive({
+          names: n, history, lane, checkpoint, streamFirstSeq: first, batchSize: config.batchSize, log,
+          apply: async (msgs) => {
+            const out = await serial(() => processBatch(ctx, msgs.map((m) => decode(m.seq, m.data, m.fingerprint, m.msgId)), lease));
+            metrics.applied.inc(out.applied);
+            flushSoon();
+            return out.lastSeq;
+          },
+        });
+      } finally {
+        await history.close().catch(() => undefined);
+      }
     },
     async rebuild(client) {
       await client.query('truncate enforcer_usage_daily, enforcer_contribution, enforcer_deployment_state');
@@ -279,7 +283,6 @@ export async function start(config: EnforcerConfig): Promise<EnforcerHandle> {
         await notifier.stop();
         if (!crashed) await outbox.flush().catch(() => undefined);
         await new Promise<void>((r) => server.close(() => r()));
-        await history.close().catch(() => undefined);
         await nc.close().catch(() => undefined);
         await pool.end().catch(() => undefined);
       })();
