@@ -37,21 +37,15 @@ export class HandlerVersionError extends Error {
  * holds it. The checkpoint row is created here too (at `initialSeq`), outside any batch.
  */
 export async function acquireLease(pool: pg.Pool, consumer: string, lane: string, owner: string, ttlMs: number, version: number, initialSeq: number): Promise<LeaseToken | null> {
+  // First, before anything that could wait on its locks: a previous owner whose lease ran out may be paused
+  // inside a batch (see endStaleSessions).
+  const prev = await pool.query<{ owner: string | null }>('select owner from consumer_lease where consumer = $1 and lane = $2 and owner is not null and owner <> $3 and expires_at <= now()', [consumer, lane, owner]);
+  if (prev.rows[0]?.owner) await terminateBatchSessions(pool, prev.rows[0].owner, consumer);
   await pool.query(
     `insert into consumer_checkpoint (consumer, lane, last_seq, handler_version) values ($1, $2, $3, $4) on conflict do nothing`,
     [consumer, lane, initialSeq, version],
   );
   await pool.query('insert into consumer_lease (consumer, lane) values ($1, $2) on conflict do nothing', [consumer, lane]);
-  // A previous owner whose lease ran out may be paused inside a batch. Postgres ends an idle transaction by
-  // itself, but not one paused in the middle of a COPY (the server waits for data and ignores the statement
-  // timeout there): end the sessions its batches run in (tagged with sessionTag) so its locks go.
-  const prev = await pool.query<{ owner: string | null }>('select owner from consumer_lease where consumer = $1 and lane = $2 and owner is not null and owner <> $3 and expires_at <= now()', [consumer, lane, owner]);
-  if (prev.rows[0]?.owner) {
-    await pool.query(
-      `select pg_terminate_backend(pid) from pg_stat_activity where datname = current_database() and application_name = $1 and pid <> pg_backend_pid()`,
-      [sessionTag(prev.rows[0].owner, consumer)],
-    );
-  }
   const client = await pool.connect();
   try {
     // A batch of the previous owner in flight holds the lease row (for share): the takeover waits for it,
@@ -78,6 +72,33 @@ export async function acquireLease(pool: pg.Pool, consumer: string, lane: string
 }
 
 const ACQUIRE_LOCK_TIMEOUT_MS = 1000;
+
+async function terminateBatchSessions(pool: pg.Pool, owner: string, consumer: string): Promise<number> {
+  const r = await pool.query(
+    `select pg_terminate_backend(pid) from pg_stat_activity where datname = current_database() and application_name = $1 and pid <> pg_backend_pid()`,
+    [sessionTag(owner, consumer)],
+  );
+  return r.rowCount ?? 0;
+}
+
+/**
+ * Ends the batch sessions of every owner of this consumer whose lease ran out and who is no longer a live
+ * instance. Postgres ends a transaction left idle by itself, but not one paused in the middle of a COPY (the
+ * server waits for data and no statement timeout applies): its row and advisory locks would stall the live
+ * instances' batches and, behind those, the renewal of their own leases — every round, for ever. Each round of
+ * every instance runs this first. Its batches could not commit anyway: their fence no longer matches.
+ */
+export async function endStaleSessions(pool: pg.Pool, consumer: string): Promise<number> {
+  const r = await pool.query<{ owner: string }>(
+    `select distinct l.owner from consumer_lease l
+      where l.consumer = $1 and l.owner is not null and l.expires_at <= now()
+        and not exists (select 1 from kaching_instance i where i.instance_id = l.owner and i.expires_at > now())`,
+    [consumer],
+  );
+  let ended = 0;
+  for (const { owner } of r.rows) ended += await terminateBatchSessions(pool, owner, consumer);
+  return ended;
+}
 
 /** Renews the given leases; returns the ones that are no longer held (their fence moved on). */
 export async function renewLeases(db: Db, owner: string, leases: readonly LeaseToken[], ttlMs: number): Promise<LeaseToken[]> {

@@ -3,7 +3,7 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import type pg from 'pg';
 import type { Logger } from '../logging/logger.js';
 import type { Names } from '../names/names.js';
-import { acquireLease, HandlerVersionError, laneCheckpoints, LeaseLostError, releaseLease, renewLeases, reportPending, type LeaseToken } from './lease.js';
+import { acquireLease, endStaleSessions, HandlerVersionError, laneCheckpoints, LeaseLostError, releaseLease, renewLeases, reportPending, type LeaseToken } from './lease.js';
 import { assignLanes, compareLanes, LEGACY_LANE, lanesOf, type Lane } from './partition.js';
 import { currentPartitioning, ingestPartitionCounts, liveMembers, partitionEpochs, type InstanceRegistration, type PartitionEpoch } from './registry.js';
 
@@ -122,6 +122,8 @@ export class ConsumerRunner {
     const { pool, handler, registration, log } = this.o;
     try {
       await registration.beat();
+      const ended = await endStaleSessions(pool, handler.name);
+      if (ended) log.warn({ consumer: handler.name, sessions: ended }, 'ended the batch sessions of an instance gone past its lease');
       const lost = await renewLeases(pool, registration.id, [...this.workers.values()].map((w) => w.lease), this.o.leaseMs);
       for (const l of lost) {
         log.warn({ consumer: handler.name, lane: l.lane, fence: l.fence }, 'lease lost; stopping the lane');
