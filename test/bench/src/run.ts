@@ -15,6 +15,7 @@ import { benchEventToRollup, type EventToRollupResult } from './eventToRollup.js
 import { benchOutside, OUTSIDE_FULL, OUTSIDE_QUICK, type HttpPathFigure, type OutsidePlan } from './harness/outside.js';
 import { cpuText } from './harness/proc.js';
 import { benchScale } from './harness/scale.js';
+import { benchArchiveReplay } from './harness/archiveReplay.js';
 
 export interface BenchPlan {
   /** Messages per raw-publish ceiling run. */
@@ -92,6 +93,9 @@ export async function runBench(plan: BenchPlan, progress: (line: string) => void
     progress('projector: replay of the same stream, next to a raw COPY');
     const rep = await benchReplay({ config: cfg(projNs), jobs: plan.projectorJobs, reuseStream: true, onProgress: progress });
     raw.replay = rep;
+    progress('replay from the archive: the same stream archived, then purged from the stream');
+    const archRep = await benchArchiveReplay(cfg(projNs), progress);
+    raw.archiveReplay = archRep;
 
     progress('scale-out: the same load over 1, 2 and 4 partitions and projector processes');
     const scale = await benchScale({ config: cfg('x'), counts: [1, 2, 4], jobs: plan.scaleJobs, suffix, progress });
@@ -172,9 +176,16 @@ export async function runBench(plan: BenchPlan, progress: (line: string) => void
         ratio: r.eventsPerSecond / rep.rawCopy.rowsPerSecond,
         target: '≥ 30k/s, ≥ 0.4×',
       })),
+      {
+        figure: `replay raw from the archive alone (${f(archRep.events)} events, ${f(archRep.archived)} read from Parquet segments; the stream purged)`,
+        value: `${f(archRep.eventsPerSecond)} events/s (${replayPhaseText(archRep.phases)}); from the stream in the same run: ${f(rep.replay.raw.eventsPerSecond)} events/s`,
+        ceiling: 'raw COPY',
+        ratio: archRep.eventsPerSecond / rep.rawCopy.rowsPerSecond,
+        target: '≥ replay from the stream',
+      },
       ...scale.map((r) => ({
         figure: `projections over ${r.instances} partition(s) and ${r.instances} projector process(es) (${f(r.events)} events, all three projections in each)`,
-        value: `${f(r.eventsPerSecond)} events/s; CPU: ${cpuText(r.cpu, r.events)}`,
+        value: r.error ? `not measured: ${r.error}` : `${f(r.eventsPerSecond)} events/s; CPU: ${cpuText(r.cpu, r.events)}`,
         target: r.instances > 1 ? 'µs/event flat as instances are added' : undefined,
       })),
       ...rollup.map((r) => ({

@@ -16,6 +16,8 @@ export interface ScaleRow {
   eventsPerSecond: number;
   /** CPU over the run: the projector instances together, postgres, nats-server (and µs per event). */
   cpu: Record<string, CpuUse>;
+  /** Why this count was not measured (the instances did not settle in time); the other counts still are. */
+  error?: string;
 }
 
 /**
@@ -87,6 +89,9 @@ export async function benchScale(o: { config: BaseConfig; counts: number[]; jobs
       const cpu: Record<string, CpuUse> = { [`projector ×${k}`]: projector };
       for (const key of ['postgres', 'nats-server']) if (raw[key]) cpu[key] = raw[key]!;
       rows.push({ instances: k, events: msgs.length, seconds, eventsPerSecond: Math.round(msgs.length / seconds), cpu });
+    } catch (err) {
+      rows.push({ instances: k, events: 0, seconds: 0, eventsPerSecond: 0, cpu: {}, error: (err as Error).message });
+      o.progress(`scale: ${k} partition(s) not measured: ${(err as Error).message}`);
     } finally {
       await Promise.all(
         children.map(
