@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { assignLanes, fnv1a32, lanesOf, names, parseLane, partitionOf } from '@kaching/contracts';
+import { assignLaneGroups, assignLanes, fnv1a32, lanesOf, names, parseLane, partitionOf } from '@kaching/contracts';
 
 describe('partitions hash like nats-server partition()', () => {
   it('FNV-1a-32 of the token bytes, as fnv.New32a in server/subject_transform.go (reference values)', () => {
@@ -40,6 +40,26 @@ describe('partitions hash like nats-server partition()', () => {
     const three = assignLanes(lanes, ['a', 'b', 'c']);
     expect(Math.max(...load(three).values())).toBe(2);
     expect(assignLanes(lanes, ['a']).size).toBe(5);
+  });
+
+  it('leaves no member without a lane while another holds two more than it', () => {
+    // 5 lanes over 4 members: 2/1/1/1 for every member list (a cap of ceil(5/4) = 2 alone allowed 2/2/1/0)
+    for (let i = 0; i < 200; i++) {
+      const members = ['a', 'b', 'c', 'd'].map((m) => `${m}-${i}`);
+      const m = assignLanes(['legacy', ...lanesOf(4).map((l) => l.id)], members);
+      const load = members.map((x) => [...m.values()].filter((o) => o === x).length).sort();
+      expect(load).toEqual([1, 1, 1, 2]);
+    }
+  });
+
+  it('balances the live partitions apart from the draining lanes', () => {
+    for (let i = 0; i < 200; i++) {
+      const members = ['a', 'b', 'c', 'd'].map((m) => `${m}-${i}`);
+      const m = assignLaneGroups(lanesOf(4).map((l) => l.id), ['legacy'], members);
+      // every member reads exactly one live partition; the legacy lane goes to one of them on top
+      for (const x of members) expect(lanesOf(4).filter((l) => m.get(l.id) === x)).toHaveLength(1);
+      expect(members).toContain(m.get('legacy'));
+    }
   });
 });
 

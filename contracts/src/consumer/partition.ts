@@ -59,21 +59,34 @@ export function compareLanes(a: Lane, b: Lane): number {
 
 /**
  * Which member owns which lane. Rendezvous (highest-random-weight) hashing ranks the members for each
- * lane, and each member takes at most ceil(lanes / members) lanes, so every instance computes the same
- * balanced map from the same member list, and a member joining or leaving moves few lanes.
+ * lane; every member gets floor(lanes / members) or one more, so every instance computes the same
+ * balanced map from the same member list, no member is left without a lane while another holds two more
+ * than it, and a member joining or leaving moves few lanes.
  */
 export function assignLanes(laneIds: readonly string[], members: readonly string[]): Map<string, string> {
   const out = new Map<string, string>();
   if (!members.length) return out;
-  const cap = Math.ceil(laneIds.length / members.length);
+  const base = Math.floor(laneIds.length / members.length);
+  // members allowed one lane above base; together the quotas are exactly the lane count
+  let extra = laneIds.length % members.length;
   const load = new Map<string, number>(members.map((m) => [m, 0]));
   for (const lane of [...laneIds].sort()) {
     const ranked = [...members].sort((a, b) => score(b, lane) - score(a, lane) || (a < b ? -1 : 1));
-    const owner = ranked.find((m) => load.get(m)! < cap)!;
+    const owner = ranked.find((m) => load.get(m)! < base) ?? ranked.find((m) => load.get(m)! === base && extra > 0)!;
+    if (load.get(owner)! === base) extra--;
     load.set(owner, load.get(owner)! + 1);
     out.set(lane, owner);
   }
   return out;
+}
+
+/**
+ * The lanes of the current partition count carry the traffic; the legacy lane and lanes of an older count
+ * only drain. Each group is balanced on its own, so no instance ends up with only a draining lane while
+ * another reads two live partitions.
+ */
+export function assignLaneGroups(live: readonly string[], draining: readonly string[], members: readonly string[]): Map<string, string> {
+  return new Map([...assignLanes(live, members), ...assignLanes(draining, members)]);
 }
 
 function score(member: string, lane: string): number {

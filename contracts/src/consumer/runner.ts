@@ -4,7 +4,7 @@ import type pg from 'pg';
 import type { Logger } from '../logging/logger.js';
 import type { Names } from '../names/names.js';
 import { acquireLease, endStaleSessions, HandlerVersionError, laneCheckpoints, LeaseLostError, releaseLease, renewLeases, reportPending, type LeaseToken } from './lease.js';
-import { assignLanes, compareLanes, LEGACY_LANE, lanesOf, type Lane } from './partition.js';
+import { assignLaneGroups, compareLanes, LEGACY_LANE, lanesOf, type Lane } from './partition.js';
 import { currentPartitioning, ingestPartitionCounts, liveMembers, partitionEpochs, type InstanceRegistration, type PartitionEpoch } from './registry.js';
 
 /** One batch of one lane, in stream order. */
@@ -139,9 +139,10 @@ export class ConsumerRunner {
       this.counts = [...new Set(lanes.flatMap((l) => (l.count === null ? [] : [l.count])))].sort((a, b) => a - b);
       const members = await liveMembers(pool, handler.name);
       if (!members.includes(registration.id)) members.push(registration.id);
-      const assignment = assignLanes(lanes.map((l) => l.id), members);
-      this.assigned = lanes.filter((l) => assignment.get(l.id) === registration.id).map((l) => l.id);
       const current = epochs[epochs.length - 1]!;
+      const live = lanes.filter((l) => l.count === current.partitions).map((l) => l.id);
+      const assignment = assignLaneGroups(live, lanes.filter((l) => l.count !== current.partitions).map((l) => l.id), members);
+      this.assigned = lanes.filter((l) => assignment.get(l.id) === registration.id).map((l) => l.id);
       for (const lane of lanes) {
         const mine = assignment.get(lane.id) === registration.id;
         const w = this.workers.get(lane.id);
