@@ -1,14 +1,25 @@
 import type { Command } from '@kaching/contracts';
-import { FULL, QUICK, runBench, toMarkdown, writeResults } from './run.js';
+import { randomBytes } from 'node:crypto';
+import { writeFile } from 'node:fs/promises';
+import pg from 'pg';
+import { baseConfig } from '@kaching/contracts';
+import { FULL, QUICK, RESULTS_DIR, runBench, toMarkdown, writeResults } from './run.js';
+import { profileIngestPath, type ProfiledPath } from './profileRun.js';
 
 export const commands: Command[] = [
   {
     name: 'bench',
     summary: 'Benchmark report: ceilings and pipeline side by side; writes test/bench/results/latest.{md,json}',
-    options: { quick: { type: 'boolean', description: 'smaller run (under 2 minutes)', default: false } },
+    options: {
+      quick: { type: 'boolean', description: 'smaller run (under 2 minutes)', default: false },
+      profile: { type: 'string', description: 'instead of the report: CPU profiles (node --cpu-prof) of every service while wrk sends single|batch|signed-batch' },
+      topology: { type: 'string', description: 'with --profile: per-service (default) or all-in-one', default: 'per-service' },
+      seconds: { type: 'string', description: 'with --profile: how long wrk sends', default: '10' },
+    },
     async run(ctx) {
       // The services the bench starts would log every start and stop at info between the progress lines.
       process.env.LOG_LEVEL ??= 'warn';
+      if (ctx.args.profile) return profile(String(ctx.args.profile), String(ctx.args.topology), Number(ctx.args.seconds), (l) => ctx.progress(l));
       const mode = ctx.args.quick ? 'quick' : 'full';
       const result = await runBench(ctx.args.quick ? QUICK : FULL, (l) => ctx.progress(l));
       const md = toMarkdown(result, mode);
@@ -17,3 +28,28 @@ export const commands: Command[] = [
     },
   },
 ];
+
+async function profile(which: string, topology: string, seconds: number, progress: (l: string) => void) {
+  if (!['single', 'batch', 'signed-batch'].includes(which)) throw new Error('--profile takes single, batch or signed-batch');
+  if (topology !== 'per-service' && topology !== 'all-in-one') throw new Error('--topology takes per-service or all-in-one');
+  const base = baseConfig();
+  const suffix = randomBytes(4).toString('hex');
+  const db = `kaching_profile_${suffix}`;
+  const adminUrl = new URL(base.databaseUrl);
+  adminUrl.pathname = '/postgres';
+  const admin = new pg.Client({ connectionString: adminUrl.toString() });
+  await admin.connect();
+  await admin.query(`create database ${db}`);
+  const url = new URL(base.databaseUrl);
+  url.pathname = `/${db}`;
+  try {
+    const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+    const outDir = `${RESULTS_DIR}profiles/${stamp}`;
+    const r = await profileIngestPath({ config: { ...base, databaseUrl: url.toString() }, namespace: `pf${suffix}`, path: which as ProfiledPath, topology, seconds, outDir, progress });
+    await writeFile(`${outDir}/summary.txt`, r.text + '\n');
+    return { data: r, text: `${r.text}\n\nprofiles and summary: ${outDir}` };
+  } finally {
+    await admin.query(`drop database if exists ${db} with (force)`).catch(() => undefined);
+    await admin.end();
+  }
+}

@@ -20,7 +20,7 @@ export interface RunningStack {
 }
 
 /** Starts the services (`services` selects which, per-service only) and waits until each answers /readyz. */
-export async function startStack(o: { topology: Topology; env: NodeJS.ProcessEnv; services?: ServiceName[] }): Promise<RunningStack> {
+export async function startStack(o: { topology: Topology; env: NodeJS.ProcessEnv; services?: ServiceName[]; nodeArgs?: string[] }): Promise<RunningStack> {
   // Every service binds a port of its own choosing (0) and prints its URL: a port picked here and released
   // again could be taken by another process before the child binds it.
   const env: NodeJS.ProcessEnv = {
@@ -39,7 +39,7 @@ export async function startStack(o: { topology: Topology; env: NodeJS.ProcessEnv
   let stderr = '';
   const children = new Map<string, ChildProcess>();
   for (const [label, args] of commands) {
-    const c = spawn(process.execPath, [KACHING_BIN, ...args], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+    const c = spawn(process.execPath, [...(o.nodeArgs ?? []), KACHING_BIN, ...args], { env, stdio: ['ignore', 'ignore', 'pipe'] });
     c.stderr!.on('data', (b: Buffer) => {
       stderr = (stderr + b.toString()).slice(-4000);
       // "ingest listening on http://…", "enforcer running; metrics at http://…"; `kaching up`: "ingest     http://…"
