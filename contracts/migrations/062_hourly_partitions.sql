@@ -74,7 +74,7 @@ begin
   for r in select distinct date_trunc('month', bucket_start at time zone 'UTC') at time zone 'UTC' as m from usage_rollup_hourly__unpartitioned loop
     perform ensure_hourly_partitions(r.m, r.m);
   end loop;
-  perform ensure_hourly_partitions(now() - interval '1 month', now() + interval '1 month');
+  perform ensure_hourly_partitions(((now() at time zone 'UTC') - interval '1 month') at time zone 'UTC', ((now() at time zone 'UTC') + interval '1 month') at time zone 'UTC');
   insert into usage_rollup_hourly select * from usage_rollup_hourly__unpartitioned;
   drop table usage_rollup_hourly__unpartitioned;
 
