@@ -69,8 +69,8 @@ export function rollupsMerge(t: Tables): string[] {
   // The caller ensured the months of this batch's buckets outside the transaction (HourlyPartitionCache). This
   // covers what it cannot see or wrongly remembers (an old revision's bucket, a month dropped or swapped away)
   // for a catalog look-up per month; only a month missing after all is created here, under the batch's lock.
-  // (No DEFAULT partition instead: one would stop the months after it from being created.)
-  // (distinct hours first: a zone-aware date_trunc per row cost 5 ms per 10k rows, per hour 1.5 ms)
+  // No DEFAULT partition instead: one would stop the months after it from being created. Distinct hours
+  // first: a zone-aware date_trunc per row cost 5 ms per 10k rows, per distinct hour 1.5 ms.
   sql.push(`select ensure_hourly_partitions(m, m, ${lit(t.hourly)})
     from (select distinct date_trunc('month', b, 'UTC') as m from (select distinct bucket_start as b from rl_d) h) x`);
   sql.push(`insert into ${hourly} as x (deployment_id, bucket_start, agent_type, org_id, ${SUMS.join(', ')}, cost_micro_usd, jobs, jobs_succeeded, jobs_failed)
