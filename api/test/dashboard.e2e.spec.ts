@@ -81,6 +81,7 @@ async function seedDashboard(o: SeededOrg): Promise<void> {
       [o.deploymentId, o.orgId, nodes[i % 3], i, o.agentId, AT]);
   }
   // hourly rollups over the 24 h before AT per type: coder 5 jobs/h, planner 2, reviewer 3
+  await q(`select ensure_hourly_partitions($1::timestamptz - interval '1 day', $1::timestamptz)`, [AT]);
   await q(`insert into usage_rollup_hourly (deployment_id, bucket_start, agent_type, org_id, jobs, jobs_failed, cpu_seconds, context_bytes_written, model_tokens_in, model_tokens_out)
      select $1, date_trunc('hour', $3::timestamptz, 'UTC') - make_interval(hours => h), t.agent_type, $2, t.jobs + (h % 4), (h % 7 = 0)::int, 40.5 * t.jobs, 4000000 * t.jobs, 8000 * t.jobs + h * 500, 2000 * t.jobs
      from generate_series(1, 24) h cross join (values ('coder', 5), ('planner', 2), ('reviewer', 3)) t(agent_type, jobs)`, [o.deploymentId, o.orgId, AT]);

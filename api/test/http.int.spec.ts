@@ -102,6 +102,7 @@ describe('HTTP behaviour', () => {
   });
 
   it('lists paginate with limit and an opaque cursor, without gaps or repeats', async () => {
+    await env.pool.query(`select ensure_hourly_partitions(now() - interval '27 hours', now())`);
     for (let h = 2; h < 27; h++) {
       await env.pool.query(
         `insert into usage_rollup_hourly (deployment_id, bucket_start, agent_type, org_id, jobs) values ($1, date_trunc('hour', now()) - make_interval(hours => $3), 'pager', $2, $3)`,

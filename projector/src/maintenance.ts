@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import { archivedThrough, type ProjectionName } from '@kaching/contracts';
-import { dropOldPartitions, ensurePartitions, utcDay } from './db/partitions.js';
+import { dropOldPartitions, ensureHourlyPartitions, ensurePartitions, nextMonth, pruneHourly, utcDay, utcMonth } from './db/partitions.js';
 import { q } from './projections/common.js';
 
 export interface MaintenanceResult {
@@ -8,6 +8,8 @@ export interface MaintenanceResult {
   dropped: string[];
   /** Partitions past retention kept because some of their rows are not archived yet. */
   kept: string[];
+  /** Monthly partitions of usage_rollup_hourly dropped past the rollup retention. */
+  droppedHourly: string[];
   /** Rows deleted past retention, per table. */
   pruned: Record<string, number>;
 }
@@ -35,6 +37,12 @@ export async function maintainPartitions(pool: pg.Pool, opts: MaintenanceOptions
   let dropped: string[] = [];
   const kept: string[] = [];
   let created = '';
+  let droppedHourly: string[] = [];
+  if (owns('rollups')) {
+    // this month's and next month's hourly partitions exist before a batch needs them
+    const month = utcMonth(now);
+    await ensureHourlyPartitions(pool, 'usage_rollup_hourly', month, nextMonth(month));
+  }
   if (owns('raw')) {
     const from = utcDay(now - 86_400_000);
     await ensurePartitions(pool, 'usage_sample', from, opts.partitionsAhead + 2);
@@ -65,7 +73,6 @@ export async function maintainPartitions(pool: pg.Pool, opts: MaintenanceOptions
     const day = utcDay(cut);
     const at = `${day}T00:00:00Z`;
     const tables: [ProjectionName, string, string][] = [
-      ['rollups', 'usage_rollup_hourly', 'bucket_start < $1::timestamptz'],
       ['rollups', 'usage_rollup_daily', 'day < $1::date'],
       ['rollups', 'usage_rollup_model_daily', 'day < $1::date'],
       ['rollups', 'projector_rollup_job', 'day < $1::date'],
@@ -73,13 +80,19 @@ export async function maintainPartitions(pool: pg.Pool, opts: MaintenanceOptions
       ['concurrency', 'concurrency_minute', 'minute < $1::timestamptz'],
       ['concurrency', 'projector_concurrency_job', 'to_minute < $1::timestamptz'],
     ];
+    if (owns('rollups')) {
+      // whole months go as partitions; only the month the cutoff falls in loses rows one by one
+      const h = await pruneHourly(pool, 'usage_rollup_hourly', at);
+      droppedHourly = h.dropped;
+      pruned.usage_rollup_hourly = h.rows;
+    }
     for (const [p, table, where] of tables) {
       if (!owns(p)) continue;
       const r = await pool.query(`delete from ${table} where ${where}`, [where.includes('date') ? day : at]);
       pruned[table] = r.rowCount ?? 0;
     }
   }
-  return { created, dropped, kept, pruned };
+  return { created, dropped, kept, droppedHourly, pruned };
 }
 
 /** PROJECTOR_ROLLUP_RETENTION: `24mo` (default), `2y`, `730d` → months (days round up to whole months); `0` keeps all. */

@@ -13,7 +13,7 @@ import {
 } from '@kaching/contracts';
 import { priceDecoded, stagedRows, type Decoded } from './records.js';
 import { applyBatch, applyStaged, copyToStaging, lockCheckpoint, writeCheckpoint } from './db/batch.js';
-import { PartitionCache, utcDay } from './db/partitions.js';
+import { attributionMonths, HourlyPartitionCache, PartitionCache, utcDay } from './db/partitions.js';
 import { LIVE, type Tables } from './db/tables.js';
 
 /** Decodes one stream message; null when it cannot be decoded (it is skipped, counted and logged). */
@@ -81,7 +81,7 @@ export async function processBatch(
   projection: ProjectionName,
   decoded: (Decoded | null)[],
   seqs: number[],
-  opts: { tables?: Tables; checkpointKey?: string; partitions?: PartitionCache; seqExists?: SeqExists; pipelined?: Pipelined; book?: PriceBook } = {},
+  opts: { tables?: Tables; checkpointKey?: string; partitions?: PartitionCache; hourlyPartitions?: HourlyPartitionCache; seqExists?: SeqExists; pipelined?: Pipelined; book?: PriceBook } = {},
 ): Promise<BatchOutcome & { fresh: Decoded[]; deferred: number[] }> {
   const tables = opts.tables ?? LIVE;
   const key = opts.checkpointKey ?? projection;
@@ -93,6 +93,13 @@ export async function processBatch(
     // Partitions are created outside the batch transaction so the DDL lock is held only briefly.
     const days = present.flatMap((d) => (d.record.kind === 'usage' ? [utcDay(d.record.usage.job.started_at)] : []));
     await opts.partitions.ensure(pool, days);
+  }
+  if (projection === 'rollups') {
+    const hourly = opts.hourlyPartitions ?? new HourlyPartitionCache(tables.hourly);
+    await hourly.ensure(pool, attributionMonths(present)).catch((err) => {
+      hourly.forget();
+      throw err;
+    });
   }
   const client = await pool.connect();
   try {

@@ -3,7 +3,7 @@ import { type NatsConnection } from '@nats-io/transport-node';
 import type pg from 'pg';
 import { connectNats, createPool, inTransaction, KachingError, names as namesOf, PriceBook, type BaseConfig, type ProjectionName } from '@kaching/contracts';
 import { lockCheckpoint, writeCheckpoint } from './db/batch.js';
-import { PartitionCache, ensurePartitions, utcDay } from './db/partitions.js';
+import { HourlyPartitionCache, PartitionCache, ensureHourlyPartitions, ensurePartitions, hourlyMonths, nextMonth, utcDay, utcMonth } from './db/partitions.js';
 import { StageWriter, buildFromStage, copyIndexes, type StageFacts } from './db/bulk.js';
 import { LIVE, ORG_READABLE, OWNED, SHADOW_SUFFIX, shadowTables, type Tables } from './db/tables.js';
 import { decodeJsMsg, hardenPool, processBatch, type BatchOutcome } from './processor.js';
@@ -150,6 +150,8 @@ export async function replay(config: BaseConfig, projection: ProjectionName, opt
       applied = bulk.applied;
       shadowSeq = bulk.lastSeq;
     }
+    // validated here, outside the swap's lock: Postgres 15 cannot add a NOT VALID foreign key to a partitioned table
+    await shadowForeignKeys(pool, projection);
     phaseEnd('build');
     let swap = await trySwap(pool, projection, shadowSeq, zones, book.revision);
     phaseEnd('swap');
@@ -282,6 +284,7 @@ async function catchUp(
   const shadow = shadowTables();
   const shadowKey = `${projection}${SHADOW_SUFFIX}`;
   const partitions = new PartitionCache(shadow.usageSample);
+  const hourlyPartitions = new HourlyPartitionCache(shadow.hourly);
   const consumer = await js.consumers.get(stream, { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: fromSeq + 1 });
   let applied = 0;
   let shadowSeq = fromSeq;
@@ -317,7 +320,7 @@ async function catchUp(
       const holdsLock = new Promise<number>((res, rej) => ((locked = res), (failed = rej)));
       holdsLock.catch(() => undefined);
       const batch = processBatch(pool, projection, batchDecoded, batchSeqs, {
-        tables: shadow, checkpointKey: shadowKey, partitions, pipelined: { after: previousLocked, locked }, book: o.book,
+        tables: shadow, checkpointKey: shadowKey, partitions, hourlyPartitions, pipelined: { after: previousLocked, locked }, book: o.book,
       });
       batch.catch(failed);
       previousLocked = holdsLock;
@@ -346,7 +349,9 @@ async function createShadow(pool: pg.Pool, projection: ProjectionName, o: { inde
     const live = LIVE[k] as string;
     const sh = `${live}${SHADOW_SUFFIX}`;
     await pool.query(`drop table if exists ${q(sh)}`);
-    const partitioned = live === LIVE.usageSample ? ' partition by range (started_at)' : '';
+    // partitioned like the live table (usage_sample by day, usage_rollup_hourly by month); children made as rows need them
+    const key = await pool.query<{ def: string | null }>(`select pg_get_partkeydef(to_regclass(quote_ident(current_schema()) || '.' || quote_ident($1))) as def`, [live]);
+    const partitioned = key.rows[0]?.def ? ` partition by ${key.rows[0].def}` : '';
     await pool.query(`create table ${q(sh)} (like ${q(live)} including all${o.indexes ? '' : ' excluding indexes'})${partitioned}`);
     if (ORG_READABLE.has(live)) {
       await pool.query(`alter table ${q(sh)} enable row level security`);
@@ -363,6 +368,31 @@ async function children(client: pg.ClientBase, parent: string): Promise<string[]
     [parent],
   );
   return r.rows.map((x) => x.name);
+}
+
+async function hasConstraint(client: pg.ClientBase, table: string, name: string): Promise<boolean> {
+  const r = await client.query(
+    `select 1 from pg_constraint where conrelid = to_regclass(quote_ident(current_schema()) || '.' || $1) and conname = $2`,
+    [table, name],
+  );
+  return (r.rowCount ?? 0) > 0;
+}
+
+/** Gives the shadow of every partitioned table the live table's foreign keys, validated (outside the swap's lock). */
+async function shadowForeignKeys(pool: pg.Pool, projection: ProjectionName): Promise<void> {
+  for (const k of OWNED[projection]) {
+    const live = LIVE[k] as string;
+    const sh = `${live}${SHADOW_SUFFIX}`;
+    const fks = await pool.query<{ name: string; def: string }>(
+      `select conname as name, pg_get_constraintdef(c.oid) as def from pg_constraint c join pg_class t on t.oid = c.conrelid
+       where c.conrelid = to_regclass(quote_ident(current_schema()) || '.' || $1) and c.contype = 'f' and t.relkind = 'p'`,
+      [live],
+    );
+    for (const fk of fks.rows) {
+      await pool.query(`alter table ${q(sh)} drop constraint if exists ${q(fk.name)}`);
+      await pool.query(`alter table ${q(sh)} add constraint ${q(fk.name)} ${fk.def}`);
+    }
+  }
 }
 
 async function hasDependentViews(client: pg.ClientBase, table: string): Promise<boolean> {
@@ -406,6 +436,7 @@ async function trySwap(pool: pg.Pool, projection: ProjectionName, shadowSeq: num
           const days = await client.query<{ d: string }>(`select distinct to_char(started_at at time zone 'UTC', 'YYYY-MM-DD') as d from ${q(sh)}`);
           for (const { d } of days.rows) await ensurePartitions(client, t, d, 1);
         }
+        if (t === LIVE.hourly) for (const m of await hourlyMonths(client, sh)) await ensureHourlyPartitions(client, t, m);
         await client.query(`truncate ${q(t)}`);
         await client.query(`insert into ${q(t)} select * from ${q(sh)}`);
         await client.query(`drop table ${q(sh)}`);
@@ -416,6 +447,8 @@ async function trySwap(pool: pg.Pool, projection: ProjectionName, shadowSeq: num
          where conrelid = to_regclass(quote_ident(current_schema()) || '.' || $1) and contype = 'f'`,
         [t],
       );
+      // the months the live table had stay (a writer's HourlyPartitionCache remembers them)
+      const months = t === LIVE.hourly ? (await children(client, t)).flatMap((c) => /_(\d{4})(\d{2})$/.exec(c)?.slice(1, 3).join('-') ?? []) : [];
       for (const c of await children(client, t)) await client.query(`alter table ${q(c)} rename to ${q(`${c}__old`)}`);
       await client.query(`alter table ${q(t)} rename to ${q(`${t}__old`)}`);
       await client.query(`alter table ${q(sh)} rename to ${q(t)}`);
@@ -423,8 +456,16 @@ async function trySwap(pool: pg.Pool, projection: ProjectionName, shadowSeq: num
         if (c.startsWith(sh)) await client.query(`alter table ${q(c)} rename to ${q(t + c.slice(sh.length))}`);
       }
       await client.query(`drop table ${q(`${t}__old`)}`);
-      // Foreign keys are not copied by LIKE; the rows came from validated events, so skip re-validation.
-      for (const fk of fks.rows) await client.query(`alter table ${q(t)} add constraint ${q(fk.name)} ${fk.def} not valid`);
+      // Foreign keys are not copied by LIKE; the rows came from validated events, so skip re-validation (a
+      // partitioned table got them validated before the swap, see shadowForeignKeys).
+      for (const fk of fks.rows) {
+        if (!(await hasConstraint(client, t, fk.name))) await client.query(`alter table ${q(t)} add constraint ${q(fk.name)} ${fk.def} not valid`);
+      }
+      if (t === LIVE.hourly) {
+        for (const m of months) await ensureHourlyPartitions(client, t, m);
+        const now = utcMonth(Date.now());
+        await ensureHourlyPartitions(client, t, now, nextMonth(now));
+      }
     }
     if (projection === 'raw') await ensurePartitions(client, LIVE.usageSample, utcDay(Date.now() - 86_400_000), 9);
     if (projection === 'concurrency') await recomputeAllPeaks(client, LIVE.concurrency, LIVE.daily);

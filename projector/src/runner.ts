@@ -13,7 +13,7 @@ import {
   type ProjectionName,
 } from '@kaching/contracts';
 import { applyBatch } from './db/batch.js';
-import { PartitionCache, utcDay } from './db/partitions.js';
+import { attributionMonths, HourlyPartitionCache, PartitionCache, utcDay } from './db/partitions.js';
 import { LIVE, OWNED } from './db/tables.js';
 import type { ProjectorMetrics } from './metrics.js';
 import { decodeJsMsg } from './processor.js';
@@ -37,6 +37,7 @@ export function projectionHandler(
   billing = false,
 ): ConsumerHandler {
   const partitions = new PartitionCache('usage_sample');
+  const hourly = new HourlyPartitionCache(LIVE.hourly);
   const label = { projection };
   return {
     name: projection,
@@ -51,6 +52,13 @@ export function projectionHandler(
         const days = present.flatMap((d) => (d.record.kind === 'usage' ? [utcDay(d.record.usage.job.started_at)] : []));
         await partitions.ensure(pool, days).catch((err) => {
           partitions.forget();
+          throw err;
+        });
+      }
+      if (projection === 'rollups') {
+        // the months of the hourly buckets this batch writes, outside the transaction like the raw days
+        await hourly.ensure(pool, attributionMonths(present)).catch((err) => {
+          hourly.forget();
           throw err;
         });
       }

@@ -78,7 +78,7 @@ export async function start(config: ProjectorConfig): Promise<ProjectorHandle> {
     {
       const maintain = () =>
         maintainPartitions(pool, config)
-          .then((r) => (r.dropped.length || Object.values(r.pruned).some(Boolean)) && log.info({ dropped: r.dropped, pruned: r.pruned }, 'dropped and pruned rows past retention'))
+          .then((r) => (r.dropped.length || r.droppedHourly.length || Object.values(r.pruned).some(Boolean)) && log.info({ dropped: r.dropped, droppedHourly: r.droppedHourly, pruned: r.pruned }, 'dropped and pruned rows past retention'))
           .catch((err) => log.warn({ err: (err as Error).message }, 'partition maintenance failed'));
       await maintain();
       timers.push(setInterval(maintain, config.maintenanceIntervalMs).unref());

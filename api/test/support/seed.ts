@@ -39,6 +39,7 @@ export async function seedOrg(pool: pg.Pool, name: string, opts: { agentType?: s
     [deploymentId, agentId, orgId, nodeId, agentType, at],
   );
   await pool.query(`select ensure_usage_partitions(($1::timestamptz - interval '2 days')::date, 4)`, [at]);
+  await pool.query(`select ensure_hourly_partitions($1::timestamptz - interval '2 days', $1::timestamptz)`, [at]);
   await pool.query(
     `insert into job (deployment_id, correlation_id, org_id, job_id, agent_id, node_id, agent_type, ucxl_addr, started_at, ended_at, status, revision, stream_seq)
      values ($1, 'corr-1', $2, $3, $4, $5, $6, 'ucxl://x', $7::timestamptz - interval '1 hour', $7, 'succeeded', 'r1', 1)`,

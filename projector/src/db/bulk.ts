@@ -8,15 +8,19 @@ import { rawBuild, sightingUpserts } from '../projections/raw.js';
 import { rollupsBuild } from '../projections/rollups.js';
 import { concurrencyBuild } from '../projections/concurrency.js';
 import { q, type BuildStep } from '../projections/common.js';
-import { ensurePartitions, utcDay } from './partitions.js';
+import { ensureHourlyPartitions, ensurePartitions, utcDay, utcMonth } from './partitions.js';
 import { LIVE, type Tables } from './tables.js';
 import { CopyChunks } from './copyChunks.js';
 
-/** What the JS side learns while staging: the days usage_sample needs partitions for, node/agent sightings. */
+/**
+ * What the JS side learns while staging: the days usage_sample needs partitions for, the months the hourly
+ * rollups need partitions for, node/agent sightings.
+ */
 export interface StageFacts {
   rows: number;
   undecodable: number;
   days: string[];
+  months: string[];
   sightings: { nodes: Sighting[]; agents: Sighting[] };
 }
 
@@ -32,6 +36,7 @@ export class StageWriter {
   private failure: Error | null = null;
   private readonly sightings = new Sightings();
   private readonly days = new Set<string>();
+  private readonly months = new Set<string>();
   private rows = 0;
   private undecodable = 0;
 
@@ -41,6 +46,7 @@ export class StageWriter {
     columns: readonly string[],
     private readonly row: (d: Decoded) => StageValue[] | null,
     private readonly gatherFacts: boolean,
+    private readonly gatherMonths: boolean,
     private readonly book: PriceBook | null,
   ) {
     this.sink = client.query(copyStreams.from(`copy ${q(table)} (${columns.join(', ')}) from stdin`));
@@ -62,7 +68,7 @@ export class StageWriter {
     const { columns, row } = projection === 'raw' ? { columns: STAGE_COLUMNS, row: stageRow } : REBUILD_STAGE[projection];
     await client.query(`drop table if exists ${q(table)}`);
     await client.query(`create unlogged table ${q(table)} ${stageColumnsDdl(columns)}`);
-    return new StageWriter(client, table, columns, row, projection === 'raw', projection === 'concurrency' ? null : book);
+    return new StageWriter(client, table, columns, row, projection === 'raw', projection === 'rollups', projection === 'concurrency' ? null : book);
   }
 
   /** Adds one message; resolves at once unless Postgres is behind (then when it has taken the buffer). */
@@ -85,6 +91,7 @@ export class StageWriter {
       this.sightings.add(d);
       if (d.record.kind === 'usage') this.days.add(utcDay(d.record.usage.job.started_at));
     }
+    if (this.gatherMonths && d.record.kind === 'usage') this.months.add(utcMonth(d.record.usage.job.ended_at ?? d.record.usage.job.started_at));
     if (!full) return undefined;
     const ok = this.sink.write(full);
     return ok ? undefined : new Promise<void>((resolve) => this.sink.once('drain', resolve));
@@ -97,7 +104,7 @@ export class StageWriter {
     if (rest) this.sink.end(rest);
     else this.sink.end();
     await this.done;
-    return { rows: this.rows, undecodable: this.undecodable, days: [...this.days], sightings: this.sightings.result() };
+    return { rows: this.rows, undecodable: this.undecodable, days: [...this.days], months: [...this.months], sightings: this.sightings.result() };
   }
 }
 
@@ -124,6 +131,7 @@ export async function buildFromStage(pool: pg.Pool, projection: ProjectionName, 
           order by deployment_id, correlation_id collate "C", revision collate "C" desc, seq asc)`);
     });
     if (projection === 'raw') for (const d of [...facts.days].sort()) await ensurePartitions(pool, t.usageSample, d, 1);
+    if (projection === 'rollups') for (const m of [...facts.months].sort()) await ensureHourlyPartitions(pool, t.hourly, m);
     const steps = projection === 'raw' ? rawBuild(t, stage, win) : projection === 'rollups' ? rollupsBuild(t, win) : concurrencyBuild(t, stage, win);
     await Promise.all(steps.map((step) => runStep(pool, t, step)));
     if (projection === 'raw') {
