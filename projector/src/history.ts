@@ -1,4 +1,4 @@
-import type { ArchiveHistory, ArchivedMessage, HistoryCursor } from '@kaching/archiver';
+import type { ArchiveHistory, ArchivedRecord, HistoryCursor } from '@kaching/archiver';
 import type pg from 'pg';
 import { KachingError, type ProjectionName } from '@kaching/contracts';
 import { decodeMessage } from './processor.js';
@@ -6,7 +6,7 @@ import type { Decoded } from './records.js';
 
 
 /** An archived message decoded exactly as the stream's copy would be. */
-export function decodeArchived(m: ArchivedMessage): Decoded | null {
+export function decodeArchived(m: ArchivedRecord): Decoded | null {
   return decodeMessage(m.data, m.fingerprint, m.seq, undefined, m.msgId);
 }
 
@@ -18,14 +18,16 @@ type Add = (d: Decoded | null, seq: number) => Promise<void> | undefined;
  * With `dense`, the part older than the stream must have no gap (REPLAY_HISTORY_GAP otherwise).
  */
 export class HistoryFeed {
-  private cursor: Promise<HistoryCursor>;
-  private head: ArchivedMessage | null = null;
+  private cursor: Promise<HistoryCursor<ArchivedRecord>>;
+  private head: ArchivedRecord | null = null;
   /** The lowest sequence not yet fed from either side. */
   private low: number;
   fed = 0;
 
   constructor(history: ArchiveHistory, fromSeq: number, private readonly dense: { streamFirstSeq: number } | null) {
-    this.cursor = history.cursor({ fromSeq });
+    // only what decoding needs; the lanes' next chunks are read while this one is applied
+    this.cursor = history.recordCursor({ fromSeq });
+    this.cursor.catch(() => undefined);
     this.low = fromSeq;
   }
 
@@ -47,6 +49,7 @@ export class HistoryFeed {
 
   async close(): Promise<void> {
     this.head = null;
+    await (await this.cursor.catch(() => null))?.close();
   }
 
   private async upTo(last: number, add: Add): Promise<void> {
