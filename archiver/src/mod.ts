@@ -12,3 +12,4 @@ export { archiveStatus, type ArchiveStatus } from './status.js';
 export { commands } from './cli/commands.js';
 export { benchArchiveWrite, type BenchArchiveResult } from './bench.js';
 export { ArchiveHistory, type ArchivedMessage, type ArchivedRecord, type HistoryCursor, type HistoryFilter } from './history.js';
+export { refuseHistoryLoss, type HistoryCheck } from './gap.js';
