@@ -16,8 +16,12 @@ async function segment(lane: string, index: number, list: number[]): Promise<Man
   const db = await DuckDBInstance.create(':memory:');
   const c = await db.connect();
   try {
-    await c.run(`copy (select s::bigint as seq, 'ev.' || s as subject, ('rec-' || s || '-' || repeat('x', 20))::blob as record, 'fp' as schema_fingerprint,
-      'id-' || s as msg_id, make_timestamp(s * 1000) as stream_time from unnest([${list.join(',')}]) t(s)) to '${join(root, file)}' (format parquet)`);
+    // headers absent now and then, a fingerprint that changes, and one record small enough for DuckDB to inline
+    await c.run(`copy (select s::bigint as seq, 'ev.' || s as subject,
+      (case when s = 10001 then 'r' else 'rec-' || s || '-' || repeat('x', 20) end)::blob as record,
+      case when s % 1500 = 0 or s = 10001 then null when s > 5000 then 'fp-longer-than-twelve' else 'fp' end as schema_fingerprint,
+      case when s % 1000 = 0 or s = 10001 then null else 'id-' || s end as msg_id,
+      make_timestamp(s * 1000) as stream_time from unnest([${list.join(',')}]) t(s)) to '${join(root, file)}' (format parquet)`);
   } finally {
     c.closeSync();
     db.closeSync();
@@ -53,6 +57,10 @@ it('merges the lanes into one ordered sequence, each sequence once, chunk after 
       got.push(m.seq);
       if (m.seq === 4242) expect(m).toMatchObject({ subject: 'ev.4242', fingerprint: 'fp', msgId: 'id-4242', streamTime: 4242 });
       if (m.seq === 4242) expect(Buffer.from(m.data).toString()).toBe(`rec-4242-${'x'.repeat(20)}`);
+      if (m.seq === 3000) expect(m).toMatchObject({ fingerprint: undefined, msgId: undefined });
+      if (m.seq === 1500 || m.seq === 1501) expect(m).toMatchObject({ fingerprint: m.seq === 1500 ? undefined : 'fp', msgId: `id-${m.seq}` });
+      if (m.seq === 6001) expect(m).toMatchObject({ fingerprint: 'fp-longer-than-twelve', msgId: 'id-6001' });
+      if (m.seq === 10_001) expect({ ...m, data: Buffer.from(m.data).toString() }).toMatchObject({ data: 'r', fingerprint: undefined, msgId: undefined });
     }
     expect(got).toEqual(Array.from({ length: 10_001 }, (_, i) => i + 1));
     expect(await h.count(1, 10_002)).toBe(10_002); // the manifest counts the copy of 7777 twice: what count() is given
