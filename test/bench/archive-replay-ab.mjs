@@ -13,7 +13,8 @@ import path from 'node:path';
 import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 
-const STATE = '/tmp/kaching-archive-replay-ab.json';
+// KACHING_AB_STATE: another fixture file (e.g. one set up with KACHING_ARCHIVE_SEGMENT_EVENTS=5000: several segments)
+const STATE = process.env.KACHING_AB_STATE ?? '/tmp/kaching-archive-replay-ab.json';
 const here = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../..');
 const [mode, arg] = process.argv.slice(2);
 const load = (repo) => ({
