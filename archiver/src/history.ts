@@ -1,27 +1,18 @@
 import { writeFile } from 'node:fs/promises';
 import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
+import { LaneReader, MESSAGE_COLS, RECORD_COLS, type ArchivedMessage, type ArchivedRecord, type SegmentRead } from './laneReader.js';
 import { loadConfig } from './config.js';
 import { archivedLanes, readManifest, type ManifestEntry } from './manifest.js';
 import { openStore } from './stores.js';
 import { removeQuietly } from './segment.js';
 import type { ArchiveStore } from './store.js';
 
-/** One archived stream message: its exact bytes and what a reader of the stream would have seen. */
-export interface ArchivedMessage {
-  seq: number;
-  subject: string;
-  /** The message body exactly as the stream stored it. */
-  data: Uint8Array;
-  /** Kaching-Schema header (Avro fingerprint of data). */
-  fingerprint: string | undefined;
-  /** Nats-Msg-Id header. */
-  msgId: string | undefined;
-  /** JetStream append time (ms). */
-  streamTime: number;
-}
+export type { ArchivedMessage, ArchivedRecord } from './laneReader.js';
 
-export interface HistoryCursor {
-  next(min: number): Promise<ArchivedMessage | null>;
+export interface HistoryCursor<T extends ArchivedRecord = ArchivedMessage> {
+  next(min: number): Promise<T | null>;
+  /** Ends the cursor's reads early (a cursor read to its end has ended them). */
+  close(): Promise<void>;
 }
 
 /** Typed-column filters (see COLUMNS in segment.ts); all given ones must hold. */
@@ -39,7 +30,6 @@ export interface HistoryFilter {
 
 // received_at (manifest) precedes the append time by the ingest's publish: segments are pruned by it with this slack.
 const TIME_SLACK_MS = 3_600_000;
-const COLS = 'seq, subject, record, schema_fingerprint, msg_id, epoch_ms(stream_time) as t';
 
 /**
  * Reads the archive back in stream order: the manifests of every lane are read once (a snapshot), segments
@@ -47,7 +37,10 @@ const COLS = 'seq, subject, record, schema_fingerprint, msg_id, epoch_ms(stream_
  * the stream as one ordered sequence (each sequence once).
  */
 export class ArchiveHistory {
+  private db: Promise<DuckDBInstance> | null = null;
   private conn: Promise<DuckDBConnection> | null = null;
+  /** How to end the cursors still open (each reads through connections of its own). */
+  private readonly open = new Set<() => Promise<void>>();
   private lanes: Promise<ManifestEntry[][]> | null = null;
 
   constructor(readonly store: ArchiveStore) {}
@@ -112,8 +105,13 @@ export class ArchiveHistory {
     for (const lane of await this.manifests()) {
       const e = lane.find((x) => x.first_seq <= seq && seq <= x.last_seq);
       if (!e) continue;
-      const rows = await this.read(e, `where seq = ${seq}`);
-      if (rows[0]) return rows[0];
+      const c = await this.cursorOver<ArchivedMessage>([[e]], `where seq = ${Math.trunc(seq)}`, true);
+      try {
+        const m = await c.next(seq);
+        if (m) return m;
+      } finally {
+        await c.close();
+      }
     }
     return null;
   }
@@ -121,77 +119,123 @@ export class ArchiveHistory {
   /** Every archived message the filter selects, in sequence order, each sequence once. */
   async *messages(f: HistoryFilter = {}): AsyncGenerator<ArchivedMessage> {
     const c = await this.cursor(f);
-    for (let m = await c.next(f.fromSeq ?? 0); m; m = await c.next(m.seq + 1)) yield m;
+    try {
+      for (let m = await c.next(f.fromSeq ?? 0); m; m = await c.next(m.seq + 1)) yield m;
+    } finally {
+      await c.close();
+    }
   }
 
   /**
    * A reader that moves forward by sequence: next(min) is the first archived message at or after min. Segments
    * that end before min are skipped unread, so a reader that jumps ahead reads only what it asks for.
    */
-  async cursor(f: HistoryFilter = {}): Promise<HistoryCursor> {
-    const where = whereOf(f);
-    const lanes = (await this.manifests()).map((entries) => ({ entries: entries.filter((e) => keep(e, f)), rows: [] as ArchivedMessage[], at: 0 }));
-    return {
-      next: async (min: number) => {
-        let best: ArchivedMessage | null = null;
-        for (const l of lanes) {
-          for (;;) {
-            while (l.at < l.rows.length && l.rows[l.at]!.seq < min) l.at++;
-            if (l.at < l.rows.length) break;
-            while (l.entries.length && l.entries[0]!.last_seq < min) l.entries.shift();
-            const e = l.entries.shift();
-            if (!e) break;
-            l.rows = await this.read(e, `${where ? `${where} and` : 'where'} seq >= ${Math.trunc(min)}`);
-            l.at = 0;
-          }
-          const head = l.rows[l.at];
-          // a repartitioning may leave a sequence in two lanes' segments: it is the same message
-          if (head && (!best || head.seq < best.seq)) best = head;
-        }
-        return best;
-      },
-    };
+  cursor(f: HistoryFilter = {}): Promise<HistoryCursor<ArchivedMessage>> {
+    return this.filtered(f, true);
+  }
+
+  /** cursor() reading only what decoding a record needs (a replay): no subject, no append time. */
+  recordCursor(f: HistoryFilter = {}): Promise<HistoryCursor<ArchivedRecord>> {
+    return this.filtered(f, false);
   }
 
   async close(): Promise<void> {
+    await Promise.all([...this.open].map((close) => close()));
     const c = this.conn;
     this.conn = null;
     if (c) (await c.catch(() => null))?.closeSync();
+    const db = this.db;
+    this.db = null;
+    if (db) (await db.catch(() => null))?.closeSync();
+  }
+
+  private async filtered<T extends ArchivedRecord>(f: HistoryFilter, full: boolean): Promise<HistoryCursor<T>> {
+    const lanes = (await this.manifests()).map((entries) => entries.filter((e) => keep(e, f)));
+    return this.cursorOver<T>(lanes, whereOf(f), full);
+  }
+
+  /** Merges the lanes' readers by sequence; each lane reads through a DuckDB connection of its own. */
+  private async cursorOver<T extends ArchivedRecord>(lanes: ManifestEntry[][], where: string, full: boolean): Promise<HistoryCursor<T>> {
+    const conns: DuckDBConnection[] = [];
+    const readers: LaneReader<T>[] = [];
+    for (const entries of lanes) {
+      if (!entries.length) continue;
+      const conn = await (await this.instance()).connect();
+      conns.push(conn);
+      readers.push(new LaneReader<T>(entries, (e, min) => this.openSegment(conn, e, `select ${full ? MESSAGE_COLS : RECORD_COLS} from %s ${where ? `${where} and` : 'where'} seq >= ${Math.trunc(min)}`), full));
+    }
+    let closed = false;
+    const close = async () => {
+      if (closed) return;
+      closed = true;
+      this.open.delete(close);
+      await Promise.all(readers.map((r) => r.close()));
+      for (const c of conns) c.closeSync();
+    };
+    this.open.add(close);
+    return {
+      next: async (min: number) => {
+        if (closed) return null;
+        let best: T | null = null;
+        for (const r of readers) {
+          // a lane whose read rows run out reads its next chunk (already under way)
+          const head = r.peek(min) ?? (await r.head(min));
+          // a repartitioning may leave a sequence in two lanes' segments: it is the same message
+          if (head && (!best || head.seq < best.seq)) best = head;
+        }
+        if (!best) await close();
+        return best;
+      },
+      close,
+    };
+  }
+
+  private instance(): Promise<DuckDBInstance> {
+    this.db ??= DuckDBInstance.create(':memory:', { threads: '1' });
+    return this.db;
   }
 
   private connection(): Promise<DuckDBConnection> {
-    this.conn ??= DuckDBInstance.create(':memory:', { threads: '1' }).then((i) => i.connect());
+    this.conn ??= this.instance().then((i) => i.connect());
     return this.conn;
+  }
+
+  /** The segment as a local file (S3: a scratch copy, removed by release). */
+  private async segmentFile(e: ManifestEntry): Promise<{ path: string; release(): Promise<void> }> {
+    const local = this.store.localPath(e.file);
+    if (local) return { path: local, release: async () => undefined };
+    const scratch = await this.store.scratchPath('history.parquet');
+    try {
+      const bytes = await this.store.get(e.file);
+      if (!bytes) throw new Error(`archived segment ${e.file} (sequences ${e.first_seq}..${e.last_seq}) is missing`);
+      await writeFile(scratch, bytes);
+    } catch (err) {
+      await removeQuietly(scratch);
+      throw err;
+    }
+    return { path: scratch, release: () => removeQuietly(scratch) };
+  }
+
+  private async openSegment(conn: DuckDBConnection, e: ManifestEntry, sql: string): Promise<SegmentRead> {
+    const file = await this.segmentFile(e);
+    try {
+      const result = await conn.stream(sql.replace('%s', `read_parquet('${file.path.replace(/'/g, "''")}')`));
+      return { result, release: file.release };
+    } catch (err) {
+      await file.release();
+      throw err;
+    }
   }
 
   /** Runs sql with %s replaced by the segment's read_parquet(...) (S3: through a scratch copy). */
   private async query(e: ManifestEntry, sql: string): Promise<unknown[][]> {
-    const local = this.store.localPath(e.file);
-    const scratch = local ? null : await this.store.scratchPath('history.parquet');
+    const file = await this.segmentFile(e);
     try {
-      if (scratch) {
-        const bytes = await this.store.get(e.file);
-        if (!bytes) throw new Error(`archived segment ${e.file} (sequences ${e.first_seq}..${e.last_seq}) is missing`);
-        await writeFile(scratch, bytes);
-      }
-      const path = (scratch ?? local!).replace(/'/g, "''");
       const c = await this.connection();
-      return (await c.runAndReadAll(sql.replace('%s', `read_parquet('${path}')`))).getRows() as unknown[][];
+      return (await c.runAndReadAll(sql.replace('%s', `read_parquet('${file.path.replace(/'/g, "''")}')`))).getRows() as unknown[][];
     } finally {
-      if (scratch) await removeQuietly(scratch);
+      await file.release();
     }
-  }
-
-  private async read(e: ManifestEntry, where: string): Promise<ArchivedMessage[]> {
-    const rows = await this.query(e, `select ${COLS} from %s ${where} order by seq`);
-    return rows.map((x) => ({
-      seq: Number(x[0] as bigint),
-      subject: x[1] as string,
-      data: (x[2] as { bytes: Uint8Array }).bytes,
-      fingerprint: (x[3] as string | null) ?? undefined,
-      msgId: (x[4] as string | null) ?? undefined,
-      streamTime: Number(x[5] as bigint),
-    }));
   }
 }
 

@@ -11,4 +11,5 @@ export { verifyArchive, type VerifyReport } from './verify.js';
 export { archiveStatus, type ArchiveStatus } from './status.js';
 export { commands } from './cli/commands.js';
 export { benchArchiveWrite, type BenchArchiveResult } from './bench.js';
-export { ArchiveHistory, type ArchivedMessage, type HistoryCursor, type HistoryFilter } from './history.js';
+export { ArchiveHistory, type ArchivedMessage, type ArchivedRecord, type HistoryCursor, type HistoryFilter } from './history.js';
+export { refuseHistoryLoss, type HistoryCheck } from './gap.js';

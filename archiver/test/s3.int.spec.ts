@@ -2,7 +2,7 @@ import { rm } from 'node:fs/promises';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import S3rver from 's3rver';
 import { start as startIngest, type IngestHandle } from '@kaching/ingest';
-import { archiveStatus, ParquetCodec, S3Store, start, verifyArchive, type ArchiverHandle } from '@kaching/archiver';
+import { ArchiveHistory, archiveStatus, ParquetCodec, S3Store, start, verifyArchive, type ArchiverHandle } from '@kaching/archiver';
 import { isolatedEnv, type IsolatedEnv } from '../../test/support/isolation.js';
 import { waitUntil } from '../../test/support/wait.js';
 import { seedDeployment, type SeededDeployment } from '../../ingest/test/support.js';
@@ -50,6 +50,25 @@ it('archives to S3-compatible object storage (one PUT per object) and verifies f
   expect(await verifyArchive({ store, codec, pool: env.pool, deep: true })).toMatchObject({ ok: true, events_verified: 70 });
   // s3rver checks the access key id (not the V4 signature itself, which it does not implement)
   await expect(unknownKey.list('')).rejects.toThrow(/403/);
+
+  // the history reads the segments back through scratch copies: in order, each once, filters and jumps included
+  const history = new ArchiveHistory(store);
+  try {
+    const seqs: number[] = [];
+    for await (const m of history.messages({ fromSeq: 1 })) seqs.push(m.seq);
+    expect(seqs).toEqual(Array.from({ length: 70 }, (_, i) => i + 1));
+    const c = await history.recordCursor({ fromSeq: 5, beforeSeq: 65 });
+    expect((await c.next(5))?.seq).toBe(5);
+    expect((await c.next(40))?.seq).toBe(40);
+    expect(await c.next(65)).toBeNull();
+    expect(await history.get(33)).toMatchObject({ seq: 33, subject: expect.stringContaining(dep.deploymentId) });
+    expect(await history.count(1, 71)).toBe(70);
+    const one = [];
+    for await (const m of history.messages({ deploymentId: dep.deploymentId, correlationId: 'job-3' })) one.push(m.seq);
+    expect(one).toHaveLength(1);
+  } finally {
+    await history.close();
+  }
 
   // a segment replaced in the bucket is caught
   const key = '1.0/00000000000000000031-1.parquet';

@@ -7,6 +7,6 @@ export { checkAdmission } from './admission.js';
 export { decisionId, processBatch, reevaluate, LimitsCache, CHECKPOINT_KEY } from './engine.js';
 export { suggestPlan } from './suggest.js';
 export { addWebhook, Notifier, NOTIFIER_DEFAULTS, type NotifierOptions } from './notifier.js';
-export { resetEnforcerState } from './replay.js';
+export { replayEnforcer, resetEnforcerState, type EnforcerReplayOptions, type ResetOptions } from './replay.js';
 export { benchDecisionLatency, benchRecord, type BenchDecisionResult } from './bench/bench.js';
 export { commands } from './cli/commands.js';

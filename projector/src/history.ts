@@ -1,4 +1,4 @@
-import type { ArchiveHistory, ArchivedMessage, HistoryCursor } from '@kaching/archiver';
+import { refuseHistoryLoss, type ArchiveHistory, type ArchivedRecord, type HistoryCursor } from '@kaching/archiver';
 import type pg from 'pg';
 import { KachingError, type ProjectionName } from '@kaching/contracts';
 import { decodeMessage } from './processor.js';
@@ -6,7 +6,7 @@ import type { Decoded } from './records.js';
 
 
 /** An archived message decoded exactly as the stream's copy would be. */
-export function decodeArchived(m: ArchivedMessage): Decoded | null {
+export function decodeArchived(m: ArchivedRecord): Decoded | null {
   return decodeMessage(m.data, m.fingerprint, m.seq, undefined, m.msgId);
 }
 
@@ -18,14 +18,16 @@ type Add = (d: Decoded | null, seq: number) => Promise<void> | undefined;
  * With `dense`, the part older than the stream must have no gap (REPLAY_HISTORY_GAP otherwise).
  */
 export class HistoryFeed {
-  private cursor: Promise<HistoryCursor>;
-  private head: ArchivedMessage | null = null;
+  private cursor: Promise<HistoryCursor<ArchivedRecord>>;
+  private head: ArchivedRecord | null = null;
   /** The lowest sequence not yet fed from either side. */
   private low: number;
   fed = 0;
 
   constructor(history: ArchiveHistory, fromSeq: number, private readonly dense: { streamFirstSeq: number } | null) {
-    this.cursor = history.cursor({ fromSeq });
+    // only what decoding needs; the lanes' next chunks are read while this one is applied
+    this.cursor = history.recordCursor({ fromSeq });
+    this.cursor.catch(() => undefined);
     this.low = fromSeq;
   }
 
@@ -47,6 +49,7 @@ export class HistoryFeed {
 
   async close(): Promise<void> {
     this.head = null;
+    await (await this.cursor.catch(() => null))?.close();
   }
 
   private async upTo(last: number, add: Add): Promise<void> {
@@ -76,17 +79,14 @@ export class HistoryFeed {
 
 /**
  * A full replay reads the stream from its first message. When the stream no longer starts at 1 and the live
- * projection already applied what came before, swapping in the rebuild would delete that history.
+ * projection already applied what came before, swapping in the rebuild would delete that history unless the
+ * archive holds it (the check shared with the enforcer's replay: refuseHistoryLoss).
  */
 export async function refuseHistoryGap(pool: pg.Pool, projection: ProjectionName, firstSeq: number, history: ArchiveHistory | null): Promise<boolean> {
   if (firstSeq <= 1) return false;
   const r = await pool.query<{ applied: string | null }>('select max(last_seq)::text as applied from consumer_checkpoint where consumer = $1', [projection]);
-  const applied = Number(r.rows[0]?.applied ?? 0);
-  if (applied === 0) return false;
-  // the archive holds what the stream no longer does: every one of 1..firstSeq-1 (sequences are unique across lanes)
-  const archived = history ? await history.count(1, firstSeq) : 0;
-  if (archived === firstSeq - 1) return true;
-  throw new KachingError('REPLAY_HISTORY_GAP', {
-    message: `the stream starts at seq ${firstSeq}: messages 1..${firstSeq - 1}, which ${projection} already counts, are no longer in it and the archive${history ? ` (${history.store.location})` : ''} holds ${archived} of them, so a full replay would delete their history; replay --since/--from-seq to rebuild a recent part, or --accept-history-loss`,
+  return refuseHistoryLoss({
+    firstSeq, applied: Number(r.rows[0]?.applied ?? 0), history, what: projection,
+    remedy: 'replay --since/--from-seq to rebuild a recent part, or --accept-history-loss',
   });
 }

@@ -45,7 +45,7 @@ export const ERROR_CATALOGUE = {
   API_KEY_SCOPE: { status: 403, message: 'The API key lacks the scope this endpoint needs' },
   NOT_FOUND: { status: 404, message: 'No such resource (or not visible to this organisation)' },
   CONFLICT: { status: 409, message: 'The change conflicts with the current state' },
-  REPLAY_HISTORY_GAP: { status: 409, message: 'The stream no longer holds history the projection counts: a full replay would delete it' },
+  REPLAY_HISTORY_GAP: { status: 409, message: 'The stream no longer holds history a projection or the enforcer counts, and the archive does not hold all of it: a full replay would delete it' },
   BILLING_DELIVERY_NOT_DEAD: { status: 409, message: 'Only a dead-lettered billing record can be retried; this one is pending or sent' },
   LICENSE_INVALID: { status: 400, message: 'The license blob does not verify against the vendor key' },
   LICENSE_EXPIRED: { status: 400, message: 'The license is outside its validity window' },

@@ -1,8 +1,11 @@
 import { readFile, writeFile } from 'node:fs/promises';
+import { jetstreamManager } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/transport-node';
 import { connectNats, createPool, names, publishConfigChange, republishFromCli, requireString, UsageError, type Command, type CommandContext } from '@kaching/contracts';
 import { isPublicKey, loadConfig } from '../config.js';
 import { activateLicense, issueLicense, licenseKeygen, verifyLicense } from '@kaching/contracts';
-import { resetEnforcerState } from '../replay.js';
+import { replayEnforcer } from '../replay.js';
+import { openHistory } from '../history.js';
 import { start } from '../service.js';
 
 async function readKeyArg(v: string): Promise<string> {
@@ -137,12 +140,31 @@ export const commands: Command[] = [
   {
     name: 'replay enforcer',
     summary: "Rebuild the enforcer's counters from the archive and the stream while it runs, without alerting, notifying or publishing again",
+    options: {
+      'accept-history-loss': { type: 'boolean', description: 'reset even though neither the archive nor the stream holds messages the counters include (that usage is then gone from them)' },
+    },
     async run(ctx) {
       const pool = createPool({ databaseUrl: ctx.config.databaseUrl, namespace: ctx.config.namespace, max: 1 });
+      const accept = ctx.args['accept-history-loss'] === true;
+      // the archive the running enforcers read a lane's history from
+      const history = accept ? null : openHistory(ctx.config.namespace, loadConfig(process.env).archiveDir);
+      let nc: NatsConnection | null = null;
       try {
-        const r = await resetEnforcerState(pool);
-        return { data: r, text: `enforcer state reset over ${r.lanes} lanes: running enforcer instances re-read the archive and the stream from the start` };
+        const r = await replayEnforcer(pool, {
+          history,
+          acceptHistoryLoss: accept,
+          streamFirstSeq: async () => {
+            nc = await connectNats(ctx.config.natsUrl, { name: 'kaching-replay' });
+            return (await (await jetstreamManager(nc)).streams.info(names(ctx.config.namespace).eventsStream)).state.first_seq;
+          },
+        });
+        return {
+          data: r,
+          text: `enforcer state reset over ${r.lanes} lanes: running enforcer instances re-read ${r.fromArchive ? 'the archive, then the stream' : 'the archive and the stream'} from the start`,
+        };
       } finally {
+        await history?.close().catch(() => undefined);
+        await (nc as NatsConnection | null)?.close().catch(() => undefined);
         await pool.end();
       }
     },
