@@ -5,6 +5,7 @@ import pg from 'pg';
 import { baseConfig } from '@kaching/contracts';
 import { FULL, QUICK, RESULTS_DIR, runBench, toMarkdown, writeResults } from './run.js';
 import { profileIngestPath, type ProfiledPath } from './profileRun.js';
+import type { ServiceName } from './harness/stack.js';
 
 export const commands: Command[] = [
   {
@@ -15,11 +16,12 @@ export const commands: Command[] = [
       profile: { type: 'string', description: 'instead of the report: CPU profiles (node --cpu-prof) of every service while wrk sends single|batch|signed-batch' },
       topology: { type: 'string', description: 'with --profile: per-service (default) or all-in-one', default: 'per-service' },
       seconds: { type: 'string', description: 'with --profile: how long wrk sends', default: '10' },
+      services: { type: 'string', description: 'with --profile, per-service: which services run (default ingest,projector,enforcer,api)' },
     },
     async run(ctx) {
       // The services the bench starts would log every start and stop at info between the progress lines.
       process.env.LOG_LEVEL ??= 'warn';
-      if (ctx.args.profile) return profile(String(ctx.args.profile), String(ctx.args.topology), Number(ctx.args.seconds), (l) => ctx.progress(l));
+      if (ctx.args.profile) return profile(String(ctx.args.profile), String(ctx.args.topology), Number(ctx.args.seconds), ctx.args.services ? String(ctx.args.services).split(',') : undefined, (l) => ctx.progress(l));
       const mode = ctx.args.quick ? 'quick' : 'full';
       const result = await runBench(ctx.args.quick ? QUICK : FULL, (l) => ctx.progress(l));
       const md = toMarkdown(result, mode);
@@ -29,7 +31,7 @@ export const commands: Command[] = [
   },
 ];
 
-async function profile(which: string, topology: string, seconds: number, progress: (l: string) => void) {
+async function profile(which: string, topology: string, seconds: number, services: string[] | undefined, progress: (l: string) => void) {
   if (!['single', 'batch', 'signed-batch'].includes(which)) throw new Error('--profile takes single, batch or signed-batch');
   if (topology !== 'per-service' && topology !== 'all-in-one') throw new Error('--topology takes per-service or all-in-one');
   const base = baseConfig();
@@ -45,7 +47,7 @@ async function profile(which: string, topology: string, seconds: number, progres
   try {
     const stamp = new Date().toISOString().replace(/[:.]/g, '-');
     const outDir = `${RESULTS_DIR}profiles/${stamp}`;
-    const r = await profileIngestPath({ config: { ...base, databaseUrl: url.toString() }, namespace: `pf${suffix}`, path: which as ProfiledPath, topology, seconds, outDir, progress });
+    const r = await profileIngestPath({ config: { ...base, databaseUrl: url.toString() }, namespace: `pf${suffix}`, path: which as ProfiledPath, topology, seconds, ...(services ? { services: services as ServiceName[] } : {}), outDir, progress });
     await writeFile(`${outDir}/summary.txt`, r.text + '\n');
     return { data: r, text: `${r.text}\n\nprofiles and summary: ${outDir}` };
   } finally {

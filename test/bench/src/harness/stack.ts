@@ -14,6 +14,8 @@ export type ServiceName = 'ingest' | 'projector' | 'enforcer' | 'api';
 export interface RunningStack {
   topology: Topology;
   ingestUrl: string;
+  /** Each service's base URL (metrics, readyz). */
+  urls: Partial<Record<ServiceName, string>>;
   /** Process ids by service; in all-in-one every service maps to the one `kaching up` process. */
   pids: Partial<Record<ServiceName | 'kaching up', number>>;
   close(): Promise<void>;
@@ -77,5 +79,5 @@ export async function startStack(o: { topology: Topology; env: NodeJS.ProcessEnv
   }
   const pids: RunningStack['pids'] = {};
   for (const [label, c] of children) pids[label as ServiceName] = c.pid;
-  return { topology: o.topology, ingestUrl: urls.ingest!, pids, close };
+  return { topology: o.topology, ingestUrl: urls.ingest!, urls, pids, close };
 }
