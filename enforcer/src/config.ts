@@ -7,6 +7,8 @@ export interface EnforcerConfig extends BaseConfig {
   /** Vendor Ed25519 public key (base64 of 32 bytes) licenses are verified against; null when not configured. */
   licensePublicKey: string | null;
   batchSize: number;
+  /** ENFORCER_FILL_MS: how long a caught-up lane lets a partial batch wait for more (decisions wait at most this much longer). */
+  fillMs?: number;
   /** How often to look whether the price book changed (then the ledger is re-priced). Default 2 s. */
   repriceIntervalMs?: number;
   /** Channel deliveries (ENFORCER_NOTIFY_*): poll interval, HTTP timeout, backoff base/cap, give-up age. */
@@ -16,6 +18,8 @@ export interface EnforcerConfig extends BaseConfig {
   /** Test hook: stop abruptly after committing this many batches (no ack, no publish) to simulate a crash. */
   crashAfterBatches?: number;
 }
+
+export const ENFORCER_FILL_MS_DEFAULT = 20;
 
 /** ENFORCER_PORT (7073), ENFORCER_HOST, KACHING_LICENSE_PUBLIC_KEY (base64) or KACHING_LICENSE_PUBLIC_KEY_FILE, ENFORCER_BATCH. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): EnforcerConfig {
@@ -29,6 +33,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): EnforcerConfig
     licensePublicKey: key,
     ...(env.KACHING_ARCHIVE_DIR ? { archiveDir: env.KACHING_ARCHIVE_DIR } : {}),
     batchSize: intFromEnv(env, 'ENFORCER_BATCH', 200) || 200,
+    fillMs: intFromEnv(env, 'ENFORCER_FILL_MS', ENFORCER_FILL_MS_DEFAULT),
     repriceIntervalMs: intFromEnv(env, 'ENFORCER_REPRICE_INTERVAL_MS', 2000),
     notify: {
       intervalMs: intFromEnv(env, 'ENFORCER_NOTIFY_INTERVAL_MS', 1000) || 1000,

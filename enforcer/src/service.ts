@@ -10,7 +10,7 @@ import {
   PriceBook, untilAvailable, warnOnReplicas,
 } from '@kaching/contracts';
 import { checkAdmission } from './admission.js';
-import type { EnforcerConfig } from './config.js';
+import { ENFORCER_FILL_MS_DEFAULT, type EnforcerConfig } from './config.js';
 import { CHECKPOINT_KEY, LimitsCache, processBatch, reevaluate, type Decoded, type EngineCtx } from './engine.js';
 
 /** Version of the enforcer's usage logic; raising it rebuilds the usage ledger from the stream (decisions keep their ids). */
@@ -166,6 +166,7 @@ export async function start(config: EnforcerConfig): Promise<EnforcerHandle> {
     batchSize: config.batchSize,
     leaseMs,
     lingerMs: 2,
+    fillMs: config.fillMs ?? ENFORCER_FILL_MS_DEFAULT,
     onError: () => metrics.failures.inc(),
   });
   await runner.start();

@@ -7,6 +7,8 @@ export interface ProjectorConfig extends BaseConfig {
   host: string;
   /** Messages fetched and applied per transaction. */
   batchSize: number;
+  /** PROJECTOR_FILL_MS: how long a caught-up lane lets a partial batch wait for more (see RunnerOptions.fillMs). */
+  fillMs: number;
   /** usage_sample partitions older than this many days are dropped. */
   retentionDays: number;
   /** Rollups and the concurrency index are kept this many months (PROJECTOR_ROLLUP_RETENTION, default 24mo). */
@@ -108,6 +110,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ProjectorConfi
     port: intFromEnv(env, 'PROJECTOR_PORT', 7072),
     host: env.PROJECTOR_HOST || '0.0.0.0',
     batchSize,
+    fillMs: intFromEnv(env, 'PROJECTOR_FILL_MS', 200),
     retentionDays: intFromEnv(env, 'PROJECTOR_RETENTION_DAYS', 30),
     partitionsAhead: intFromEnv(env, 'PROJECTOR_PARTITIONS_AHEAD', 7),
     rollupRetentionMonths: parseRetentionMonths(env.PROJECTOR_ROLLUP_RETENTION),

@@ -99,7 +99,7 @@ export class ProjectionRunner {
     pool: pg.Pool,
     n: Names,
     readonly projection: ProjectionName,
-    o: { batchSize: number; leaseMs: number; partitions: number; registration: InstanceRegistration; metrics: ProjectorMetrics; log: Logger; book: PriceBook; version?: number; billing?: boolean },
+    o: { batchSize: number; fillMs?: number; leaseMs: number; partitions: number; registration: InstanceRegistration; metrics: ProjectorMetrics; log: Logger; book: PriceBook; version?: number; billing?: boolean },
   ) {
     const label = { projection };
     this.runner = new ConsumerRunner({
@@ -111,6 +111,7 @@ export class ProjectionRunner {
       log: o.log,
       initialPartitions: o.partitions,
       batchSize: o.batchSize,
+      fillMs: o.fillMs ?? 0,
       leaseMs: o.leaseMs,
       onBatch: (e) => {
         o.metrics.lastSeq.set(label, e.lastSeq);

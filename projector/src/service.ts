@@ -40,7 +40,7 @@ export async function start(config: ProjectorConfig): Promise<ProjectorHandle> {
   const billingOn = !!config.billing;
   const runners = config.projections.map(
     (p) => new ProjectionRunner(nc, pool, n, p, {
-      batchSize: config.batchSize, leaseMs, partitions: config.partitions ?? CONSUMER_DEFAULTS.partitions, registration, metrics, log: log.child({ projection: p }), book, billing: billingOn,
+      batchSize: config.batchSize, fillMs: config.fillMs, leaseMs, partitions: config.partitions ?? CONSUMER_DEFAULTS.partitions, registration, metrics, log: log.child({ projection: p }), book, billing: billingOn,
     }),
   );
   const forwarder = config.billing ? new BillingForwarder(pool, config.billing, metrics, log.child({ component: 'billing' })) : null;

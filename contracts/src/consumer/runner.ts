@@ -57,6 +57,13 @@ export interface RunnerOptions {
   leaseMs: number;
   /** How long a partial batch waits for more messages the server says are pending. */
   lingerMs?: number;
+  /**
+   * How long a batch smaller than batchSize may wait, counted from its first message, for more to arrive
+   * while the lane is caught up (0: apply at once). Most of a batch's cost is per batch (a transaction,
+   * staging, merge statements, a checkpoint), so at a steady trickle fuller batches cost far less CPU per
+   * event, in this process and in Postgres; the price is up to this much added latency.
+   */
+  fillMs?: number;
   /** Called after each committed batch (metrics). */
   onBatch?(e: { lane: string; messages: JsMsg[]; lastSeq: number; seconds: number; pending: number }): void;
   onError?(e: { lane: string; err: Error }): void;
@@ -326,9 +333,12 @@ class LaneWorker {
     const queue: JsMsg[] = [];
     let ended = false;
     let failure: unknown = null;
+    // when the oldest message in the queue arrived
+    let firstAt = 0;
     const pump = (async () => {
       try {
         for await (const m of iter) {
+          if (!queue.length) firstAt = performance.now();
           queue.push(m);
           if (queue.length >= batchSize || m.info.pending === 0) this.signal();
         }
@@ -342,13 +352,16 @@ class LaneWorker {
     let pending = 0;
     let idleSince = performance.now();
     try {
+      const fillMs = this.o.fillMs ?? 0;
       while (!this.stopping) {
         const last = queue[queue.length - 1];
-        const due = queue.length >= batchSize || (last !== undefined && (last.info.pending === 0 || ended));
+        const waited = queue.length ? performance.now() - firstAt : 0;
+        const caughtUp = last !== undefined && last.info.pending === 0 && waited >= fillMs;
+        const due = queue.length >= batchSize || (last !== undefined && (caughtUp || ended));
         if (!due) {
           if (ended) break;
           let lingered = false;
-          const waitMs = queue.length ? (this.o.lingerMs ?? 50) : 1000;
+          const waitMs = !queue.length ? 1000 : last!.info.pending === 0 ? Math.max(1, fillMs - waited) : (this.o.lingerMs ?? 50);
           const timer = setTimeout(() => ((lingered = true), this.signal()), waitMs);
           await new Promise<void>((r) => (this.wake = r));
           clearTimeout(timer);

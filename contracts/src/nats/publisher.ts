@@ -40,6 +40,7 @@ export class JetStreamPublisher {
   private readonly sub: Subscription;
   private readonly sweeper: NodeJS.Timeout;
   private closed = false;
+  private outbox: { subject: string; data: Uint8Array; token: string; headers: ReturnType<typeof natsHeaders> }[] = [];
 
   constructor(
     private readonly nc: NatsConnection,
@@ -64,14 +65,30 @@ export class JetStreamPublisher {
     return new Promise<PublishAck>((resolve, reject) => {
       // Same timeout for every append: the map's insertion order is deadline order, so the sweep stops early.
       this.pending.set(token, { resolve, reject, deadline: Date.now() + this.timeoutMs });
-      try {
-        this.nc.publish(subject, data, { reply: `${this.prefix}.${token}`, headers: h });
-      } catch (err) {
-        this.pending.delete(token);
-        reject(new PublishFailed((err as Error).message, 'closed'));
-      }
+      this.outbox.push({ subject, data, token, headers: h });
+      if (this.outbox.length === 1) setImmediate(this.drain);
     });
   }
+
+  /**
+   * Appends asked for during one turn of the event loop go to the connection together, after its I/O: nats.js
+   * writes what is buffered in one socket write per microtask checkpoint, and single events arriving in
+   * requests of their own would otherwise each pay a write.
+   */
+  private readonly drain = (): void => {
+    const out = this.outbox;
+    this.outbox = [];
+    if (this.closed) return;
+    for (const m of out) {
+      try {
+        this.nc.publish(m.subject, m.data, { reply: `${this.prefix}.${m.token}`, headers: m.headers });
+      } catch (err) {
+        const p = this.pending.get(m.token);
+        this.pending.delete(m.token);
+        p?.reject(new PublishFailed((err as Error).message, 'closed'));
+      }
+    }
+  };
 
   get inFlight(): number {
     return this.pending.size;
@@ -116,6 +133,7 @@ export class JetStreamPublisher {
     this.closed = true;
     clearInterval(this.sweeper);
     this.sub.unsubscribe();
+    this.outbox = [];
     for (const p of this.pending.values()) p.reject(new PublishFailed('publisher closed', 'closed'));
     this.pending.clear();
   }

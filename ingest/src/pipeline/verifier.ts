@@ -52,6 +52,7 @@ interface Job {
 
 const MAX_JOB = 512;
 const EARLY_JOB = 32;
+const INLINE_BELOW = 4;
 
 /**
  * Ed25519 verification, spread over worker threads. Requests queue up and are flushed on the next
@@ -136,7 +137,9 @@ export class Verifier {
 
   private flush(): void {
     // Spread what is queued evenly over the workers; a worker may hold two jobs so it never idles between them.
-    if (!this.workers.length) {
+    // A handful of signatures (single events arriving in requests of their own) are verified here instead:
+    // a thread hop costs this thread more (postMessage, the answer's event) than the verify it would carry.
+    if (!this.workers.length || this.queue.length < INLINE_BELOW) {
       for (const p of this.queue.splice(0)) p.resolve(this.verifyInline(p.sig, p.msg, p.pk));
       return;
     }
