@@ -58,3 +58,40 @@ describe('a caught-up projector under a steady trickle', () => {
     expect(await verifyProjections(env.pool)).toEqual([]);
   });
 });
+
+/**
+ * PROJECTOR_FILL_MS: a caught-up lane lets a partial batch wait, from its first message, for more. Messages
+ * trickling in well inside that window are committed together instead of in a batch per arrival.
+ */
+describe('a caught-up projector with a fill window', () => {
+  let env: IsolatedEnv;
+  let handle: ProjectorHandle;
+  let published = 0;
+
+  beforeAll(async () => {
+    env = await isolatedEnv();
+    const { orgId, deploymentId } = await seedDeployment(env.pool);
+    const nc = await env.nats();
+    await ensureEventsStream(nc, env.names);
+    handle = await start({ ...loadConfig({}), databaseUrl: env.databaseUrl, natsUrl: env.natsUrl, namespace: env.namespace, port: 0, host: '127.0.0.1', batchSize: 500, fillMs: 5_000 });
+    const msgs = makeStream(env.names, { deploymentId, orgId, jobs: 60, seed: 9, dupRate: 0 }).slice(0, 60);
+    const js = jetstream(nc);
+    // 60 messages, each acknowledged before the next, a few ms apart: far inside the 5 s window
+    for (const m of msgs) {
+      await js.publish(m.subject, m.data, { msgID: m.msgId });
+      published++;
+      await new Promise((r) => setTimeout(r, 2));
+    }
+    await waitCaughtUp(env.pool, published, undefined, 60_000);
+  }, 120_000);
+
+  afterAll(async () => {
+    await handle?.close();
+    await env?.cleanup();
+  });
+
+  it('commits the trickle in one batch per projection', async () => {
+    for (const p of ['raw', 'rollups', 'concurrency']) expect(await batchesCommitted(handle, p), p).toBe(1);
+    expect(await verifyProjections(env.pool)).toEqual([]);
+  });
+});
