@@ -90,7 +90,8 @@ export async function start(config: ApiConfig, deps: { pool?: pg.Pool; nc?: Nats
     forceCloseConnections: true,
     trustProxy: config.trustProxy,
     ...(config.tls ? { https: { cert: readFileSync(config.tls.certFile), key: readFileSync(config.tls.keyFile) } } : {}),
-    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true, allErrors: false } },
+    // allowUnionTypes: prices take an integer or its decimal string (type: ['integer', 'string'])
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true, allErrors: false, allowUnionTypes: true } },
   }) as unknown as FastifyInstance;
   // Response schemas document the API; bodies are plain JSON (no field stripping by a compiled serializer).
   app.setSerializerCompiler(() => (data) => JSON.stringify(data));

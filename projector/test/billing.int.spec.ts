@@ -37,7 +37,7 @@ interface OutboxRow { delivery_id: string; idempotency_key: string; kind: string
 async function outbox(): Promise<OutboxRow[]> {
   const r = await env.pool.query<OutboxRow>(
     `select delivery_id::text, idempotency_key, kind, correlation_id, cost_micro_usd::text as cost, delta_micro_usd::text as delta, status, attempts,
-       last_status, last_error from billing_outbox order by delivery_id`,
+       last_status, last_error from billing_outbox b order by b.delivery_id`, // numerically, not as the text selected
   );
   return r.rows;
 }

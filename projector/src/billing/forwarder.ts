@@ -94,7 +94,8 @@ export class BillingForwarder {
          coalesce((select billing_customer_id from org where org.org_id = o.org_id), o.org_id::text) as customer_id`,
       [this.config.batchSize, leaseMs],
     );
-    return r.rows;
+    // UPDATE … RETURNING follows no order: a CloudEvents batch goes out in the order the records were enqueued
+    return r.rows.sort((x, y) => (BigInt(x.delivery_id) < BigInt(y.delivery_id) ? -1 : 1));
   }
 
   /** Records the outcome of the request that carried `ds` (one record, or a CloudEvents batch: settled together). */
