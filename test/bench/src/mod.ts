@@ -1,8 +1,6 @@
 import type { Command } from '@kaching/contracts';
-import { randomBytes } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
-import pg from 'pg';
-import { baseConfig } from '@kaching/contracts';
+import { withScratchDatabase } from './harness/scratchDb.js';
 import { FULL, QUICK, RESULTS_DIR, runBench, toMarkdown, writeResults } from './run.js';
 import { profileIngestPath, type ProfiledPath } from './profileRun.js';
 import type { ServiceName } from './harness/stack.js';
@@ -34,24 +32,11 @@ export const commands: Command[] = [
 async function profile(which: string, topology: string, seconds: number, services: string[] | undefined, progress: (l: string) => void) {
   if (!['single', 'batch', 'signed-batch'].includes(which)) throw new Error('--profile takes single, batch or signed-batch');
   if (topology !== 'per-service' && topology !== 'all-in-one') throw new Error('--topology takes per-service or all-in-one');
-  const base = baseConfig();
-  const suffix = randomBytes(4).toString('hex');
-  const db = `kaching_profile_${suffix}`;
-  const adminUrl = new URL(base.databaseUrl);
-  adminUrl.pathname = '/postgres';
-  const admin = new pg.Client({ connectionString: adminUrl.toString() });
-  await admin.connect();
-  await admin.query(`create database ${db}`);
-  const url = new URL(base.databaseUrl);
-  url.pathname = `/${db}`;
-  try {
+  return withScratchDatabase('kaching_profile', async (config, suffix) => {
     const stamp = new Date().toISOString().replace(/[:.]/g, '-');
     const outDir = `${RESULTS_DIR}profiles/${stamp}`;
-    const r = await profileIngestPath({ config: { ...base, databaseUrl: url.toString() }, namespace: `pf${suffix}`, path: which as ProfiledPath, topology, seconds, ...(services ? { services: services as ServiceName[] } : {}), outDir, progress });
+    const r = await profileIngestPath({ config, namespace: `pf${suffix}`, path: which as ProfiledPath, topology, seconds, ...(services ? { services: services as ServiceName[] } : {}), outDir, progress });
     await writeFile(`${outDir}/summary.txt`, r.text + '\n');
     return { data: r, text: `${r.text}\n\nprofiles and summary: ${outDir}` };
-  } finally {
-    await admin.query(`drop database if exists ${db} with (force)`).catch(() => undefined);
-    await admin.end();
-  }
+  });
 }
