@@ -6,6 +6,7 @@ import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connectNats, createPool, currentPartitioning, ensureEventsStream, lanesOf, migrate, names, partitionOf, type BaseConfig } from '@kaching/contracts';
 import { generateMessages, publishMessages } from '@kaching/projector';
 import { cpuBetween, cpuSnapshot, type CpuUse } from './proc.js';
+import { SHIPPED_NODE_ARGS } from './stack.js';
 
 const KACHING_BIN = fileURLToPath(new URL('../../../../deploy/bin/kaching.mjs', import.meta.url));
 
@@ -70,7 +71,7 @@ export async function benchScale(o: { config: BaseConfig; shapes: ScaleShape[]; 
       const ports: number[] = [];
       for (let i = 0; i < instances; i++) {
         ports.push(await freePort());
-        children.push(spawn(process.execPath, [KACHING_BIN, 'projector'], { env: { ...env, PROJECTOR_PORT: String(ports[i]), PROJECTOR_HOST: '127.0.0.1' }, stdio: 'ignore' }));
+        children.push(spawn(process.execPath, [...SHIPPED_NODE_ARGS, KACHING_BIN, 'projector'], { env: { ...env, PROJECTOR_PORT: String(ports[i]), PROJECTOR_HOST: '127.0.0.1' }, stdio: 'ignore' }));
       }
       // every lane of every projection leased before the load starts (the instances have rebalanced)
       const lanes = lanesOf(k).length + 1;

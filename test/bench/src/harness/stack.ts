@@ -2,6 +2,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
 const KACHING_BIN = fileURLToPath(new URL('../../../../deploy/bin/kaching.mjs', import.meta.url));
+/** What the bin's shebang, the systemd units and the image pass to node: the bench measures what ships. */
+export const SHIPPED_NODE_ARGS = ['--max-semi-space-size=64'];
 
 /**
  * How the services under test run, always in processes of their own (never in the bench's):
@@ -41,7 +43,7 @@ export async function startStack(o: { topology: Topology; env: NodeJS.ProcessEnv
   let stderr = '';
   const children = new Map<string, ChildProcess>();
   for (const [label, args] of commands) {
-    const c = spawn(process.execPath, [...(o.nodeArgs ?? []), KACHING_BIN, ...args], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+    const c = spawn(process.execPath, [...SHIPPED_NODE_ARGS, ...(o.nodeArgs ?? []), KACHING_BIN, ...args], { env, stdio: ['ignore', 'ignore', 'pipe'] });
     c.stderr!.on('data', (b: Buffer) => {
       stderr = (stderr + b.toString()).slice(-4000);
       // "ingest listening on http://…", "enforcer running; metrics at http://…"; `kaching up`: "ingest     http://…"
