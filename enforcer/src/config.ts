@@ -19,7 +19,7 @@ export interface EnforcerConfig extends BaseConfig {
   crashAfterBatches?: number;
 }
 
-export const ENFORCER_FILL_MS_DEFAULT = 20;
+export const ENFORCER_FILL_MS_DEFAULT = 0;
 
 /** ENFORCER_PORT (7073), ENFORCER_HOST, KACHING_LICENSE_PUBLIC_KEY (base64) or KACHING_LICENSE_PUBLIC_KEY_FILE, ENFORCER_BATCH. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): EnforcerConfig {

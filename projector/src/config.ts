@@ -110,7 +110,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ProjectorConfi
     port: intFromEnv(env, 'PROJECTOR_PORT', 7072),
     host: env.PROJECTOR_HOST || '0.0.0.0',
     batchSize,
-    fillMs: intFromEnv(env, 'PROJECTOR_FILL_MS', 50),
+    fillMs: intFromEnv(env, 'PROJECTOR_FILL_MS', 0),
     retentionDays: intFromEnv(env, 'PROJECTOR_RETENTION_DAYS', 30),
     partitionsAhead: intFromEnv(env, 'PROJECTOR_PARTITIONS_AHEAD', 7),
     rollupRetentionMonths: parseRetentionMonths(env.PROJECTOR_ROLLUP_RETENTION),
