@@ -1,10 +1,8 @@
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { jetstreamManager } from '@nats-io/jetstream';
 import type pg from 'pg';
 import {
   checkArchive, connectNats, ConsumerRunner, CONSUMER_DEFAULTS, createLogger, createPool, ensureEventsStream, InstanceRegistration, NatsLink,
-  names as mkNames, untilAvailable, warnOnReplicas, ARCHIVER_CONSUMER, type ArchiveCheck, type Names,
+  names as mkNames, startOpsServer, untilAvailable, warnOnReplicas, ARCHIVER_CONSUMER, type ArchiveCheck, type Names,
 } from '@kaching/contracts';
 import type { ArchiverConfig } from './config.js';
 import type { ManifestEntry } from './manifest.js';
@@ -107,35 +105,15 @@ export async function start(config: ArchiverConfig): Promise<ArchiverHandle> {
   timer.unref();
   void maintain();
 
-  const server: Server = createServer((req, res) => {
-    void (async () => {
-      if (req.url === '/metrics') {
-        res.setHeader('content-type', metrics.registry.contentType);
-        res.end(await metrics.registry.metrics());
-      } else if (req.url === '/healthz') {
-        res.setHeader('content-type', 'application/json');
-        res.end(JSON.stringify({ ok: true }));
-      } else if (req.url === '/readyz') {
-        const ok = runner.ready && link.connected;
-        const degraded = last?.alerting ?? false;
-        res.statusCode = ok ? 200 : 503;
-        res.setHeader('content-type', 'application/json');
-        res.end(JSON.stringify({ ready: ok, status: !ok ? 'unavailable' : degraded ? 'degraded' : 'ok', archive_lag_events: last?.lag ?? null, archive: store.location, instance: registration.id, lanes: runner.lanes() }));
-      } else {
-        res.statusCode = 404;
-        res.end();
-      }
-    })().catch(() => {
-      res.statusCode = 500;
-      res.end();
-    });
+  const ops = await startOpsServer({
+    port: config.port, host: config.host, registry: metrics.registry,
+    readiness: () => {
+      const ok = runner.ready && link.connected;
+      const degraded = last?.alerting ?? false;
+      return { ready: ok, body: { status: !ok ? 'unavailable' : degraded ? 'degraded' : 'ok', archive_lag_events: last?.lag ?? null, archive: store.location, instance: registration.id, lanes: runner.lanes() } };
+    },
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(config.port, config.host, () => resolve());
-  });
-  const addr = server.address() as AddressInfo;
-  const url = `http://${config.host === '0.0.0.0' ? '127.0.0.1' : config.host}:${addr.port}`;
+  const url = ops.url;
   log.info({ url, archive: store.location, instance: registration.id }, 'archiver started');
 
   let closing: Promise<void> | null = null;
@@ -152,7 +130,7 @@ export async function start(config: ArchiverConfig): Promise<ArchiverHandle> {
         await runner.stop();
         writer.stop();
         await registration.remove().catch(() => undefined);
-        await new Promise<void>((r) => server.close(() => r()));
+        await ops.close();
         await codec.close();
         await nc.close().catch(() => undefined);
         await pool.end().catch(() => undefined);

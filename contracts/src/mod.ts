@@ -15,6 +15,7 @@ export * from './nats/publisher.js';
 export * from './nats/connect.js';
 export * from './nats/link.js';
 export * from './metrics/process.js';
+export * from './metrics/opsServer.js';
 export * from './consumer/partition.js';
 export * from './consumer/registry.js';
 export * from './consumer/lease.js';

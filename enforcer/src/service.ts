@@ -1,5 +1,3 @@
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { type Subscription } from '@nats-io/transport-node';
 import type pg from 'pg';
@@ -7,7 +5,7 @@ import {
   connectNats,
   CONSUMER_DEFAULTS, ConsumerRunner, NatsLink, InstanceRegistration, digestFromMessageId, createLogger, createPool, decisionsBucket, decodeStreamRecord, ensureDecisionsStream, ensureEventsStream, isKachingError, names as mkNames,
   SCHEMA_FINGERPRINT_HEADER, type AdmissionRequest, type ConfigChange, type ConsumerHandler, type PolicyDecision,
-  PriceBook, untilAvailable, warnOnReplicas,
+  PriceBook, startOpsServer, untilAvailable, warnOnReplicas,
 } from '@kaching/contracts';
 import { checkAdmission } from './admission.js';
 import { ENFORCER_FILL_MS_DEFAULT, type EnforcerConfig } from './config.js';
@@ -229,34 +227,14 @@ export async function start(config: EnforcerConfig): Promise<EnforcerHandle> {
   }, config.repriceIntervalMs ?? 2000);
   priceTimer.unref();
 
-  const server: Server = createServer((req, res) => {
-    void (async () => {
-      if (req.url === '/metrics') {
-        res.setHeader('content-type', metrics.registry.contentType);
-        res.end(await metrics.registry.metrics());
-      } else if (req.url === '/healthz') {
-        res.setHeader('content-type', 'application/json');
-        res.end(JSON.stringify({ ok: true }));
-      } else if (req.url === '/readyz') {
-        const ok = ready && !stopped && link.connected;
-        res.statusCode = ok ? 200 : 503;
-        res.setHeader('content-type', 'application/json');
-        res.end(JSON.stringify({ ready: ok, nats: link.connected, last_seq: lastSeq, instance: registration.id, lanes: runner.lanes() }));
-      } else {
-        res.statusCode = 404;
-        res.end();
-      }
-    })().catch(() => {
-      res.statusCode = 500;
-      res.end();
-    });
+  const ops = await startOpsServer({
+    port: config.port, host: config.host, registry: metrics.registry,
+    readiness: () => ({
+      ready: ready && !stopped && link.connected,
+      body: { nats: link.connected, last_seq: lastSeq, instance: registration.id, lanes: runner.lanes() },
+    }),
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(config.port, config.host, () => resolve());
-  });
-  const addr = server.address() as AddressInfo;
-  const url = `http://${config.host === '0.0.0.0' ? '127.0.0.1' : config.host}:${addr.port}`;
+  const url = ops.url;
   log.info({ url, namespace: n.namespace, instance: registration.id, lanes: runner.assigned }, 'enforcer started');
 
   let closing: Promise<void> | null = null;
@@ -283,7 +261,7 @@ export async function start(config: EnforcerConfig): Promise<EnforcerHandle> {
         for (const s of subs) s.unsubscribe();
         await notifier.stop();
         if (!crashed) await outbox.flush().catch(() => undefined);
-        await new Promise<void>((r) => server.close(() => r()));
+        await ops.close();
         await nc.close().catch(() => undefined);
         await pool.end().catch(() => undefined);
       })();
