@@ -14,48 +14,60 @@ async function batchesCommitted(handle: ProjectorHandle, projection: string): Pr
   return count?.value ?? 0;
 }
 
+interface Trickle {
+  env: IsolatedEnv;
+  handle: ProjectorHandle;
+  published: number;
+}
+
+/** A projector on its own database and stream, then `messages` published one at a time, each acknowledged before the next. */
+async function trickle(o: { messages: number; seed: number; pauseMs: number; pauseEvery: number; fillMs?: number }): Promise<Trickle> {
+  const env = await isolatedEnv();
+  const { orgId, deploymentId } = await seedDeployment(env.pool);
+  const nc = await env.nats();
+  await ensureEventsStream(nc, env.names);
+  const handle = await start({
+    ...loadConfig({}), databaseUrl: env.databaseUrl, natsUrl: env.natsUrl, namespace: env.namespace, port: 0, host: '127.0.0.1', batchSize: 500,
+    ...(o.fillMs !== undefined ? { fillMs: o.fillMs } : {}),
+  });
+  const msgs = makeStream(env.names, { deploymentId, orgId, jobs: o.messages, seed: o.seed, dupRate: 0 }).slice(0, o.messages);
+  const js = jetstream(nc);
+  let published = 0;
+  for (const m of msgs) {
+    await js.publish(m.subject, m.data, { msgID: m.msgId });
+    published++;
+    if (published % o.pauseEvery === 0) await new Promise((r) => setTimeout(r, o.pauseMs));
+  }
+  await waitCaughtUp(env.pool, published, undefined, 60_000);
+  return { env, handle, published };
+}
+
+async function stop(t: Trickle | undefined): Promise<void> {
+  await t?.handle.close();
+  await t?.env.cleanup();
+}
+
 /**
  * A caught-up consumer sees every message with nothing pending behind it. Messages that arrive while
  * a batch commits must still go into the next batch together, not one commit each: one commit per
  * message made a steady trickle lag further and further behind.
  */
 describe('a caught-up projector under a steady trickle', () => {
-  let env: IsolatedEnv;
-  let handle: ProjectorHandle;
-  let published = 0;
-
-  beforeAll(async () => {
-    env = await isolatedEnv();
-    const { orgId, deploymentId } = await seedDeployment(env.pool);
-    const nc = await env.nats();
-    await ensureEventsStream(nc, env.names);
-    handle = await start({ ...loadConfig({}), databaseUrl: env.databaseUrl, natsUrl: env.natsUrl, namespace: env.namespace, port: 0, host: '127.0.0.1', batchSize: 500 });
-    const msgs = makeStream(env.names, { deploymentId, orgId, jobs: MESSAGES, seed: 5, dupRate: 0 }).slice(0, MESSAGES);
-    const js = jetstream(nc);
-    // One message about every millisecond, each acknowledged before the next: a trickle, never a backlog.
-    for (const m of msgs) {
-      await js.publish(m.subject, m.data, { msgID: m.msgId });
-      published++;
-      if (published % 2 === 0) await new Promise((r) => setTimeout(r, 1));
-    }
-    await waitCaughtUp(env.pool, published, undefined, 60_000);
-  }, 120_000);
-
-  afterAll(async () => {
-    await handle?.close();
-    await env?.cleanup();
-  });
+  let t: Trickle;
+  // One message about every millisecond: a trickle, never a backlog.
+  beforeAll(async () => void (t = await trickle({ messages: MESSAGES, seed: 5, pauseMs: 1, pauseEvery: 2 })), 120_000);
+  afterAll(() => stop(t));
 
   it('applies what arrived during a commit as one batch (far fewer commits than messages)', async () => {
     for (const p of ['raw', 'rollups', 'concurrency']) {
-      const batches = await batchesCommitted(handle, p);
+      const batches = await batchesCommitted(t.handle, p);
       expect(batches, p).toBeGreaterThan(0);
-      expect(batches, p).toBeLessThan(published / 3);
+      expect(batches, p).toBeLessThan(t.published / 3);
     }
   });
 
   it('and the projections stay exact', async () => {
-    expect(await verifyProjections(env.pool)).toEqual([]);
+    expect(await verifyProjections(t.env.pool)).toEqual([]);
   });
 });
 
@@ -64,34 +76,13 @@ describe('a caught-up projector under a steady trickle', () => {
  * trickling in well inside that window are committed together instead of in a batch per arrival.
  */
 describe('a caught-up projector with a fill window', () => {
-  let env: IsolatedEnv;
-  let handle: ProjectorHandle;
-  let published = 0;
-
-  beforeAll(async () => {
-    env = await isolatedEnv();
-    const { orgId, deploymentId } = await seedDeployment(env.pool);
-    const nc = await env.nats();
-    await ensureEventsStream(nc, env.names);
-    handle = await start({ ...loadConfig({}), databaseUrl: env.databaseUrl, natsUrl: env.natsUrl, namespace: env.namespace, port: 0, host: '127.0.0.1', batchSize: 500, fillMs: 5_000 });
-    const msgs = makeStream(env.names, { deploymentId, orgId, jobs: 60, seed: 9, dupRate: 0 }).slice(0, 60);
-    const js = jetstream(nc);
-    // 60 messages, each acknowledged before the next, a few ms apart: far inside the 5 s window
-    for (const m of msgs) {
-      await js.publish(m.subject, m.data, { msgID: m.msgId });
-      published++;
-      await new Promise((r) => setTimeout(r, 2));
-    }
-    await waitCaughtUp(env.pool, published, undefined, 60_000);
-  }, 120_000);
-
-  afterAll(async () => {
-    await handle?.close();
-    await env?.cleanup();
-  });
+  let t: Trickle;
+  // 60 messages a few ms apart: far inside the 5 s window
+  beforeAll(async () => void (t = await trickle({ messages: 60, seed: 9, pauseMs: 2, pauseEvery: 1, fillMs: 5_000 })), 120_000);
+  afterAll(() => stop(t));
 
   it('commits the trickle in one batch per projection', async () => {
-    for (const p of ['raw', 'rollups', 'concurrency']) expect(await batchesCommitted(handle, p), p).toBe(1);
-    expect(await verifyProjections(env.pool)).toEqual([]);
+    for (const p of ['raw', 'rollups', 'concurrency']) expect(await batchesCommitted(t.handle, p), p).toBe(1);
+    expect(await verifyProjections(t.env.pool)).toEqual([]);
   });
 });
