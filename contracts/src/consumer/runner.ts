@@ -59,9 +59,10 @@ export interface RunnerOptions {
   lingerMs?: number;
   /**
    * How long a batch smaller than batchSize may wait, counted from its first message, for more to arrive
-   * while the lane is caught up (0: apply at once). Most of a batch's cost is per batch (a transaction,
-   * staging, merge statements, a checkpoint), so at a steady trickle fuller batches cost far less CPU per
-   * event, in this process and in Postgres; the price is up to this much added latency.
+   * while the lane is caught up (0, the default: apply at once). Part of a batch's cost is per batch (a
+   * transaction, staging, merges, a checkpoint), so fuller batches can cost less CPU per event at a trickle;
+   * the price is up to this much added latency, and at 2k events/s the bench measured the latency and not
+   * the saving (README, Performance).
    */
   fillMs?: number;
   /** Called after each committed batch (metrics). */
